@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Numeric targets are always compiled with full optimisation and without exclusivity checks:
+/// their loops run over raw buffers, and a debug build of them is 10-100x slower.
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"]),
+]
+
+let package = Package(
+    name: "customize",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "customize", targets: ["customize"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: numericSettings),
+        .target(name: "Media", dependencies: ["CFFmpeg", "CPNG"], swiftSettings: numericSettings),
+        .target(name: "Checkpoints", dependencies: ["Tensor"], swiftSettings: numericSettings),
+        .executableTarget(name: "customize", dependencies: [
+            "Tensor", "Media", "Checkpoints",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
+        .testTarget(name: "CLITests", dependencies: ["customize"]),
+    ]
+)

@@ -1,0 +1,2 @@
+/// Checkpoints: SafeTensors files, diffusers folders and LoRA key formats.
+public enum Checkpoints {}

@@ -1,0 +1,2 @@
+/// Media: decoding and encoding of clips (FFmpeg) and images (libpng).
+public enum Media {}
