@@ -37,5 +37,6 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "CLITests", dependencies: ["customize"]),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )

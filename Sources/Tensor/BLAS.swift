@@ -1,0 +1,49 @@
+import CBLAS
+import Foundation
+
+/// The OpenBLAS library: its thread count, the kernel set it chose, and a Swift-shaped sgemm.
+public enum BLAS {
+    /// Sets OpenBLAS's thread count (once, with `Parallel.threadCount`).
+    public static func setThreads(_ count: Int) {
+        openblas_set_num_threads(Int32(count))
+    }
+
+    /// The core (kernel set) OpenBLAS chose when it loaded, e.g. "Haswell", "SkylakeX", "Prescott".
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// The kernel set to request for this CPU through OPENBLAS_CORETYPE, from its features:
+    /// AVX-512 → SKYLAKEX, AVX2 → HASWELL; nil when neither (OpenBLAS's own choice is then kept).
+    /// OpenBLAS 0.3.21 does not recognise some current server CPUs and falls back to generic
+    /// Prescott kernels that run sgemm 4-6x slower.
+    public static func preferredCoreType(cpuFlags: Set<String>) -> String? {
+        if cpuFlags.contains("avx512f") && cpuFlags.contains("avx512bw") && cpuFlags.contains("avx512vl") {
+            return "SKYLAKEX"
+        }
+        if cpuFlags.contains("avx2") && cpuFlags.contains("fma") { return "HASWELL" }
+        return nil
+    }
+
+    /// The CPU feature flags Linux reports in /proc/cpuinfo (empty where unavailable).
+    public static func cpuFlags() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+        return []
+    }
+
+    /// C = alpha · op(A) · op(B) + beta · C on row-major buffers, op(X) = X or Xᵀ.
+    /// `m×k` is op(A)'s shape, `k×n` op(B)'s; leading dimensions are those of the stored matrices.
+    @inline(__always)
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
