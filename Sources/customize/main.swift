@@ -1,10 +1,8 @@
-import ArgumentParser
 import Foundation
 
-struct Customize: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "customize",
-        abstract: "Customize compact text-to-video and text-to-image diffusion models on a CPU.")
-}
+// OpenBLAS picks its kernels when the library loads, before any Swift code runs, and
+// misdetects some current CPUs; re-execute once with OPENBLAS_CORETYPE chosen from the CPU's
+// features. A value already in the environment is respected as it is.
+OpenBLASSetup.reexecIfNeeded()
 
 Customize.main()

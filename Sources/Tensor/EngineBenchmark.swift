@@ -1,0 +1,169 @@
+import Foundation
+
+/// Throughput of the engine's hot paths at the compact U-Net's shapes, each set against a
+/// baseline measured in the same run (raw sgemm for GEMM-shaped work, a plain memory copy for
+/// bandwidth-bound work), so figures from a shared, noisy machine compare as ratios.
+public struct EngineBenchmark {
+    public struct Result: Codable, Sendable {
+        public var name: String
+        public var milliseconds: Double
+        /// GFLOP/s for compute-bound work, GB/s for bandwidth-bound work.
+        public var throughput: Double
+        public var unit: String
+        /// Throughput over the baseline (raw sgemm GFLOP/s or copy GB/s) measured in the same run.
+        public var fractionOfBaseline: Double?
+        public var baseline: String?
+        public var bar: Double?
+    }
+
+    public var repeats: Int
+    /// Batch 2 × 8 frames = 16 images of 16×16 latents, as in the benchmark U-Net.
+    public var images = 16
+    public var side = 16
+
+    public init(repeats: Int = 5) { self.repeats = repeats }
+
+    /// Median wall time of `body` in milliseconds, after one warm-up run.
+    public func medianMilliseconds(_ body: () throws -> Void) rethrows -> Double {
+        try body()
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+
+    /// Raw sgemm throughput for C[m×n] = A[m×k] · B[k×n].
+    public func sgemmGFLOPs(m: Int, n: Int, k: Int) -> (ms: Double, gflops: Double) {
+        let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
+        let c = Tensor(uninitialized: [m, n])
+        let ms = medianMilliseconds {
+            BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+        }
+        return (ms, 2.0 * Double(m * n * k) / (ms * 1e6))
+    }
+
+    /// Single-call memcpy bandwidth over `count` floats (read + write bytes).
+    public func copyGBs(count: Int) -> (ms: Double, gbs: Double) {
+        let a = Tensor(repeating: 1, shape: [count]), b = Tensor(uninitialized: [count])
+        let ms = medianMilliseconds { memcpy(b.data, a.data, count * 4) }
+        return (ms, Double(2 * count * 4) / (ms * 1e6))
+    }
+
+    /// Checks OpenBLAS sgemm against a plain triple loop (all four transpose combinations, odd sizes).
+    /// Returns the largest relative error; the kernels OpenBLAS chose must agree with the reference.
+    public static func verifySgemm() -> Float {
+        var worst: Float = 0
+        let (m, n, k) = (37, 29, 53)
+        var generator = UInt64(12345)
+        func next() -> Float {
+            generator = generator &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: generator >> 11) % 2000) / 1000 - 1
+        }
+        for transA in [false, true] {
+            for transB in [false, true] {
+                let a = (0..<(m * k)).map { _ in next() }, b = (0..<(k * n)).map { _ in next() }
+                var c = [Float](repeating: 0, count: m * n)
+                let lda = transA ? m : k, ldb = transB ? k : n
+                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: n)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum: Double = 0
+                        for p in 0..<k {
+                            let x = transA ? a[p * m + i] : a[i * k + p]
+                            let y = transB ? b[j * k + p] : b[p * n + j]
+                            sum += Double(x) * Double(y)
+                        }
+                        worst = max(worst, Float(abs(Double(c[i * n + j]) - sum) / max(1, abs(sum))))
+                    }
+                }
+            }
+        }
+        return worst
+    }
+}
+
+extension EngineBenchmark {
+    public struct Report: Codable, Sendable {
+        public var openblasCore: String
+        public var threads: Int
+        public var sgemmMaxRelativeError: Float
+        public var sgemmReferenceGFLOPs: Double
+        public var copyGBs: Double
+        public var results: [Result]
+    }
+
+    /// Runs every case. The sgemm reference is the GEMM of a 3×3 convolution at 128 channels
+    /// (128 × 1152 × 4096), the largest GEMM the benchmark U-Net runs.
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        let elements = images * 128 * side * side
+        progress("sgemm")
+        var results: [Result] = []
+        let gemmShapes: [(String, Int, Int, Int)] = [
+            ("sgemm conv3x3 128ch (128x1152x4096)", 128, images * side * side, 1152),
+            ("sgemm conv3x3 64ch (64x576x4096)", 64, images * side * side, 576),
+            ("sgemm linear 4096x128x128", images * side * side, 128, 128),
+            ("sgemm feed-forward 4096x1024x128", images * side * side, 1024, 128),
+        ]
+        var reference = 0.0
+        for (name, m, n, k) in gemmShapes {
+            let (ms, gflops) = sgemmGFLOPs(m: m, n: n, k: k)
+            if reference == 0 { reference = gflops }
+            results.append(Result(name: name, milliseconds: ms, throughput: gflops, unit: "GFLOP/s"))
+        }
+        let copy = copyGBs(count: elements)
+        results.append(Result(name: "memcpy \(elements * 4 / 1_048_576) MiB", milliseconds: copy.ms,
+                              throughput: copy.gbs, unit: "GB/s"))
+
+        func gemmResult(_ name: String, flops: Double, bar: Double?, _ body: () throws -> Void) rethrows {
+            let ms = try medianMilliseconds(body)
+            let gflops = flops / (ms * 1e6)
+            results.append(Result(name: name, milliseconds: ms, throughput: gflops, unit: "GFLOP/s",
+                                  fractionOfBaseline: gflops / reference, baseline: "sgemm reference", bar: bar))
+        }
+        func bandwidthResult(_ name: String, bytes: Double, bar: Double?, _ body: () throws -> Void) rethrows {
+            let ms = try medianMilliseconds(body)
+            let gbs = bytes / (ms * 1e6)
+            results.append(Result(name: name, milliseconds: ms, throughput: gbs, unit: "GB/s",
+                                  fractionOfBaseline: gbs / copy.gbs, baseline: "memcpy", bar: bar))
+        }
+
+        progress("linear")
+        let tokens = images * side * side
+        for (inFeatures, outFeatures) in [(128, 128), (128, 1024)] {
+            let x = Tensor(repeating: 0.1, shape: [tokens, inFeatures])
+            let w = Tensor(repeating: 0.01, shape: [outFeatures, inFeatures])
+            let b = Tensor(repeating: 0, shape: [outFeatures])
+            let flops = 2.0 * Double(tokens * inFeatures * outFeatures)
+            try Tensor.withoutGrad {
+                try gemmResult("linear forward \(tokens)x\(inFeatures)->\(outFeatures)", flops: flops, bar: 0.7) {
+                    _ = try Tensor.linear(x, weight: w, bias: b)
+                }
+            }
+            x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
+            let seed = Tensor(repeating: 1, shape: [tokens, outFeatures])
+            try gemmResult("linear forward+backward \(tokens)x\(inFeatures)->\(outFeatures)", flops: 3 * flops, bar: 0.7) {
+                x.grad = nil; w.grad = nil; b.grad = nil
+                try Tensor.linear(x, weight: w, bias: b).backward(gradient: seed)
+            }
+        }
+
+        progress("element-wise")
+        let a = Tensor(repeating: 1, shape: [images, 128, side, side])
+        let c = Tensor(repeating: 2, shape: [images, 128, side, side])
+        try Tensor.withoutGrad {
+            try bandwidthResult("add [\(images),128,\(side),\(side)]", bytes: Double(3 * elements * 4), bar: 0.5) {
+                _ = try a + c
+            }
+            bandwidthResult("scale [\(images),128,\(side),\(side)]", bytes: Double(2 * elements * 4), bar: 0.5) {
+                _ = a * 0.5
+            }
+        }
+        return Report(openblasCore: BLAS.coreName, threads: Parallel.threadCount,
+                      sgemmMaxRelativeError: EngineBenchmark.verifySgemm(),
+                      sgemmReferenceGFLOPs: reference, copyGBs: copy.gbs, results: results)
+    }
+}

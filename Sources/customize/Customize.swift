@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+
+/// The `customize` command: one subcommand per file in this folder, each thin over the libraries.
+struct Customize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "customize",
+        abstract: "Customize compact text-to-video and text-to-image diffusion models on a CPU.",
+        discussion: """
+        Examples:
+          customize inspect samples/base clip.mp4 adapter.safetensors
+          customize frames clip.mp4 --out frames/ --count 8 --size 64x64
+          customize encode frames/ --out clip.mp4 --fps 8
+          customize bench engine --json
+        """,
+        version: "0.1.0",
+        subcommands: [Bench.self])
+
+    /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ExitStatus.Failure {
+            FileHandle.standardError.write("customize: \(error.message)\n")
+            Foundation.exit(error.status.rawValue)
+        } catch {
+            if let exitCode = error as? ExitCode { Foundation.exit(exitCode.rawValue) }
+            // ArgumentParser's own errors (usage, --help, --version) keep its formatting and codes.
+            let message = fullMessage(for: error)
+            let code = exitCode(for: error)
+            if code == .success {
+                print(message)
+                Foundation.exit(0)
+            }
+            if isArgumentParserError(error) {
+                FileHandle.standardError.write("\(message)\n")
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            FileHandle.standardError.write("customize: error: \(describe(error))\n")
+            Foundation.exit(ExitStatus.failure.rawValue)
+        }
+    }
+
+    private static func isArgumentParserError(_ error: Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+    }
+}
+
+/// The text of any error: our libraries' errors describe themselves with their context.
+func describe(_ error: Error) -> String {
+    if let described = error as? CustomStringConvertible { return described.description }
+    return (error as NSError).localizedDescription
+}
+
+/// Exit codes, the same for every subcommand.
+enum ExitStatus: Int32 {
+    case success = 0
+    /// The command failed: bad input, unreadable file, unwritable output...
+    case failure = 1
+    /// A command over many items finished, but some items failed (each was reported).
+    case partial = 2
+    /// The command line itself was wrong (unknown option, missing argument).
+    case usage = 64
+
+    struct Failure: Error {
+        let status: ExitStatus
+        let message: String
+    }
+}
+
+extension FileHandle {
+    func write(_ text: String) { write(Data(text.utf8)) }
+}
