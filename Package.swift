@@ -28,14 +28,18 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: numericSettings),
         .target(name: "Media", dependencies: ["CFFmpeg", "CPNG"], swiftSettings: numericSettings),
         .target(name: "Checkpoints", dependencies: ["Tensor"], swiftSettings: numericSettings),
+        .target(name: "Models", dependencies: ["Tensor", "Checkpoints"], swiftSettings: numericSettings),
+        .target(name: "Diffusion", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
-            "Tensor", "Media", "Checkpoints",
+            "Tensor", "Media", "Checkpoints", "Models", "Diffusion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "CLITests", dependencies: ["customize"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,38 @@
+import Tensor
+
+/// A change added to a layer's output by an adapter (LoRA and its variants live in Adapters/).
+/// Principle 3: adapters wrap layers; the layer's output is the base plus each active delta.
+public protocol LayerDelta: AnyObject {
+    /// The adapter's name (several can be active on one layer, each with its own scale).
+    var adapterName: String { get }
+    /// The delta for input `x` (already scaled), or nil when the adapter is disabled.
+    func delta(_ x: Tensor) throws -> Tensor?
+}
+
+/// torch.nn.Linear: y = x Wᵀ + b, weight [out, in].
+public final class Linear: Module, UnaryLayer {
+    public let weight: Tensor
+    public let bias: Tensor?
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// Active adapters, applied in order.
+    public var deltas: [LayerDelta] = []
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Tensor(zeros: [outFeatures, inFeatures])
+        self.bias = bias ? Tensor(zeros: [outFeatures]) : nil
+        super.init()
+        parameter("weight", weight)
+        if let b = self.bias { parameter("bias", b) }
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var y = try Tensor.linear(x, weight: weight, bias: bias)
+        for adapter in deltas {
+            if let d = try adapter.delta(x) { y = try y + d }
+        }
+        return y
+    }
+}
