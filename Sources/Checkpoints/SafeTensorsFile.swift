@@ -5,7 +5,9 @@ import Foundation
 ///
 /// Opening maps the file and validates the whole header (see `SafeTensors` for the layout);
 /// tensor data is converted only when asked for. Every error names the file and, where there is
-/// one, the tensor. The object is immutable and may be shared between threads.
+/// one, the tensor. The object is immutable and may be shared between threads. As with any
+/// mapping, the file must not be truncated while open (write a new file and rename instead, as
+/// `SafeTensors.write` does).
 public final class SafeTensorsFile: @unchecked Sendable {
     public let path: String
     /// The `__metadata__` map; empty when the file has none.
