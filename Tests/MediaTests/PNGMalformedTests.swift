@@ -66,10 +66,9 @@ final class PNGMalformedTests: XCTestCase {
     /// A stream whose CRCs are right but whose compressed data is garbage reaches libpng, which
     /// must report through the simplified API instead of aborting.
     func testCorruptImageDataReportsLibpngError() throws {
-        var fixture = PNGFixtureEncoder(width: 4, height: 4, bitDepth: 8, colorType: 2,
+        let fixture = PNGFixtureEncoder(width: 4, height: 4, bitDepth: 8, colorType: 2,
                                         samples: Array(repeating: 9, count: 48))
         let good = fixture.encode()
-        fixture.extraChunks = []
         let chunks = try PNGChunkStream.chunks(of: good, path: "fixture")
         var rebuilt = PNGChunkStream.signature
         for chunk in chunks {
@@ -80,8 +79,7 @@ final class PNGMalformedTests: XCTestCase {
     }
 
     func testLimitsAreCheckedBeforeDecoding() throws {
-        let huge = PNGFixtureEncoder(width: 1, height: 1, bitDepth: 8, colorType: 0, samples: [0]).encode()
-        var bytes = huge
+        var bytes = PNGFixtureEncoder(width: 1, height: 1, bitDepth: 8, colorType: 0, samples: [0]).encode()
         // Rewrite IHDR to claim 60000 x 60000 and fix its CRC: the pixels are never allocated.
         let chunks = try PNGChunkStream.chunks(of: bytes, path: "fixture")
         var header = Array(bytes[chunks[0].data])
