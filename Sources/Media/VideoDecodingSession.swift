@@ -23,7 +23,7 @@ final class VideoDecodingSession {
         FFmpeg.silenceLogging()
         self.path = path
         let url = try LocalMediaPath.ffmpegURL(forReading: path)
-        let size = (try? FileManager.default.attributesOfItem(atPath: LocalMediaPath.absolutePath(path))[.size] as? Int) ?? nil
+        let size = (try? FileManager.default.attributesOfItem(atPath: LocalMediaPath.absolutePath(path)))?[.size] as? Int
         if size == 0 { throw MediaError.corrupt(path: path, reason: "the file is empty (0 bytes)") }
 
         deadline = InterruptDeadline(seconds: limits.timeout)
@@ -48,60 +48,60 @@ final class VideoDecodingSession {
         context = opened
         format = context
 
-        var streamFailure: MediaError? = nil
-        var chosenIndex: Int32 = -1
-        var decoderContext: UnsafeMutablePointer<AVCodecContext>? = nil
-        repeat {
-            let infoResult = avformat_find_stream_info(context, nil)
-            if infoResult < 0 {
-                streamFailure = infoResult == FFmpeg.exitRequested
-                    ? Self.timeoutError(path: path, deadline: deadline)
-                    : .corrupt(path: path, reason: "cannot read stream parameters: \(FFmpeg.message(infoResult))")
-                break
-            }
-            var codec: UnsafePointer<AVCodec>? = nil
-            let best = av_find_best_stream(context, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
-            if best < 0 {
-                let hasVideo = (0..<Int(context.pointee.nb_streams)).contains {
-                    context.pointee.streams[$0]!.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO
-                }
-                streamFailure = hasVideo
-                    ? .unsupported(path: path, reason: "no decoder for its video codec")
-                    : .unsupported(path: path, reason: "it has no video stream")
-                break
-            }
-            chosenIndex = best
-            let parameters = context.pointee.streams[Int(best)]!.pointee.codecpar!
-            guard let codec, let allocated = avcodec_alloc_context3(codec) else {
-                streamFailure = .unsupported(path: path, reason: "no decoder for its video codec")
-                break
-            }
-            decoderContext = allocated
-            let copyResult = avcodec_parameters_to_context(allocated, parameters)
-            if copyResult < 0 {
-                streamFailure = .corrupt(path: path, reason: "bad codec parameters: \(FFmpeg.message(copyResult))")
-                break
-            }
-            allocated.pointee.pkt_timebase = context.pointee.streams[Int(best)]!.pointee.time_base
-            allocated.pointee.thread_count = 0  // one thread per core, as libavcodec decides
-            // Refuse oversized pictures inside the decoder, before it allocates them.
-            allocated.pointee.max_pixels = Int64(limits.maxWidth) * Int64(limits.maxHeight)
-            let openCodecResult = avcodec_open2(allocated, codec, nil)
-            if openCodecResult < 0 {
-                let name = String(cString: avcodec_get_name(parameters.pointee.codec_id))
-                streamFailure = .unsupported(path: path, reason: "cannot open the \(name) decoder: \(FFmpeg.message(openCodecResult))")
-                break
-            }
-        } while false
-
-        if let streamFailure {
-            if decoderContext != nil { avcodec_free_context(&decoderContext) }
+        do {
+            (streamIndex, decoder) = try Self.openVideoDecoder(context, path: path, limits: limits, deadline: deadline)
+        } catch {
             var closing: UnsafeMutablePointer<AVFormatContext>? = context
             avformat_close_input(&closing)
-            throw streamFailure
+            throw error
         }
-        streamIndex = chosenIndex
-        decoder = decoderContext!
+    }
+
+    /// Reads the stream parameters, picks the best video stream (`av_find_best_stream`) and opens a
+    /// decoder for it; frees whatever it allocated when it fails.
+    private static func openVideoDecoder(_ context: UnsafeMutablePointer<AVFormatContext>, path: String,
+                                         limits: VideoReadLimits, deadline: InterruptDeadline)
+        throws -> (Int32, UnsafeMutablePointer<AVCodecContext>) {
+        let infoResult = avformat_find_stream_info(context, nil)
+        if infoResult < 0 {
+            throw infoResult == FFmpeg.exitRequested || deadline.hasPassed
+                ? timeoutError(path: path, deadline: deadline)
+                : MediaError.corrupt(path: path, reason: "cannot read stream parameters: \(FFmpeg.message(infoResult))")
+        }
+        var codec: UnsafePointer<AVCodec>? = nil
+        let best = av_find_best_stream(context, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
+        let hasVideo = (0..<Int(context.pointee.nb_streams)).contains {
+            context.pointee.streams[$0]!.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO
+        }
+        guard best >= 0, let codec else {
+            throw MediaError.unsupported(path: path, reason: hasVideo ? "no decoder for its video codec" : "it has no video stream")
+        }
+        let stream = context.pointee.streams[Int(best)]!
+        let parameters = stream.pointee.codecpar!
+        guard let decoder = avcodec_alloc_context3(codec) else {
+            throw MediaError.unreadable(path: path, reason: "out of memory allocating a decoder")
+        }
+        var failure: MediaError? = nil
+        let copyResult = avcodec_parameters_to_context(decoder, parameters)
+        if copyResult < 0 {
+            failure = .corrupt(path: path, reason: "bad codec parameters: \(FFmpeg.message(copyResult))")
+        } else {
+            decoder.pointee.pkt_timebase = stream.pointee.time_base
+            decoder.pointee.thread_count = 0  // one thread per core, as libavcodec decides
+            // Refuse oversized pictures inside the decoder, before it allocates them.
+            decoder.pointee.max_pixels = Int64(limits.maxWidth) * Int64(limits.maxHeight)
+            let openResult = avcodec_open2(decoder, codec, nil)
+            if openResult < 0 {
+                let name = String(cString: avcodec_get_name(parameters.pointee.codec_id))
+                failure = .unsupported(path: path, reason: "cannot open the \(name) decoder: \(FFmpeg.message(openResult))")
+            }
+        }
+        if let failure {
+            var freeing: UnsafeMutablePointer<AVCodecContext>? = decoder
+            avcodec_free_context(&freeing)
+            throw failure
+        }
+        return (best, decoder)
     }
 
     deinit {

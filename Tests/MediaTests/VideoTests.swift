@@ -375,6 +375,33 @@ final class VideoTests: XCTestCase {
         assertMediaError(folder.path, "unreadable") { _ = try VideoReader(path: folder.path) }
     }
 
+    /// Damaged bytes anywhere in a file end in frames or a `MediaError`, never a trap.
+    func testRandomlyDamagedFilesNeverCrash() throws {
+        let sources = [try makeCLIClip("fuzz.mkv"), try makeCLIClip("fuzz.gif")]
+        let ours = file("fuzz.mp4")
+        try VideoWriter.write((0..<12).map { smoothFrame($0) }, to: ours)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {  // xorshift: the same damage on every run
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state >> 1)
+        }
+        for source in sources + [ours] {
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+            for attempt in 0..<12 {
+                var damaged = original
+                for _ in 0..<(1 + attempt * 4) { damaged[16 + next() % (damaged.count - 16)] = UInt8(next() & 0xFF) }
+                let path = file("damaged-\(attempt)-" + URL(fileURLWithPath: source).lastPathComponent)
+                try Data(damaged).write(to: URL(fileURLWithPath: path))
+                do {
+                    let frames = try VideoReader(path: path).readFrames(size: (32, 32))
+                    XCTAssertTrue(frames.allSatisfy { $0.pixels.count == 32 * 32 * 3 }, path)
+                } catch let error as MediaError {
+                    XCTAssertTrue(error.description.contains(path), "'\(error)' does not name \(path)")
+                }
+            }
+        }
+    }
+
     func testFilesThatReachForOtherFilesOrURLsAreRefused() throws {
         try makeCLIClip("segment.ts", extraArguments: ["-f", "mpegts"])
         let playlist = file("playlist.m3u8")
