@@ -77,14 +77,26 @@ public final class AdamW: Optimizer {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let p = parameter.data, g = gradient.data, m = state.first.data, v = state.second.data
         Parallel.forRanges(count: parameter.count) { range in
-            for i in range {
-                let gi = g[i]
-                let mi = m[i] + (1 - b1) * (gi - m[i])
-                let vi = b2 * v[i] + (1 - b2) * gi * gi
-                m[i] = mi
-                v[i] = vi
-                let next = p[i] * shrink - stepSize * (mi / (vi.squareRoot() / correction2 + eps))
-                p[i] = mask.map { OptimizerSupport.masked(old: p[i], new: next, mask: $0[i]) } ?? next
+            // Two loops rather than a per-element optional check, so each one vectorises.
+            if let mask {
+                for i in range {
+                    let gi = g[i]
+                    let mi = m[i] + (1 - b1) * (gi - m[i])
+                    let vi = b2 * v[i] + (1 - b2) * gi * gi
+                    m[i] = mi
+                    v[i] = vi
+                    let next = p[i] * shrink - stepSize * (mi / (vi.squareRoot() / correction2 + eps))
+                    p[i] = OptimizerSupport.masked(old: p[i], new: next, mask: mask[i])
+                }
+            } else {
+                for i in range {
+                    let gi = g[i]
+                    let mi = m[i] + (1 - b1) * (gi - m[i])
+                    let vi = b2 * v[i] + (1 - b2) * gi * gi
+                    m[i] = mi
+                    v[i] = vi
+                    p[i] = p[i] * shrink - stepSize * (mi / (vi.squareRoot() / correction2 + eps))
+                }
             }
         }
     }
