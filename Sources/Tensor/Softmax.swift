@@ -70,7 +70,8 @@ extension Tensor {
             var m = UnsafeRawPointer(x).loadUnaligned(as: V.self)
             i = 8
             while i + 8 <= n {
-                m = pointwiseMax(m, UnsafeRawPointer(x + i).loadUnaligned(as: V.self))
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+                m = m.replacing(with: v, where: v .> m)
                 i += 8
             }
             best = m.max()
