@@ -74,7 +74,7 @@ public final class CLIPTokenizer: @unchecked Sendable {
 
         var maxLength = 77
         if let value = config?["model_max_length"] {
-            guard let number = value as? NSNumber, !(value is Bool) else {
+            guard let number = value as? NSNumber else {
                 throw ModelError.badTokenizer(file: configFile, reason: "model_max_length must be a number, found \(value)")
             }
             // transformers writes 1e30 ("VERY_LARGE_INTEGER") when no length was set; CLIP has 77 positions then.
@@ -216,17 +216,12 @@ public final class CLIPTokenizer: @unchecked Sendable {
         } catch {
             throw ModelError.badTokenizer(file: file, reason: "cannot read the vocabulary: \(error.localizedDescription)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let entries = object as? [String: Any] else {
-            throw ModelError.badTokenizer(file: file, reason: "expected a JSON object mapping tokens to ids")
+        // JSONDecoder, unlike JSONSerialization on Linux, tells 0 and 1 from false and true.
+        guard let vocabulary = try? JSONDecoder().decode([String: Int].self, from: data) else {
+            throw ModelError.badTokenizer(file: file, reason: "expected a JSON object mapping tokens to integer ids")
         }
-        var vocabulary: [String: Int] = [:]
-        vocabulary.reserveCapacity(entries.count)
-        for (token, value) in entries {
-            guard let number = value as? NSNumber, !(value is Bool),
-                  number.doubleValue == number.doubleValue.rounded(), number.intValue >= 0 else {
-                throw ModelError.badTokenizer(file: file, reason: "token \"\(token)\" has id \(value), expected a non-negative integer")
-            }
-            vocabulary[token] = number.intValue
+        if let (token, id) = vocabulary.first(where: { $0.value < 0 }) {
+            throw ModelError.badTokenizer(file: file, reason: "token \"\(token)\" has the negative id \(id)")
         }
         return vocabulary
     }
