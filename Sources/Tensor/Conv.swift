@@ -50,44 +50,51 @@ extension Tensor {
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, strategy: ConvStrategy) -> Tensor {
         let g = geometry
         let result = Tensor(uninitialized: [g.batch, g.outChannels, g.outHeight, g.outWidth])
-        switch strategy {
-        case .batched: convForwardBatched(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g)
-        case .perImage: convForwardPerImage(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g)
-        }
+        convForward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g, strategy)
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return record(result, op: "conv2d", inputs: inputs) { gradient in
             let dx = x.needsGrad ? Tensor(uninitialized: x.shape) : nil
             let dw = weight.needsGrad ? Tensor(uninitialized: weight.shape) : nil
             let db = bias?.needsGrad == true ? Tensor(uninitialized: [g.outChannels]) : nil
-            switch strategy {
-            case .batched:
-                convBackwardBatched(x: x.data, weight: weight.data, gradient: gradient.data,
-                                    dx: dx?.data, dw: dw?.data, db: db?.data, g)
-            case .perImage:
-                convBackwardPerImage(x: x.data, weight: weight.data, gradient: gradient.data,
-                                     dx: dx?.data, dw: dw?.data, db: db?.data, g)
-            }
+            convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
+                         dx: dx?.data, dw: dw?.data, db: db?.data, g, strategy)
             return [dx, dw, db]
         }
     }
 }
 
-/// How a convolution's GEMMs are shaped.
-enum ConvStrategy {
-    /// One column buffer for all images, `[C·kh·kw, N·P]`, and one GEMM per pass; the GEMM's
-    /// `[O, N·P]` result is then permuted to NCHW. Large GEMMs keep OpenBLAS's threads busy.
-    case batched
-    /// One GEMM per image, straight into (or out of) NCHW, with a column buffer of one image
-    /// (none for a pointwise kernel). Less memory; the GEMMs are N times smaller.
-    case perImage
+/// How a convolution's GEMMs are shaped: how many images share one column buffer and one GEMM.
+///
+/// A group of G images has a `[C·kh·kw, G·P]` column buffer and one `[O, C·kh·kw] × [C·kh·kw, G·P]`
+/// GEMM per pass, whose `[O, G·P]` result is permuted to NCHW (G = 1 needs no permute, and a
+/// pointwise kernel then needs no column buffer either: the image is its own). Larger groups give
+/// OpenBLAS wider GEMMs; smaller ones keep the column buffer in cache.
+struct ConvStrategy: Equatable, CustomStringConvertible {
+    let imagesPerGemm: Int
 
-    /// Batched unless its buffers would grow past 64 MB: measured 1.1-1.6x faster at the
-    /// U-Net's shapes (16 images of 8x8-16x16 with 64-128 channels), where a per-image GEMM
-    /// has only 64-256 columns.
+    init(imagesPerGemm: Int) { self.imagesPerGemm = Swift.max(1, imagesPerGemm) }
+
+    /// Enough images for 512 GEMM columns, and no more than a 32 MB column buffer.
+    ///
+    /// Measured at the U-Net's shapes (16 images, 64-128 channels, 3x3): one image per GEMM is
+    /// best on one thread while an image has >= 256 output positions (the buffer stays in L2),
+    /// but 8x8 and 4x4 outputs give GEMMs too narrow for OpenBLAS's kernels (0.59 of raw sgemm
+    /// at 4x4 with one image, 0.77 with sixteen), and two threads want ~512 columns to split.
+    /// All 16 images in one GEMM was never the fastest: its 9-19 MB buffer falls out of cache.
+    /// A pointwise kernel always goes one image at a time: straight from NCHW, with no copy at
+    /// all, it beat every grouping (1.0-1.2x raw sgemm against 0.75-0.98).
     init(for geometry: ConvGeometry) {
-        let floats = (geometry.columnRows + geometry.outChannels) * geometry.batch * geometry.outPlane
-        self = floats <= 16 << 20 ? .batched : .perImage
+        if geometry.isPointwise {
+            self.init(imagesPerGemm: 1)
+            return
+        }
+        let wanted = (512 + geometry.outPlane - 1) / geometry.outPlane
+        let bufferFloatsPerImage = Swift.max(1, geometry.columnRows * geometry.outPlane)
+        let affordable = Swift.max(1, (8 << 20) / bufferFloatsPerImage)
+        self.init(imagesPerGemm: Swift.min(wanted, affordable, geometry.batch))
     }
+
+    var description: String { "\(imagesPerGemm) images per GEMM" }
 }
 
 // MARK: - Kernels
@@ -100,88 +107,71 @@ private func sumRuns(_ p: UnsafePointer<Float>, count: Int, length: Int, stride:
     return total
 }
 
-private func convForwardBatched(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    let (planes, outPlane, outChannels) = (g.batch * g.outPlane, g.outPlane, g.outChannels)
-    let columns = Storage(count: g.columnRows * planes, zeroed: false)
-    g.im2col(input: x, images: g.batch, columns: columns.pointer, ld: planes)
-    let product = Storage(count: outChannels * planes, zeroed: false)
-    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: planes, k: g.columnRows,
-               a: weight, lda: g.columnRows, b: columns.pointer, ldb: planes, c: product.pointer, ldc: planes)
-    // [O, N·P] → [N, O, P], adding the bias on the way.
-    let source = product.pointer
-    Parallel.forRanges(count: g.batch * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { rows in
+/// `[O, images·P]` (a group's GEMM result) → `images` NCHW blocks of `[O, P]`, adding the bias.
+private func scatterGroup(images: Int, _ g: ConvGeometry, from wide: UnsafePointer<Float>,
+                          to nchw: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
+    let (outPlane, outChannels, ld) = (g.outPlane, g.outChannels, images * g.outPlane)
+    Parallel.forRanges(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { rows in
         for row in rows {
             let n = row / outChannels, o = row % outChannels
-            let from = source + o * planes + n * outPlane, to = output + row * outPlane
+            let source = wide + o * ld + n * outPlane, target = nchw + row * outPlane
             if let bias {
                 let b = bias[o]
-                for i in 0..<outPlane { to[i] = from[i] + b }
+                for i in 0..<outPlane { target[i] = source[i] + b }
             } else {
-                to.update(from: from, count: outPlane)
+                target.update(from: source, count: outPlane)
             }
         }
     }
 }
 
-private func convForwardPerImage(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                 output: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+/// `images` NCHW blocks of `[O, P]` (an output gradient) → the group's `[O, images·P]` GEMM layout.
+private func gatherGroup(images: Int, _ g: ConvGeometry, from nchw: UnsafePointer<Float>, to wide: UnsafeMutablePointer<Float>) {
+    let (outPlane, outChannels, ld) = (g.outPlane, g.outChannels, images * g.outPlane)
+    Parallel.forRanges(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { rows in
+        for row in rows {
+            let n = row / outChannels, o = row % outChannels
+            (wide + o * ld + n * outPlane).update(from: nchw + row * outPlane, count: outPlane)
+        }
+    }
+}
+
+private func convForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                         output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ strategy: ConvStrategy) {
     let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
-    let columns = g.isPointwise ? nil : Storage(count: rows * outPlane, zeroed: false)
-    for n in 0..<g.batch {
-        let image = x + n * g.channels * g.inPlane
-        let out = output + n * outChannels * outPlane
+    let group = Swift.min(strategy.imagesPerGemm, g.batch)
+    let direct = group == 1 && g.isPointwise
+    let columns = direct ? nil : Storage(count: rows * group * outPlane, zeroed: false)
+    let product = group == 1 ? nil : Storage(count: outChannels * group * outPlane, zeroed: false)
+    for first in stride(from: 0, to: g.batch, by: group) {
+        let images = Swift.min(group, g.batch - first), ld = images * outPlane
+        let input = x + first * g.channels * g.inPlane
+        let out = output + first * outChannels * outPlane
         let right: UnsafePointer<Float>
         if let columns {
-            g.im2col(input: image, images: 1, columns: columns.pointer, ld: outPlane)
+            g.im2col(input: input, images: images, columns: columns.pointer, ld: ld)
             right = UnsafePointer(columns.pointer)
         } else {
-            right = image
+            right = input
         }
-        if let bias {
-            for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
+        if let product {
+            BLAS.sgemm(transA: false, transB: false, m: outChannels, n: ld, k: rows,
+                       a: weight, lda: rows, b: right, ldb: ld, c: product.pointer, ldc: ld)
+            scatterGroup(images: images, g, from: product.pointer, to: out, bias: bias)
+        } else {
+            if let bias {
+                for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
+            }
+            BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
+                       a: weight, lda: rows, b: right, ldb: outPlane,
+                       beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
         }
-        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
-                   a: weight, lda: rows, b: right, ldb: outPlane,
-                   beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
     }
 }
 
-private func convBackwardBatched(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
-                                 dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
-                                 db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
-    let (planes, outPlane, outChannels, rows) = (g.batch * g.outPlane, g.outPlane, g.outChannels, g.columnRows)
-    if let db {
-        for o in 0..<outChannels {
-            db[o] = sumRuns(gradient + o * outPlane, count: g.batch, length: outPlane, stride: outChannels * outPlane)
-        }
-    }
-    guard dx != nil || dw != nil else { return }
-    // [N, O, P] → [O, N·P], the layout of the forward GEMM's result.
-    let permuted = Storage(count: outChannels * planes, zeroed: false)
-    let dy = permuted.pointer
-    Parallel.forRanges(count: g.batch * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { range in
-        for row in range {
-            let n = row / outChannels, o = row % outChannels
-            (dy + o * planes + n * outPlane).update(from: gradient + row * outPlane, count: outPlane)
-        }
-    }
-    let columns = Storage(count: rows * planes, zeroed: false)
-    if let dw {
-        g.im2col(input: x, images: g.batch, columns: columns.pointer, ld: planes)
-        BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: planes,
-                   a: dy, lda: planes, b: columns.pointer, ldb: planes, c: dw, ldc: rows)
-    }
-    if let dx {
-        BLAS.sgemm(transA: true, transB: false, m: rows, n: planes, k: outChannels,
-                   a: weight, lda: rows, b: dy, ldb: planes, c: columns.pointer, ldc: planes)
-        g.col2im(columns: columns.pointer, ld: planes, images: g.batch, output: dx)
-    }
-}
-
-private func convBackwardPerImage(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
-                                  dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
-                                  db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+private func convBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
+                          dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                          db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry, _ strategy: ConvStrategy) {
     let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
     if let db {
         for o in 0..<outChannels {
@@ -189,30 +179,38 @@ private func convBackwardPerImage(x: UnsafePointer<Float>, weight: UnsafePointer
         }
     }
     guard dx != nil || dw != nil else { return }
-    let columns = g.isPointwise ? nil : Storage(count: rows * outPlane, zeroed: false)
-    for n in 0..<g.batch {
-        let image = x + n * g.channels * g.inPlane
-        let dy = gradient + n * outChannels * outPlane
+    let group = Swift.min(strategy.imagesPerGemm, g.batch)
+    let direct = group == 1 && g.isPointwise
+    let columns = direct ? nil : Storage(count: rows * group * outPlane, zeroed: false)
+    let permuted = group == 1 ? nil : Storage(count: outChannels * group * outPlane, zeroed: false)
+    for first in stride(from: 0, to: g.batch, by: group) {
+        let images = Swift.min(group, g.batch - first), ld = images * outPlane
+        let input = x + first * g.channels * g.inPlane
+        var dy = gradient + first * outChannels * outPlane
+        if let permuted {
+            gatherGroup(images: images, g, from: dy, to: permuted.pointer)
+            dy = UnsafePointer(permuted.pointer)
+        }
         if let dw {
             let right: UnsafePointer<Float>
             if let columns {
-                g.im2col(input: image, images: 1, columns: columns.pointer, ld: outPlane)
+                g.im2col(input: input, images: images, columns: columns.pointer, ld: ld)
                 right = UnsafePointer(columns.pointer)
             } else {
-                right = image
+                right = input
             }
-            BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: outPlane,
-                       a: dy, lda: outPlane, b: right, ldb: outPlane, beta: n == 0 ? 0 : 1, c: dw, ldc: rows)
+            BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: ld,
+                       a: dy, lda: ld, b: right, ldb: ld, beta: first == 0 ? 0 : 1, c: dw, ldc: rows)
         }
         if let dx {
-            let dImage = dx + n * g.channels * g.inPlane
+            let dInput = dx + first * g.channels * g.inPlane
             if let columns {
-                BLAS.sgemm(transA: true, transB: false, m: rows, n: outPlane, k: outChannels,
-                           a: weight, lda: rows, b: dy, ldb: outPlane, c: columns.pointer, ldc: outPlane)
-                g.col2im(columns: columns.pointer, ld: outPlane, images: 1, output: dImage)
+                BLAS.sgemm(transA: true, transB: false, m: rows, n: ld, k: outChannels,
+                           a: weight, lda: rows, b: dy, ldb: ld, c: columns.pointer, ldc: ld)
+                g.col2im(columns: columns.pointer, ld: ld, images: images, output: dInput)
             } else {
                 BLAS.sgemm(transA: true, transB: false, m: rows, n: outPlane, k: outChannels,
-                           a: weight, lda: rows, b: dy, ldb: outPlane, c: dImage, ldc: outPlane)
+                           a: weight, lda: rows, b: dy, ldb: outPlane, c: dInput, ldc: outPlane)
             }
         }
     }

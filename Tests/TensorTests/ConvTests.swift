@@ -75,7 +75,7 @@ final class ConvTests: XCTestCase {
                         let expected = Self.referenceConv2d(x, weight, bias, stride: stride, padding: padding)
                         let what = "x \(x.shape) w \(weight.shape) stride \(stride) padding \(padding)"
                         let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: stride, padding: padding)
-                        for strategy in [ConvStrategy.batched, .perImage] {
+                        for strategy in [1, 2, n].map(ConvStrategy.init(imagesPerGemm:)) {
                             let y = Tensor.withoutGrad {
                                 Tensor.conv2d(x, weight: weight, bias: bias, geometry: geometry, strategy: strategy)
                             }
@@ -93,9 +93,9 @@ final class ConvTests: XCTestCase {
     func testConv2dGradients() throws {
         // (x shape, weight shape, stride, padding): 3x3 same, 3x3 stride 2 on odd input, 1x1, non-square.
         let cases: [([Int], [Int], Int, Int)] = [
-            ([2, 3, 5, 4], [4, 3, 3, 3], 1, 1),
+            ([3, 3, 5, 4], [4, 3, 3, 3], 1, 1),
             ([2, 2, 5, 5], [3, 2, 3, 3], 2, 1),
-            ([2, 3, 4, 3], [2, 3, 1, 1], 1, 0),
+            ([3, 3, 4, 3], [2, 3, 1, 1], 1, 0),
             ([1, 2, 6, 5], [2, 2, 2, 3], 2, 0),
         ]
         for (index, (xShape, wShape, stride, padding)) in cases.enumerated() {
@@ -104,7 +104,7 @@ final class ConvTests: XCTestCase {
             let w = GradCheck.tensor(wShape, seed: seed + 1, scale: 0.5)
             let b = GradCheck.tensor([wShape[0]], seed: seed + 2)
             let geometry = try Tensor.convGeometry(x, weight: w, bias: b, stride: stride, padding: padding)
-            for strategy in [ConvStrategy.batched, .perImage] {
+            for strategy in [1, 2, xShape[0]].map(ConvStrategy.init(imagesPerGemm:)) {
                 try GradCheck.check([x, w, b]) {
                     Tensor.conv2d($0[0], weight: $0[1], bias: $0[2], geometry: geometry, strategy: strategy)
                 }
