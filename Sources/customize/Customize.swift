@@ -11,10 +11,11 @@ struct Customize: ParsableCommand {
           customize inspect samples/base clip.mp4 adapter.safetensors
           customize frames clip.mp4 --out frames/ --count 8 --size 64x64
           customize encode frames/ --out clip.mp4 --fps 8
+          customize world --out world/ --images 16 --clips 4 --split train
           customize bench engine --json
         """,
         version: "0.1.0",
-        subcommands: [Bench.self])
+        subcommands: [WorldCommand.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {
