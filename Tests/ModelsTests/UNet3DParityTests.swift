@@ -1,0 +1,68 @@
+import Checkpoints
+import Models
+import Tensor
+import XCTest
+
+/// UNet3DConditionModel against diffusers on the tiny random-weight fixture, for 3 frames and 1.
+final class UNet3DParityTests: XCTestCase {
+    func loadFixtureModel() throws -> UNet3DConditionModel {
+        let configPath = ModelFixtures.path("unet3d", "config.json")
+        let config = try UNet3DConfig.load(path: configPath)
+        let model = try UNet3DConditionModel(config: config, file: configPath)
+        try model.loadWeights(from: SafeTensorsFile(path: ModelFixtures.path("unet3d", "diffusion_pytorch_model.safetensors")))
+        return model
+    }
+
+    func check(frames: Int) throws {
+        let model = try loadFixtureModel()
+        let io = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "io.safetensors"))
+        let output = try model(sample: ModelFixtures.tensor(io, "sample_f\(frames)"),
+                               timesteps: io.floats("timesteps_f\(frames)"),
+                               encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_f\(frames)"))
+        ModelFixtures.assertClose(output, try ModelFixtures.tensor(io, "output_f\(frames)"), "UNet3D output, \(frames) frames")
+    }
+
+    func testThreeFramesMatchDiffusers() throws { try check(frames: 3) }
+
+    func testOneFrameMatchesDiffusers() throws { try check(frames: 1) }
+
+    func testParameterPathsAreDiffusersKeys() throws {
+        let model = try loadFixtureModel()
+        let file = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "diffusion_pytorch_model.safetensors"))
+        XCTAssertEqual(Set(model.stateDict().map(\.0)), Set(file.names))
+        let attention = try XCTUnwrap(model.module(at: "down_blocks.0.attentions.0.transformer_blocks.0.attn2") as? Attention)
+        XCTAssertEqual(attention.path, "down_blocks.0.attentions.0.transformer_blocks.0.attn2")
+        XCTAssertTrue(attention.isCrossAttention)
+        // diffusers' quirk: attention_head_dim 8 over 16 channels gives 2 heads of 8 channels.
+        XCTAssertEqual(attention.heads, 2)
+        XCTAssertEqual(attention.dimHead, 8)
+        let temporal = try XCTUnwrap(model.module(at: "transformer_in.transformer_blocks.0.attn1") as? Attention)
+        XCTAssertEqual(temporal.heads, 8)
+        XCTAssertEqual(temporal.dimHead, 8)
+    }
+
+    /// A processor installed on one layer path sees that layer's call and changes the output.
+    func testProcessorInstalledByPathIsUsed() throws {
+        final class Recorder: AttentionProcessor {
+            var calls: [(String, Bool, Int)] = []
+            func attend(_ attention: Attention, query: Tensor, key: Tensor, value: Tensor, call: AttentionCall) throws -> Tensor {
+                calls.append((call.path, call.isCrossAttention, call.frames))
+                return query  // deliberately not attention: the output must change
+            }
+        }
+        let model = try loadFixtureModel()
+        let io = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "io.safetensors"))
+        let recorder = Recorder()
+        let path = "up_blocks.1.attentions.0.transformer_blocks.0.attn2"
+        (model.module(at: path) as! Attention).processor = recorder
+        let output = try model(sample: ModelFixtures.tensor(io, "sample_f3"), timesteps: io.floats("timesteps_f3"),
+                               encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_f3"))
+        XCTAssertEqual(recorder.calls.count, 1)
+        XCTAssertEqual(recorder.calls.first?.0, path)
+        XCTAssertEqual(recorder.calls.first?.1, true)
+        XCTAssertEqual(recorder.calls.first?.2, 3)
+        let reference = try ModelFixtures.tensor(io, "output_f3")
+        let difference = zip(output.values, reference.values).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(difference, 1e-3)
+    }
+}
