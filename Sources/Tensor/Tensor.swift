@@ -19,6 +19,10 @@ public final class Tensor: @unchecked Sendable {
     public var grad: Tensor?
     /// Multiplies this leaf's gradient element-wise as it accumulates (0 freezes an entry, 1 leaves it learnable).
     public var gradMask: Tensor?
+    /// Transforms this parameter's gradient before an optimizer's update reads it (after `gradMask`
+    /// was applied during accumulation), e.g. Break-for-Make's Riemannian preconditioner for LoRA
+    /// factors. Applied by `Optimizer.step()`, not by `backward()`; must return the gradient's shape.
+    public var gradHook: ((Tensor) throws -> Tensor)?
     /// The operation that produced this tensor, while a gradient may still flow through it.
     var node: GradNode?
     /// An optional name (a parameter's module path), used in messages.

@@ -8,7 +8,7 @@ enum OpenBLASSetup {
 
     static func reexecIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["OPENBLAS_CORETYPE"] == nil, environment[marker] == nil,
+        guard (environment["OPENBLAS_CORETYPE"] ?? "").isEmpty, environment[marker] == nil,
               let core = BLAS.preferredCoreType(cpuFlags: BLAS.cpuFlags()) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv(marker, "1", 1)

@@ -1,0 +1,203 @@
+import Foundation
+
+/// Which GELU torch computes: the exact erf form (the default) or the tanh approximation
+/// (`approximate="tanh"`, used by diffusers' `GELU(approximate="tanh")`).
+public enum GELUApproximation: Sendable {
+    case none
+    case tanh
+}
+
+/// Activation functions (torch.nn.functional / diffusers.models.activations).
+///
+/// Each forward is one vectorised pass (VectorMath), and each backward one fused pass that
+/// recomputes what it needs from the input, so no intermediate buffer is kept besides the input.
+extension Tensor {
+    public typealias Lanes = VectorMath.Vector
+
+    /// x · sigmoid(x) (SiLU / swish, the U-Net's nonlinearity).
+    public func silu() -> Tensor {
+        Tensor.unary(self, op: "silu",
+            forward: { x, y, n in VectorMath.apply(x, y, n) { $0 * VectorMath.sigmoid($0) } },
+            derivative: { x, _, g, d, n in
+                VectorMath.apply(x, g, d, n) { x, g in
+                    let s = VectorMath.sigmoid(x)
+                    return g * s * (1 + x * (1 - s))
+                }
+            })
+    }
+
+    /// GELU: x · Φ(x) with the exact normal CDF, or torch's tanh approximation.
+    public func gelu(approximate: GELUApproximation = .none) -> Tensor {
+        switch approximate {
+        case .none:
+            return Tensor.unary(self, op: "gelu",
+                forward: { x, y, n in VectorMath.apply(x, y, n) { Tensor.geluErf($0) } },
+                derivative: { x, _, g, d, n in VectorMath.apply(x, g, d, n) { x, g in g * Tensor.geluErfDerivative(x) } })
+        case .tanh:
+            return Tensor.unary(self, op: "gelu_tanh",
+                forward: { x, y, n in VectorMath.apply(x, y, n) { Tensor.geluTanh($0) } },
+                derivative: { x, _, g, d, n in VectorMath.apply(x, g, d, n) { x, g in g * Tensor.geluTanhDerivative(x) } })
+        }
+    }
+
+    /// x · sigmoid(1.702 x): the GELU approximation OpenAI's CLIP was trained with (`quick_gelu`).
+    public func quickGELU() -> Tensor {
+        Tensor.unary(self, op: "quick_gelu",
+            forward: { x, y, n in VectorMath.apply(x, y, n) { $0 * VectorMath.sigmoid(1.702 * $0) } },
+            derivative: { x, _, g, d, n in
+                VectorMath.apply(x, g, d, n) { x, g in
+                    let s = VectorMath.sigmoid(1.702 * x)
+                    return g * (s + 1.702 * x * s * (1 - s))
+                }
+            })
+    }
+
+    public func sigmoid() -> Tensor {
+        Tensor.unary(self, op: "sigmoid",
+            forward: { x, y, n in VectorMath.apply(x, y, n) { VectorMath.sigmoid($0) } },
+            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * y * (1 - y) } })
+    }
+
+    public func tanh() -> Tensor {
+        Tensor.unary(self, op: "tanh",
+            forward: { x, y, n in VectorMath.apply(x, y, n) { VectorMath.tanh($0) } },
+            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * (1 - y * y) } })
+    }
+
+    /// max(x, 0); the gradient at exactly 0 is 0, as in torch.
+    public func relu() -> Tensor {
+        Tensor.unary(self, op: "relu",
+            forward: { x, y, n in VectorMath.apply(x, y, n) { $0.replacing(with: 0, where: $0 .< 0) } },
+            derivative: { x, _, g, d, n in
+                VectorMath.apply(x, g, d, n) { x, g in Lanes(repeating: 0).replacing(with: g, where: x .> 0) }
+            })
+    }
+
+    /// diffusers' `GEGLU` after its projection: the last axis splits into halves (hidden, gate), and
+    /// the result is hidden · gelu(gate), half as wide (`hidden_states, gate = proj(x).chunk(2, dim=-1)`).
+    public func geglu(approximate: GELUApproximation = .none) throws -> Tensor {
+        guard rank >= 1, shape[rank - 1] % 2 == 0 else {
+            throw TensorError.invalidArgument(op: "geglu", reason: "last axis of \(shape) must have an even size")
+        }
+        let width = shape[rank - 1] / 2
+        let rows = width == 0 ? 0 : count / (2 * width)
+        let result = Tensor(uninitialized: Array(shape.dropLast()) + [width])
+        let src = data, dst = result.data
+        let exact = approximate == .none
+        Parallel.forRanges(count: rows, grain: Swift.max(1, 16_384 / Swift.max(width, 1))) { range in
+            for row in range {
+                let hidden = src + row * 2 * width
+                VectorMath.apply(hidden, hidden + width, dst + row * width, width) { h, gate in
+                    h * (exact ? Tensor.geluErf(gate) : Tensor.geluTanh(gate))
+                }
+            }
+        }
+        return Tensor.record(result, op: "geglu", inputs: [self]) { [shape] g in
+            let dx = Tensor(uninitialized: shape)
+            let x = self.data, pg = g.data, pd = dx.data
+            Parallel.forRanges(count: rows, grain: Swift.max(1, 16_384 / Swift.max(width, 1))) { range in
+                for row in range {
+                    let hidden = x + row * 2 * width, gate = hidden + width
+                    let gradOut = pg + row * width
+                    let dHidden = pd + row * 2 * width, dGate = dHidden + width
+                    var i = 0
+                    while i + 8 <= width {
+                        let h = Tensor.load(hidden + i), z = Tensor.load(gate + i), go = Tensor.load(gradOut + i)
+                        Tensor.store(go * (exact ? Tensor.geluErf(z) : Tensor.geluTanh(z)), dHidden + i)
+                        Tensor.store(go * h * (exact ? Tensor.geluErfDerivative(z) : Tensor.geluTanhDerivative(z)), dGate + i)
+                        i += 8
+                    }
+                    while i < width {
+                        let h = Lanes(repeating: hidden[i]), z = Lanes(repeating: gate[i]), go = Lanes(repeating: gradOut[i])
+                        dHidden[i] = (go * (exact ? Tensor.geluErf(z) : Tensor.geluTanh(z)))[0]
+                        dGate[i] = (go * h * (exact ? Tensor.geluErfDerivative(z) : Tensor.geluTanhDerivative(z)))[0]
+                        i += 1
+                    }
+                }
+            }
+            return [dx]
+        }
+    }
+
+    /// Inverted dropout (torch.nn.functional.dropout): in training, each element is zeroed with
+    /// probability `p` and the survivors are scaled by 1 / (1 − p); otherwise the input is returned
+    /// unchanged and the generator does not advance.
+    public func dropout(p: Float, generator: inout RandomGenerator, training: Bool) throws -> Tensor {
+        guard p >= 0, p <= 1 else {
+            throw TensorError.invalidArgument(op: "dropout", reason: "probability \(p) must lie in [0, 1]")
+        }
+        guard training, p > 0 else { return self }
+        let mask = generator.bernoulli(shape, probability: 1 - p)
+        if p < 1 {
+            let scale = 1 / (1 - p)
+            let m = mask.data
+            Parallel.forRanges(count: count) { range in
+                for i in range { m[i] *= scale }
+            }
+        }
+        let result = Tensor.zipMap(self, mask) { x, m, y, n in
+            for i in 0..<n { y[i] = x[i] * m[i] }
+        }
+        return Tensor.record(result, op: "dropout", inputs: [self]) { g in
+            [Tensor.zipMap(g, mask) { g, m, d, n in for i in 0..<n { d[i] = g[i] * m[i] } }]
+        }
+    }
+
+    // MARK: Lane kernels
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+
+    @inline(__always)
+    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+    }
+
+    @inline(__always)
+    static func geluErf(_ x: Lanes) -> Lanes {
+        0.5 * x * (1 + VectorMath.erf(x * 0.707_106_781_186_547_5))
+    }
+
+    /// Φ(x) + x φ(x).
+    @inline(__always)
+    static func geluErfDerivative(_ x: Lanes) -> Lanes {
+        0.5 * (1 + VectorMath.erf(x * 0.707_106_781_186_547_5)) + x * 0.398_942_280_401_432_7 * VectorMath.exp(-0.5 * x * x)
+    }
+
+    @inline(__always)
+    static func geluTanh(_ x: Lanes) -> Lanes {
+        let t = VectorMath.tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x))
+        return 0.5 * x * (1 + t)
+    }
+
+    @inline(__always)
+    static func geluTanhDerivative(_ x: Lanes) -> Lanes {
+        let x2: Lanes = x * x
+        let inner: Lanes = 0.797_884_560_802_865_4 * (x + 0.044_715 * x2 * x)
+        let t = VectorMath.tanh(inner)
+        let slope: Lanes = 0.797_884_560_802_865_4 * (1 + 0.134_145 * x2)
+        let halfX: Lanes = 0.5 * x
+        return 0.5 * (1 + t) + halfX * (1 - t * t) * slope
+    }
+}
+
+extension VectorMath {
+    /// z[i] = f(x[i], y[i]) in lanes of eight, padding the tail (backward passes: input and gradient).
+    @inline(__always)
+    public static func apply(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>, _ n: Int,
+                             _ f: (Vector, Vector) -> Vector) {
+        var i = 0
+        while i + 8 <= n {
+            let a = UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            let b = UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(z + i).storeBytes(of: f(a, b), as: Vector.self)
+            i += 8
+        }
+        if i < n {
+            var a = Vector(repeating: 0), b = Vector(repeating: 0)
+            for lane in 0..<(n - i) { a[lane] = x[i + lane]; b[lane] = y[i + lane] }
+            let r = f(a, b)
+            for lane in 0..<(n - i) { z[i + lane] = r[lane] }
+        }
+    }
+}

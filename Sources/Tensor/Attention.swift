@@ -1,0 +1,463 @@
+import Foundation
+
+/// Fused scaled-dot-product attention, softmax(Q Kᵀ · scale + mask) V, as
+/// torch.nn.functional.scaled_dot_product_attention (diffusers' AttnProcessor2_0 core) with
+/// heads folded into the batch axis.
+///
+/// Memory-lean in the FlashAttention-2 manner: the forward pass keeps only the per-row
+/// logsumexp (B·Lq floats) besides its inputs and output; the backward pass recomputes the
+/// scores block by block (P = e^(S − lse)) instead of keeping the [B, Lq, Lk] probabilities.
+///
+/// Two kernels:
+/// - blocked: per (batch, block of query rows) the scores of the block against all keys live in a
+///   cache-sized scratch buffer; the products are sgemm calls, the softmax runs over the scratch rows.
+///   Work units are spread over the engine's threads with OpenBLAS single-threaded per call.
+/// - direct: for few keys (temporal attention over a handful of frames) a GEMM per sequence is too
+///   small to pay off; scores, softmax and the weighted sum are computed per query row with
+///   eight-lane dot products, many sequences per thread.
+extension Tensor {
+    /// Which kernel computes attention; `.automatic` picks by the number of keys.
+    enum AttentionKernel { case automatic, blocked, direct }
+
+    /// Keys up to which `.automatic` uses the direct kernel. Measured on 2048 sequences of 8 frames
+    /// (2 shared cores, noisy): the direct forward is on par with or faster than per-sequence sgemm
+    /// (sgemm calls of 8×8×D cost mostly call overhead), forward + backward is 1.8x faster at D = 64
+    /// and about 1.6x slower at D = 32; beyond 16 keys the blocked kernel wins clearly.
+    static let directAttentionMaxKeys = 16
+
+    /// softmax(query · keyᵀ · scale + mask) · value for query `[B, Lq, D]`, key `[B, Lk, D]`,
+    /// value `[B, Lk, Dv]` (B = batch × heads). `scale` defaults to 1/√D. `mask` is additive
+    /// (−∞ or a large negative value masks a key) and broadcasts to `[B, Lq, Lk]`, e.g. `[Lq, Lk]`,
+    /// `[B, Lq, Lk]` or `[B, 1, Lk]`; it receives no gradient.
+    public static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float? = nil,
+                                 mask: Tensor? = nil) throws -> Tensor {
+        try attention(query: query, key: key, value: value, scale: scale, mask: mask, kernel: .automatic)
+    }
+
+    static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float?, mask: Tensor?,
+                          kernel: AttentionKernel) throws -> Tensor {
+        let geometry = try AttentionGeometry(query: query, key: key, value: value, mask: mask, op: "attention")
+        let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
+        let useDirect: Bool
+        switch kernel {
+        case .automatic: useDirect = geometry.keys <= directAttentionMaxKeys
+        case .blocked: useDirect = false
+        case .direct: useDirect = true
+        }
+        let output = Tensor(uninitialized: [geometry.batches, geometry.queries, geometry.valueDepth])
+        let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
+        if useDirect {
+            directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        } else {
+            blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        }
+        return record(output, op: "attention", inputs: [query, key, value]) { g in
+            let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil
+            let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
+            let dv = value.needsGrad ? Tensor(uninitialized: value.shape) : nil
+            let grads = AttentionGradients(dq: dq?.data, dk: dk?.data, dv: dv?.data)
+            if useDirect {
+                directAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
+                                        logSumExp.data, g.data, grads)
+            } else {
+                blockedAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
+                                         logSumExp.data, g.data, grads)
+            }
+            return [dq, dk, dv]
+        }
+    }
+
+    /// softmax(query · keyᵀ · scale + mask) `[B, Lq, Lk]`: the attention maps themselves, for methods
+    /// that read, edit or regularise them. Differentiable with respect to query and key.
+    public static func attentionProbabilities(query: Tensor, key: Tensor, scale: Float? = nil,
+                                              mask: Tensor? = nil) throws -> Tensor {
+        let geometry = try AttentionGeometry(query: query, key: key, value: nil, mask: mask, op: "attentionProbabilities")
+        let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
+        let (batches, queries, keys, depth) = (geometry.batches, geometry.queries, geometry.keys, geometry.depth)
+        let probabilities = Tensor(uninitialized: [batches, queries, keys])
+        let q = query.data, k = key.data, p = probabilities.data
+        let blockRows = geometry.blockRows
+        let blocks = (queries + blockRows - 1) / blockRows
+        BLAS.withSingleThreadedCalls {
+            Parallel.forEach(chunks: batches * blocks) { unit in
+                let b = unit / blocks, first = (unit % blocks) * blockRows
+                let rows = Swift.min(blockRows, queries - first)
+                let s = p + (b * queries + first) * keys
+                BLAS.sgemm(transA: false, transB: true, m: rows, n: keys, k: depth, alpha: scale,
+                           a: q + (b * queries + first) * depth, lda: depth, b: k + b * keys * depth, ldb: depth,
+                           c: s, ldc: keys)
+                for r in 0..<rows {
+                    let row = s + r * keys
+                    if let mask = geometry.mask { addRun(mask.row(b, first + r), into: row, keys) }
+                    let shift = safeShift(rowMax(row, keys))
+                    let total = expShifted(row, row, keys, shift: shift)
+                    scaleRun(row, keys, 1 / total)
+                }
+            }
+        }
+        return record(probabilities, op: "attentionProbabilities", inputs: [query, key]) { g in
+            let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil
+            let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
+            let gp = g.data, dqp = dq?.data, dkp = dk?.data
+            // dS = P ∘ (dP − rowsum(dP ∘ P)); dQ = scale · dS K; dK = scale · dSᵀ Q. dK sums over all
+            // query rows of a batch, so a work unit is one batch.
+            BLAS.withSingleThreadedCalls {
+                Parallel.forEach(chunks: batches) { b in
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * keys)
+                    defer { scratch.deallocate() }
+                    for first in stride(from: 0, to: queries, by: blockRows) {
+                        let rows = Swift.min(blockRows, queries - first)
+                        let base = (b * queries + first) * keys
+                        for r in 0..<rows {
+                            softmaxBackwardRow(p + base + r * keys, gp + base + r * keys, scratch + r * keys, keys)
+                        }
+                        if let dqp {
+                            BLAS.sgemm(transA: false, transB: false, m: rows, n: depth, k: keys, alpha: scale,
+                                       a: scratch, lda: keys, b: k + b * keys * depth, ldb: depth,
+                                       c: dqp + (b * queries + first) * depth, ldc: depth)
+                        }
+                        if let dkp {
+                            BLAS.sgemm(transA: true, transB: false, m: keys, n: depth, k: rows, alpha: scale,
+                                       a: scratch, lda: keys, b: q + (b * queries + first) * depth, ldb: depth,
+                                       beta: first == 0 ? 0 : 1, c: dkp + b * keys * depth, ldc: depth)
+                        }
+                    }
+                    if queries == 0, let dkp { (dkp + b * keys * depth).update(repeating: 0, count: keys * depth) }
+                }
+            }
+            return [dq, dk]
+        }
+    }
+
+    // MARK: Blocked kernel (sgemm per block of query rows)
+
+    static func blockedAttentionForward(_ geo: AttentionGeometry, _ scale: Float,
+                                        _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
+                                        _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                        _ lse: UnsafeMutablePointer<Float>) {
+        let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
+        let blockRows = geo.blockRows
+        let blocks = (queries + blockRows - 1) / blockRows
+        let units = batches * blocks
+        // Units are grouped so each group allocates its scratch once; results do not depend on the grouping.
+        let groups = Swift.min(units, 32)
+        BLAS.withSingleThreadedCalls {
+            Parallel.forEach(chunks: groups) { group in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * keys)
+                defer { scores.deallocate() }
+                for unit in (units * group / groups)..<(units * (group + 1) / groups) {
+                    let b = unit / blocks, first = (unit % blocks) * blockRows
+                    let rows = Swift.min(blockRows, queries - first)
+                    let qRows = q + (b * queries + first) * depth
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: keys, k: depth, alpha: scale,
+                               a: qRows, lda: depth, b: k + b * keys * depth, ldb: depth, c: scores, ldc: keys)
+                    for r in 0..<rows {
+                        let row = scores + r * keys
+                        if let mask = geo.mask { addRun(mask.row(b, first + r), into: row, keys) }
+                        let shift = safeShift(rowMax(row, keys))
+                        let total = expShifted(row, row, keys, shift: shift)
+                        lse[b * queries + first + r] = shift + Foundation.log(total)
+                        scaleRun(row, keys, 1 / total)
+                    }
+                    BLAS.sgemm(transA: false, transB: false, m: rows, n: valueDepth, k: keys,
+                               a: scores, lda: keys, b: v + b * keys * valueDepth, ldb: valueDepth,
+                               c: out + (b * queries + first) * valueDepth, ldc: valueDepth)
+                }
+            }
+        }
+    }
+
+    static func blockedAttentionBackward(_ geo: AttentionGeometry, _ scale: Float,
+                                         _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
+                                         _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                         _ lse: UnsafeMutablePointer<Float>, _ dout: UnsafeMutablePointer<Float>,
+                                         _ grads: AttentionGradients) {
+        let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
+        let blockRows = geo.blockRows
+        let needScores = grads.dq != nil || grads.dk != nil
+        // dK and dV sum over every query row of a batch: one batch per work unit, its blocks in order.
+        BLAS.withSingleThreadedCalls {
+            Parallel.forEach(chunks: batches) { b in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * keys)
+                let ds = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * keys)
+                defer { p.deallocate(); ds.deallocate() }
+                let kb = k + b * keys * depth, vb = v + b * keys * valueDepth
+                if queries == 0 {
+                    if let dk = grads.dk { (dk + b * keys * depth).update(repeating: 0, count: keys * depth) }
+                    if let dv = grads.dv { (dv + b * keys * valueDepth).update(repeating: 0, count: keys * valueDepth) }
+                }
+                for first in stride(from: 0, to: queries, by: blockRows) {
+                    let rows = Swift.min(blockRows, queries - first)
+                    let rowBase = b * queries + first
+                    let qRows = q + rowBase * depth, doRows = dout + rowBase * valueDepth
+                    // Recompute P = e^(scale·Q Kᵀ + mask − lse).
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: keys, k: depth, alpha: scale,
+                               a: qRows, lda: depth, b: kb, ldb: depth, c: p, ldc: keys)
+                    for r in 0..<rows {
+                        let row = p + r * keys
+                        if let mask = geo.mask { addRun(mask.row(b, first + r), into: row, keys) }
+                        _ = expShifted(row, row, keys, shift: lse[rowBase + r])
+                    }
+                    if let dv = grads.dv {
+                        // dV += Pᵀ dO
+                        BLAS.sgemm(transA: true, transB: false, m: keys, n: valueDepth, k: rows,
+                                   a: p, lda: keys, b: doRows, ldb: valueDepth,
+                                   beta: first == 0 ? 0 : 1, c: dv + b * keys * valueDepth, ldc: valueDepth)
+                    }
+                    guard needScores else { continue }
+                    // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(dO ∘ O)).
+                    BLAS.sgemm(transA: false, transB: true, m: rows, n: keys, k: valueDepth,
+                               a: doRows, lda: valueDepth, b: vb, ldb: valueDepth, c: ds, ldc: keys)
+                    for r in 0..<rows {
+                        let d = dotRun(doRows + r * valueDepth, out + (rowBase + r) * valueDepth, valueDepth)
+                        scoreGradientRow(p + r * keys, ds + r * keys, keys, d)
+                    }
+                    if let dq = grads.dq {
+                        BLAS.sgemm(transA: false, transB: false, m: rows, n: depth, k: keys, alpha: scale,
+                                   a: ds, lda: keys, b: kb, ldb: depth, c: dq + rowBase * depth, ldc: depth)
+                    }
+                    if let dk = grads.dk {
+                        BLAS.sgemm(transA: true, transB: false, m: keys, n: depth, k: rows, alpha: scale,
+                                   a: ds, lda: keys, b: qRows, ldb: depth,
+                                   beta: first == 0 ? 0 : 1, c: dk + b * keys * depth, ldc: depth)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Direct kernel (few keys: temporal attention)
+
+    static func directAttentionForward(_ geo: AttentionGeometry, _ scale: Float,
+                                       _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
+                                       _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                       _ lse: UnsafeMutablePointer<Float>) {
+        let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
+        let perSequence = Swift.max(1, queries * keys * (depth + valueDepth))
+        let padded = (keys + 7) / 8 * 8
+        Parallel.forRanges(count: batches, grain: Swift.max(1, 32_768 / perSequence)) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: padded * (depth + 1))
+            defer { p.deallocate() }
+            let kt = p + padded
+            for b in range {
+                let kb = k + b * keys * depth, vb = v + b * keys * valueDepth
+                packTransposed(kb, keys, depth, into: kt, padded)
+                for i in 0..<queries {
+                    let qi = q + (b * queries + i) * depth
+                    rowTimesPacked(qi, depth, kt, padded, scale, into: p)
+                    if let mask = geo.mask { addRun(mask.row(b, i), into: p, keys) }
+                    let shift = safeShift(rowMax(p, keys))
+                    let total = expShifted(p, p, keys, shift: shift)
+                    lse[b * queries + i] = shift + Foundation.log(total)
+                    scaleRun(p, keys, 1 / total)
+                    weightedRowSum(p, vb, keys, valueDepth, into: out + (b * queries + i) * valueDepth)
+                }
+            }
+        }
+    }
+
+    static func directAttentionBackward(_ geo: AttentionGeometry, _ scale: Float,
+                                        _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
+                                        _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                        _ lse: UnsafeMutablePointer<Float>, _ dout: UnsafeMutablePointer<Float>,
+                                        _ grads: AttentionGradients) {
+        let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
+        let perSequence = Swift.max(1, queries * keys * (depth + valueDepth))
+        let needScores = grads.dq != nil || grads.dk != nil
+        let padded = (keys + 7) / 8 * 8
+        Parallel.forRanges(count: batches, grain: Swift.max(1, 16_384 / perSequence)) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: padded * (depth + valueDepth + 2))
+            defer { p.deallocate() }
+            let ds = p + padded, kt = p + 2 * padded, vt = kt + padded * depth
+            for b in range {
+                let kb = k + b * keys * depth, vb = v + b * keys * valueDepth
+                packTransposed(kb, keys, depth, into: kt, padded)
+                if needScores { packTransposed(vb, keys, valueDepth, into: vt, padded) }
+                let dkb = grads.dk.map { $0 + b * keys * depth }
+                let dvb = grads.dv.map { $0 + b * keys * valueDepth }
+                dkb?.update(repeating: 0, count: keys * depth)
+                dvb?.update(repeating: 0, count: keys * valueDepth)
+                for i in 0..<queries {
+                    let row = b * queries + i
+                    let qi = q + row * depth, doi = dout + row * valueDepth
+                    rowTimesPacked(qi, depth, kt, padded, scale, into: p)
+                    if let mask = geo.mask { addRun(mask.row(b, i), into: p, keys) }
+                    _ = expShifted(p, p, keys, shift: lse[row])
+                    if let dvb {
+                        for j in 0..<keys { axpy(p[j], doi, dvb + j * valueDepth, valueDepth) }
+                    }
+                    guard needScores else { continue }
+                    let d = dotRun(doi, out + row * valueDepth, valueDepth)
+                    rowTimesPacked(doi, valueDepth, vt, padded, 1, into: ds)
+                    for j in 0..<keys { ds[j] = p[j] * (ds[j] - d) * scale }
+                    if let dq = grads.dq { weightedRowSum(ds, kb, keys, depth, into: dq + row * depth) }
+                    if let dkb {
+                        for j in 0..<keys { axpy(ds[j], qi, dkb + j * depth, depth) }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Row helpers
+
+    /// Packs `count` rows of `width` into `width` rows of `padded` lanes (a transpose, zero-padded), so
+    /// a query's scores against all keys come out eight lanes at a time without horizontal sums.
+    @inline(__always)
+    static func packTransposed(_ rows: UnsafePointer<Float>, _ count: Int, _ width: Int,
+                               into packed: UnsafeMutablePointer<Float>, _ padded: Int) {
+        for c in 0..<width {
+            let column = packed + c * padded
+            for j in 0..<count { column[j] = rows[j * width + c] }
+            for j in count..<padded { column[j] = 0 }
+        }
+    }
+
+    /// out[j] = scale · Σ_c x[c] · packed[c, j] for every lane j < padded.
+    @inline(__always)
+    static func rowTimesPacked(_ x: UnsafePointer<Float>, _ width: Int, _ packed: UnsafePointer<Float>, _ padded: Int,
+                               _ scale: Float, into out: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        var lane = 0
+        while lane < padded {
+            var acc0 = V(), acc1 = V()
+            var c = 0
+            while c + 2 <= width {
+                acc0 += V(repeating: x[c]) * UnsafeRawPointer(packed + c * padded + lane).loadUnaligned(as: V.self)
+                acc1 += V(repeating: x[c + 1]) * UnsafeRawPointer(packed + (c + 1) * padded + lane).loadUnaligned(as: V.self)
+                c += 2
+            }
+            if c < width { acc0 += V(repeating: x[c]) * UnsafeRawPointer(packed + c * padded + lane).loadUnaligned(as: V.self) }
+            UnsafeMutableRawPointer(out + lane).storeBytes(of: (acc0 + acc1) * scale, as: V.self)
+            lane += 8
+        }
+    }
+
+    /// d[i] += s[i] over a run.
+    @inline(__always)
+    static func addRun(_ s: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>, _ n: Int) {
+        typealias V = SIMD8<Float>
+        var i = 0
+        while i + 8 <= n {
+            let sum = UnsafeRawPointer(d + i).loadUnaligned(as: V.self) + UnsafeRawPointer(s + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(d + i).storeBytes(of: sum, as: V.self)
+            i += 8
+        }
+        while i < n { d[i] += s[i]; i += 1 }
+    }
+
+    /// y += a·x over a run.
+    @inline(__always)
+    static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        typealias V = SIMD8<Float>
+        let va = V(repeating: a)
+        var i = 0
+        while i + 8 <= n {
+            let r = UnsafeRawPointer(y + i).loadUnaligned(as: V.self) + va * UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: r, as: V.self)
+            i += 8
+        }
+        while i < n { y[i] += a * x[i]; i += 1 }
+    }
+
+    /// out = Σ_j w[j] · rows[j] for `count` rows of `width`.
+    @inline(__always)
+    static func weightedRowSum(_ w: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, _ count: Int, _ width: Int,
+                               into out: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        var c = 0
+        while c + 8 <= width {
+            var acc = V()
+            for j in 0..<count { acc += V(repeating: w[j]) * UnsafeRawPointer(rows + j * width + c).loadUnaligned(as: V.self) }
+            UnsafeMutableRawPointer(out + c).storeBytes(of: acc, as: V.self)
+            c += 8
+        }
+        while c < width {
+            var acc: Float = 0
+            for j in 0..<count { acc += w[j] * rows[j * width + c] }
+            out[c] = acc
+            c += 1
+        }
+    }
+
+    /// ds = p ∘ (ds − d) in place (ds holds dP on entry).
+    @inline(__always)
+    static func scoreGradientRow(_ p: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>, _ n: Int, _ d: Float) {
+        typealias V = SIMD8<Float>
+        let vd = V(repeating: d)
+        var i = 0
+        while i + 8 <= n {
+            let r = UnsafeRawPointer(p + i).loadUnaligned(as: V.self) * (UnsafeRawPointer(ds + i).loadUnaligned(as: V.self) - vd)
+            UnsafeMutableRawPointer(ds + i).storeBytes(of: r, as: V.self)
+            i += 8
+        }
+        while i < n { ds[i] = p[i] * (ds[i] - d); i += 1 }
+    }
+}
+
+/// Raw pointers to the gradients an attention backward pass fills (nil where not needed).
+struct AttentionGradients {
+    let dq: UnsafeMutablePointer<Float>?
+    let dk: UnsafeMutablePointer<Float>?
+    let dv: UnsafeMutablePointer<Float>?
+}
+
+/// The sizes of one attention call and its mask, validated.
+struct AttentionGeometry {
+    /// An additive mask read through strides: 0 along an axis it broadcasts over.
+    struct Mask {
+        let tensor: Tensor
+        let batchStride: Int
+        let rowStride: Int
+        @inline(__always)
+        func row(_ batch: Int, _ query: Int) -> UnsafeMutablePointer<Float> {
+            tensor.data + batch * batchStride + query * rowStride
+        }
+    }
+
+    let batches: Int, queries: Int, keys: Int, depth: Int, valueDepth: Int
+    let mask: Mask?
+
+    /// Query rows per block: the block's scores (rows × keys floats) stay within about 128 KiB (L2).
+    var blockRows: Int {
+        Swift.max(8, Swift.min(128, 32_768 / Swift.max(keys, 1)))
+    }
+
+    init(query: Tensor, key: Tensor, value: Tensor?, mask: Tensor?, op: String) throws {
+        let names = "query \(query.shape), key \(key.shape)" + (value.map { ", value \($0.shape)" } ?? "")
+        guard query.rank == 3, key.rank == 3, value.map({ $0.rank == 3 }) ?? true else {
+            throw TensorError.invalidArgument(op: op, reason: "expects [B, L, D] operands (heads folded into B), got \(names)")
+        }
+        guard query.shape[0] == key.shape[0], query.shape[2] == key.shape[2] else {
+            throw TensorError.shapeMismatch(op: "\(op) (query and key must share batch and head dim)", lhs: query.shape, rhs: key.shape)
+        }
+        if let value, value.shape[0] != key.shape[0] || value.shape[1] != key.shape[1] {
+            throw TensorError.shapeMismatch(op: "\(op) (key and value must share batch and length)", lhs: key.shape, rhs: value.shape)
+        }
+        batches = query.shape[0]
+        queries = query.shape[1]
+        keys = key.shape[1]
+        depth = query.shape[2]
+        valueDepth = value?.shape[2] ?? 0
+        guard keys > 0 else {
+            throw TensorError.invalidArgument(op: op, reason: "needs at least one key, got \(names)")
+        }
+        guard let mask else { self.mask = nil; return }
+        let keys = key.shape[1], source = mask
+        let full = [batches, queries, keys]
+        guard mask.rank <= 3 else {
+            throw TensorError.shapeMismatch(op: "\(op) (mask must broadcast to [B, Lq, Lk])", lhs: full, rhs: mask.shape)
+        }
+        let padded = [Int](repeating: 1, count: 3 - mask.rank) + mask.shape
+        for axis in 0..<3 where padded[axis] != 1 && padded[axis] != full[axis] {
+            throw TensorError.shapeMismatch(op: "\(op) (mask must broadcast to [B, Lq, Lk])", lhs: full, rhs: mask.shape)
+        }
+        // A mask constant along the keys is expanded so every mask row is a contiguous run.
+        let rows = padded[2] == keys
+            ? source.detached()
+            : try Tensor.withoutGrad { try source.detached().reshaped(padded).broadcast(to: [padded[0], padded[1], keys]) }
+        self.mask = Mask(tensor: rows,
+                         batchStride: padded[0] == 1 ? 0 : padded[1] * keys,
+                         rowStride: padded[1] == 1 ? 0 : keys)
+    }
+}
