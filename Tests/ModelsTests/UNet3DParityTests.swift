@@ -57,7 +57,10 @@ final class UNet3DParityTests: XCTestCase {
         let io = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "io.safetensors"))
         let recorder = Recorder()
         let path = "up_blocks.1.attentions.0.transformer_blocks.0.attn2"
-        (model.module(at: path) as! Attention).processor = recorder
+        XCTAssertEqual(model.setAttentionProcessor(recorder) { $0 == path }, [path])
+        // Transformers: transformer_in, down 0 (spatial + temporal), mid (spatial + temporal), up 1 (2 layers × 2);
+        // two attentions each: 18, as many as the file's to_q weights.
+        XCTAssertEqual(model.attentionLayers().count, 18)
         let output = try model(sample: ModelFixtures.tensor(io, "sample_f3"), timesteps: io.floats("timesteps_f3"),
                                encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_f3"))
         XCTAssertEqual(recorder.calls.count, 1)
