@@ -162,6 +162,38 @@ extension EngineBenchmark {
                 _ = a * 0.5
             }
         }
+        progress("convolution")
+        // 3×3 convolutions of the benchmark U-Net (FLOPs 2·N·O·C·9·H·W per pass; backward = 2 passes).
+        for (channels, size) in [(64, side), (128, side), (128, side / 2)] {
+            let x = Tensor(repeating: 0.1, shape: [images, channels, size, size])
+            let w = Tensor(repeating: 0.01, shape: [channels, channels, 3, 3])
+            let b = Tensor(repeating: 0, shape: [channels])
+            let flops = 2.0 * Double(images * channels * channels * 9 * size * size)
+            let label = "conv2d 3x3 [\(images),\(channels),\(size),\(size)]->\(channels)"
+            try Tensor.withoutGrad {
+                try gemmResult("\(label) forward", flops: flops, bar: 0.6) {
+                    _ = try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1)
+                }
+            }
+            x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
+            let seed = Tensor(repeating: 0.01, shape: x.shape)
+            try gemmResult("\(label) forward+backward", flops: 3 * flops, bar: 0.6) {
+                x.grad = nil; w.grad = nil; b.grad = nil
+                try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1).backward(gradient: seed)
+            }
+        }
+        do {
+            // TemporalConvLayer: kernel 3 over 8 frames, batch 2.
+            let x = Tensor(repeating: 0.1, shape: [images / 8, 128, 8, side, side])
+            let w = Tensor(repeating: 0.01, shape: [128, 128, 3, 1, 1])
+            let flops = 2.0 * Double(images * 128 * 128 * 3 * side * side)
+            try Tensor.withoutGrad {
+                try gemmResult("temporal conv k3 [\(images / 8),128,8,\(side),\(side)] forward", flops: flops, bar: nil) {
+                    _ = try Tensor.conv3dTemporal(x, weight: w, bias: nil, padding: 1)
+                }
+            }
+        }
+
         progress("norms and activations")
         let gamma = Tensor(repeating: 1, shape: [128]), beta = Tensor(repeating: 0, shape: [128])
         let activations = try Tensor(shape: [images, 128, side, side], values: (0..<elements).map { Float($0 % 97) / 97 - 0.5 })
@@ -176,8 +208,10 @@ extension EngineBenchmark {
             try bandwidthResult("layer norm forward [\(images * side * side),128]", bytes: Double(2 * elements * 4), bar: nil) {
                 _ = try Tensor.layerNorm(rows, weight: gamma, bias: beta)
             }
-            try bandwidthResult("softmax rows [\(images * 4 * side * side),\(side * side)]", bytes: Double(2 * images * 4 * side * side * side * side * 4), bar: nil) {
-                _ = try Tensor(repeating: 0.1, shape: [images * 4 * side * side, side * side]).softmax()
+            let scores = try Tensor(shape: [images * 4 * side * side, side * side],
+                                    values: (0..<(images * 4 * side * side * side * side)).map { Float($0 % 101) / 50 - 1 })
+            try bandwidthResult("softmax rows [\(images * 4 * side * side),\(side * side)]", bytes: Double(2 * scores.count * 4), bar: nil) {
+                _ = try scores.softmax()
             }
         }
         let normInput = activations.copy()
