@@ -1,0 +1,41 @@
+import Checkpoints
+import Foundation
+import Models
+import Tensor
+import XCTest
+
+/// Fixture files written by Tests/Fixtures/fixtures_unet_vae.py (diffusers, float32).
+enum ModelFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    static func path(_ folder: String, _ file: String) -> String {
+        root.appendingPathComponent(folder).appendingPathComponent(file).path
+    }
+
+    static func tensor(_ file: SafeTensorsFile, _ name: String) throws -> Tensor {
+        let entry = try file.entry(name)
+        return try Tensor(shape: entry.shape, values: file.floats(name))
+    }
+
+    /// Max |actual − expected| ≤ 1e-4 · max |expected|, with matching shapes.
+    static func assertClose(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.shape, expected.shape, "\(what): shape", file: file, line: line)
+        guard actual.shape == expected.shape else { return }
+        let a = actual.values, e = expected.values
+        let scale = e.map(abs).max() ?? 0
+        let error = zip(a, e).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(scale, 0.1, "\(what): reference output is trivially small", file: file, line: line)
+        XCTAssertLessThanOrEqual(error, 1e-4 * scale, "\(what): max abs error \(error) vs max |output| \(scale)", file: file, line: line)
+    }
+
+    /// Fills every parameter with small deterministic pseudo-random values (for shape-only runs).
+    static func randomise(_ model: Module, seed: UInt64) {
+        var generator = RandomGenerator(seed: seed)
+        for (_, tensor) in model.namedParameters() {
+            let fanIn = tensor.rank >= 2 ? tensor.count / tensor.shape[0] : 1
+            let values = generator.normal(tensor.shape, std: 1 / Float(fanIn).squareRoot())
+            tensor.data.update(from: values.data, count: tensor.count)
+        }
+    }
+}
