@@ -135,7 +135,7 @@ final class Inspector {
                 let facts = InspectDiffusers.component(path, report: report)
                 return success(InspectedItem(path: path, kind: "diffusers component", facts: facts))
             case .unsupported(let what):
-                throw InspectFailure(path: path, reason: "\(what) is not a format customize reads")
+                throw InspectFailure(path: path, reason: what)
             case .unknown:
                 throw InspectFailure(path: path, reason: "unrecognised format (not a clip, PNG, safetensors file or folder; first bytes \(Self.leadingBytes(of: path)))")
             case .folder:

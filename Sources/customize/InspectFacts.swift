@@ -143,7 +143,10 @@ extension Fact {
 
     private static let longestInlineText = 160
 
-    private static func label(_ key: String) -> String { key.replacingOccurrences(of: "_", with: " ") }
+    /// `_class_name` reads "class name": diffusers' private-key underscore means nothing to a reader.
+    private static func label(_ key: String) -> String {
+        String(key.drop(while: { $0 == "_" })).replacingOccurrences(of: "_", with: " ")
+    }
 
     static func formatNumber(_ value: Double) -> String {
         guard value.isFinite else { return "\(value)" }

@@ -13,7 +13,8 @@ enum InspectedKind: Equatable {
     /// A folder with `config.json` but no `model_index.json`: one diffusers component (`unet/`, `vae/`…).
     case diffusersComponent
     case folder
-    /// Recognised, but not a format this project reads (JPEG, pickled PyTorch weights…).
+    /// Recognised, but not a format this project reads (JPEG, pickled PyTorch weights…); the text
+    /// says what it is and what to do instead.
     case unsupported(String)
     case unknown
 
@@ -71,10 +72,10 @@ enum InspectSniffer {
         if starts(with: ascii("RIFF")) && starts(with: ascii("AVI "), at: 8) { return .video }
         if starts(with: ascii("FLV")) || starts(with: ascii("OggS")) { return .video }
         if bytes.count >= 189 && bytes[0] == 0x47 && bytes[188] == 0x47 { return .video } // MPEG-TS sync bytes
-        if starts(with: [0xFF, 0xD8, 0xFF]) { return .unsupported("JPEG image (convert it to PNG)") }
-        if starts(with: ascii("PK\u{03}\u{04}")) { return .unsupported("zip archive (a PyTorch .pt/.bin checkpoint?); only safetensors weights are read") }
+        if starts(with: [0xFF, 0xD8, 0xFF]) { return .unsupported("a JPEG image; customize reads PNG images (convert it first)") }
+        if starts(with: ascii("PK\u{03}\u{04}")) { return .unsupported("a zip archive (a PyTorch .pt/.bin checkpoint?); customize reads safetensors weights only") }
         if starts(with: [0x80]) && bytes.count > 1 && (2...5).contains(bytes[1]) {
-            return .unsupported("Python pickle (a PyTorch checkpoint?); only safetensors weights are read")
+            return .unsupported("a Python pickle (a PyTorch checkpoint?); customize reads safetensors weights only")
         }
         // safetensors: a little-endian UInt64 header length, then the JSON header's opening brace.
         if bytes.count >= 9 && bytes[8] == UInt8(ascii: "{") {

@@ -59,6 +59,16 @@ final class MediaCommandTests: XCTestCase {
         abs(Int(a.r) - Int(b.0)) + abs(Int(a.g) - Int(b.1)) + abs(Int(a.b) - Int(b.2))
     }
 
+    func testEachMediaCommandIsListedAndShowsAnExample() throws {
+        let root = try run(["--help"])
+        for command in ["inspect", "frames", "encode"] {
+            XCTAssertTrue(root.stdout.contains("customize \(command) "), root.stdout)
+            let help = try run([command, "--help"])
+            XCTAssertEqual(help.status, 0)
+            XCTAssertTrue(help.stdout.contains("Examples:") && help.stdout.contains("customize \(command) "), help.stdout)
+        }
+    }
+
     // MARK: - inspect
 
     func testInspectPNGReportsHeaderAndAllTextMetadata() throws {
