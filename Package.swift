@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "WorldTests", dependencies: ["World"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
-        .testTarget(name: "CLITests", dependencies: ["customize"]),
+        .testTarget(name: "CLITests", dependencies: ["customize", "Media", "Checkpoints"]),
     ],
     swiftLanguageModes: [.v5]
 )
