@@ -105,8 +105,13 @@ extension AdapterSet {
                 continue
             }
             guard let downName = factors.down, let upName = factors.up else {
-                problems.append(LoRAFileProblem(key: modulePath, reason: factors.down == nil
-                    ? "lora_B (up) without lora_A (down)" : "lora_A (down) without lora_B (up)"))
+                let reason: String
+                switch (factors.down, factors.up) {
+                case (nil, nil): reason = "alpha without lora_A (down) and lora_B (up)"
+                case (nil, _): reason = "lora_B (up) without lora_A (down)"
+                default: reason = "lora_A (down) without lora_B (up)"
+                }
+                problems.append(LoRAFileProblem(key: modulePath, reason: reason))
                 continue
             }
             let downEntry = try file.entry(downName), upEntry = try file.entry(upName)

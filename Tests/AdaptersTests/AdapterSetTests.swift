@@ -197,4 +197,33 @@ final class AdapterSetTests: XCTestCase {
         XCTAssertEqual(try second.loras(of: "a")[1].down.values, fromFirst)
         XCTAssertNotEqual(try second.loras(of: "b")[1].down.values, fromFirst, "another adapter name, other values")
     }
+
+    func testTrainingTurnsLoRADropoutOnAndRemovingAMergedAdapterRestoresTheModel() throws {
+        let model = try Support.fixtureUNet()
+        let originals = model.namedParameters().map { $0.tensor.values.map(\.bitPattern) }
+        let set = AdapterSet(model: model)
+        try set.inject("temporal", config: LoRAConfig(rank: 4, dropout: 0.5), targets: ModulePattern.motionDirectorTemporal,
+                       generator: RandomGenerator(seed: 1))
+        for lora in try set.loras(of: "temporal") { Support.fill(lora.up, seed: 9, scale: 0.3) }
+        let inference = try Support.run(model).values
+        try set.setTraining(generator: RandomGenerator(seed: 5))
+        let training = try Support.run(model).values
+        XCTAssertNotEqual(training, inference)
+        try set.setTraining(generator: RandomGenerator(seed: 5))
+        XCTAssertEqual(try Support.run(model).values, training, "same generator, same dropout masks")
+        try set.setTraining(generator: nil)
+        XCTAssertEqual(try Support.run(model).values, inference)
+
+        try set.merge()
+        try set.remove("temporal")
+        XCTAssertEqual(set.adapterNames, [])
+        XCTAssertEqual(model.namedParameters().map { $0.tensor.values.map(\.bitPattern) }, originals)
+        XCTAssertTrue(set.adaptableLayers.allSatisfy { entry in
+            switch entry.layer {
+            case let .linear(layer): return layer.deltas.isEmpty
+            case let .conv2d(layer): return layer.deltas.isEmpty
+            case let .conv3dTemporal(layer): return layer.deltas.isEmpty
+            }
+        })
+    }
 }

@@ -114,9 +114,11 @@ enum Support {
         }
     }
 
+    static let temporaryFolder = FileManager.default.temporaryDirectory
+        .appendingPathComponent("adapters-tests-\(ProcessInfo.processInfo.processIdentifier)").path
+
     static func temporaryPath(_ name: String) -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("adapters-tests-\(ProcessInfo.processInfo.processIdentifier)")
-        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        return folder.appendingPathComponent(name).path
+        try? FileManager.default.createDirectory(atPath: temporaryFolder, withIntermediateDirectories: true)
+        return URL(fileURLWithPath: temporaryFolder).appendingPathComponent(name).path
     }
 }

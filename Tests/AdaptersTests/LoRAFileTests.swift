@@ -8,6 +8,11 @@ import XCTest
 /// Saving and loading adapters: PEFT round trips, kohya and older diffusers keys, files that do not
 /// fit, and the cross-check against a LoRA saved by diffusers/PEFT.
 final class LoRAFileTests: XCTestCase {
+    override class func tearDown() {
+        try? FileManager.default.removeItem(atPath: Support.temporaryFolder)
+        super.tearDown()
+    }
+
     func visibleSet(_ model: UNet3DConditionModel) throws -> AdapterSet {
         let set = AdapterSet(model: model)
         try set.inject("motion", config: LoRAConfig(rank: 4, alpha: 8, useRSLoRA: true, dropout: 0.1),
@@ -197,6 +202,8 @@ final class LoRAFileTests: XCTestCase {
             .init(name: "unet.conv_in.weight", shape: [2], values: [1, 2]),
             // kohya name that resolves to nothing
             .init(name: "lora_unet_down_blocks_9_conv.lora_down.weight", shape: [2, 4], values: Support.values(8, seed: 12)),
+            // an alpha alone
+            .init(name: "unet.conv_out.alpha", shape: [], values: [4]),
         ]
         let path = Support.temporaryPath("misfit.safetensors")
         try SafeTensors.write(tensors, to: path)
@@ -205,11 +212,12 @@ final class LoRAFileTests: XCTestCase {
         XCTAssertThrowsError(try set.load(path, as: "misfit")) { error in
             guard case let AdapterError.incompatibleFile(file, problems) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(file, path)
-            XCTAssertEqual(problems.count, 7, "\(problems)")
+            XCTAssertEqual(problems.count, 8, "\(problems)")
             let text = "\(error)"
             for fragment in ["down_blocks.7.attn.to_q", "attn1.to_k: shapes do not fit", "[2, 24]", "attn1.to_v: rank mismatch",
                              "proj_out: lora_B (up) without lora_A", "conv_norm_out: the module is a GroupNorm",
-                             "unet.conv_in.weight: not a LoRA tensor name", "down_blocks_9_conv", "allow-partial"] {
+                             "unet.conv_in.weight: not a LoRA tensor name", "down_blocks_9_conv", "conv_out: alpha without lora_A",
+                             "allow-partial"] {
                 XCTAssertTrue(text.contains(fragment), "missing \(fragment) in:\n\(text)")
             }
         }
@@ -218,7 +226,7 @@ final class LoRAFileTests: XCTestCase {
 
         let report = try set.load(path, as: "misfit", allowPartial: true)
         XCTAssertEqual(report.modulePaths, [good])
-        XCTAssertEqual(report.skipped.count, 7)
+        XCTAssertEqual(report.skipped.count, 8)
         XCTAssertEqual((model.module(at: good) as? Linear)?.deltas.count, 1)
     }
 
