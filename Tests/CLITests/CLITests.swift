@@ -5,8 +5,14 @@ import XCTest
 final class CLITests: XCTestCase {
     /// The built executable beside the test bundle (.build/<config>/customize).
     static var executable: URL {
-        let products = Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent()
-        return products.appendingPathComponent("customize")
+        let bundle = Bundle(for: CLITests.self).bundleURL
+        let candidates = [bundle, bundle.deletingLastPathComponent(),
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        for folder in candidates {
+            let url = folder.appendingPathComponent("customize")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return candidates[0].appendingPathComponent("customize")
     }
 
     struct Run {
