@@ -1,0 +1,229 @@
+import XCTest
+@testable import Tensor
+
+final class ConvTests: XCTestCase {
+    /// torch.nn.functional.conv2d written out as its definition, in Double.
+    static func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: Int) -> [Float] {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1
+        var out = [Float](repeating: 0, count: n * o * ho * wo)
+        for img in 0..<n { for oc in 0..<o { for oy in 0..<ho { for ox in 0..<wo {
+            var total = Double(b?.data[oc] ?? 0)
+            for ic in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
+                let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
+                guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+                total += Double(x.data[((img * c + ic) * h + iy) * wd + ix]) * Double(w.data[((oc * c + ic) * kh + ki) * kw + kj])
+            } } }
+            out[((img * o + oc) * ho + oy) * wo + ox] = Float(total)
+        } } } }
+        return out
+    }
+
+    /// torch.nn.functional.conv3d with a (k, 1, 1) kernel and frame padding, as its definition.
+    static func referenceTemporal(_ x: Tensor, _ w: Tensor, _ b: Tensor?, padding: Int) -> [Float] {
+        let (clips, c, f, plane) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3] * x.shape[4])
+        let (o, k) = (w.shape[0], w.shape[2])
+        let fo = f + 2 * padding - k + 1
+        var out = [Float](repeating: 0, count: clips * o * fo * plane)
+        for clip in 0..<clips { for oc in 0..<o { for frame in 0..<fo { for p in 0..<plane {
+            var total = Double(b?.data[oc] ?? 0)
+            for ic in 0..<c { for dt in 0..<k {
+                let source = frame + dt - padding
+                guard source >= 0, source < f else { continue }
+                total += Double(x.data[((clip * c + ic) * f + source) * plane + p]) * Double(w.data[(oc * c + ic) * k + dt])
+            } }
+            out[((clip * o + oc) * fo + frame) * plane + p] = Float(total)
+        } } } }
+        return out
+    }
+
+    static func assertClose(_ actual: [Float], _ expected: [Float], _ what: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
+        for i in 0..<Swift.min(actual.count, expected.count)
+        where Swift.abs(actual[i] - expected[i]) > 1e-4 * Swift.max(1, Swift.abs(expected[i])) {
+            XCTFail("\(what): element \(i) is \(actual[i]), expected \(expected[i])", file: file, line: line)
+            return
+        }
+    }
+
+    func testConv2dHandComputed() throws {
+        // 1 image, 1 channel, 3x3 input; 2x2 kernel of ones: each output sums a 2x2 window.
+        let x = try Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        let w = try Tensor(shape: [1, 1, 2, 2], values: [1, 1, 1, 1])
+        XCTAssertEqual(try Tensor.conv2d(x, weight: w).values, [12, 16, 24, 28])
+        let b = try Tensor(shape: [1], values: [0.5])
+        XCTAssertEqual(try Tensor.conv2d(x, weight: w, bias: b, stride: 2, padding: 1).values, [1.5, 5.5, 11.5, 28.5])
+        let identity = try Tensor(shape: [1, 1, 3, 3], values: [0, 0, 0, 0, 1, 0, 0, 0, 0])
+        XCTAssertEqual(try Tensor.conv2d(x, weight: identity, padding: 1).values, x.values)
+    }
+
+    func testConv2dMatchesReferenceForEveryKernelStrideAndPadding() throws {
+        var seed: UInt64 = 100
+        // (batch, channels, height, width, out channels): square, non-square and odd sizes.
+        let sizes = [(2, 3, 7, 7, 4), (1, 2, 6, 9, 3), (3, 5, 5, 8, 2), (2, 4, 9, 5, 5), (1, 1, 4, 4, 1)]
+        let kernels = [(1, 1), (3, 3), (2, 3), (3, 1)]
+        for (n, c, h, w, o) in sizes {
+            for (kh, kw) in kernels {
+                for stride in [1, 2] {
+                    for padding in [0, 1, 2] where h + 2 * padding >= kh && w + 2 * padding >= kw {
+                        seed += 3
+                        let x = GradCheck.tensor([n, c, h, w], seed: seed)
+                        let weight = GradCheck.tensor([o, c, kh, kw], seed: seed + 1)
+                        let bias = GradCheck.tensor([o], seed: seed + 2)
+                        let expected = Self.referenceConv2d(x, weight, bias, stride: stride, padding: padding)
+                        let what = "x \(x.shape) w \(weight.shape) stride \(stride) padding \(padding)"
+                        let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: stride, padding: padding)
+                        for strategy in [1, 2, n].map(ConvStrategy.init(imagesPerGemm:)) {
+                            let y = Tensor.withoutGrad {
+                                Tensor.conv2d(x, weight: weight, bias: bias, geometry: geometry, strategy: strategy)
+                            }
+                            XCTAssertEqual(y.shape, [n, o, (h + 2 * padding - kh) / stride + 1, (w + 2 * padding - kw) / stride + 1])
+                            Self.assertClose(y.values, expected, "\(what) \(strategy)")
+                        }
+                        let plain = try Tensor.withoutGrad { try Tensor.conv2d(x, weight: weight, stride: stride, padding: padding) }
+                        Self.assertClose(plain.values, Self.referenceConv2d(x, weight, nil, stride: stride, padding: padding), "\(what) no bias")
+                    }
+                }
+            }
+        }
+    }
+
+    func testConv2dGradients() throws {
+        // (x shape, weight shape, stride, padding): 3x3 same, 3x3 stride 2 on odd input, 1x1, non-square.
+        let cases: [([Int], [Int], Int, Int)] = [
+            ([3, 3, 5, 4], [4, 3, 3, 3], 1, 1),
+            ([2, 2, 5, 5], [3, 2, 3, 3], 2, 1),
+            ([3, 3, 4, 3], [2, 3, 1, 1], 1, 0),
+            ([1, 2, 6, 5], [2, 2, 2, 3], 2, 0),
+        ]
+        for (index, (xShape, wShape, stride, padding)) in cases.enumerated() {
+            let seed = UInt64(200 + 10 * index)
+            let x = GradCheck.tensor(xShape, seed: seed)
+            let w = GradCheck.tensor(wShape, seed: seed + 1, scale: 0.5)
+            let b = GradCheck.tensor([wShape[0]], seed: seed + 2)
+            let geometry = try Tensor.convGeometry(x, weight: w, bias: b, stride: stride, padding: padding)
+            for strategy in [1, 2, xShape[0]].map(ConvStrategy.init(imagesPerGemm:)) {
+                try GradCheck.check([x, w, b]) {
+                    Tensor.conv2d($0[0], weight: $0[1], bias: $0[2], geometry: geometry, strategy: strategy)
+                }
+            }
+            try GradCheck.check([x, w]) { try Tensor.conv2d($0[0], weight: $0[1], stride: stride, padding: padding) }
+        }
+        // Only the input needs a gradient (latent guidance): the weight gets none.
+        let x = GradCheck.tensor([1, 2, 4, 4], seed: 250)
+        let w = try Tensor(shape: [2, 2, 3, 3], values: GradCheck.values(36, seed: 251))
+        try GradCheck.check([x]) { try Tensor.conv2d($0[0], weight: w, padding: 1) }
+        XCTAssertNil(w.grad)
+    }
+
+    func testConv2dShapeErrors() {
+        let x = Tensor(zeros: [2, 3, 8, 8])
+        XCTAssertThrowsError(try Tensor.conv2d(x, weight: Tensor(zeros: [4, 5, 3, 3]))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("conv2d"), text)
+            XCTAssertTrue(text.contains("[2, 3, 8, 8]") && text.contains("[4, 5, 3, 3]"), text)
+        }
+        XCTAssertThrowsError(try Tensor.conv2d(x, weight: Tensor(zeros: [4, 3, 3, 3]), bias: Tensor(zeros: [3]))) { error in
+            XCTAssertTrue("\(error)".contains("conv2d") && "\(error)".contains("[3]"), "\(error)")
+        }
+        XCTAssertThrowsError(try Tensor.conv2d(Tensor(zeros: [3, 8, 8]), weight: Tensor(zeros: [4, 3, 3, 3]))) { error in
+            XCTAssertTrue("\(error)".contains("conv2d") && "\(error)".contains("[3, 8, 8]"), "\(error)")
+        }
+        XCTAssertThrowsError(try Tensor.conv2d(x, weight: Tensor(zeros: [4, 3, 9, 9]))) { error in
+            XCTAssertTrue("\(error)".contains("larger than input"), "\(error)")
+        }
+        XCTAssertThrowsError(try Tensor.conv2d(x, weight: Tensor(zeros: [4, 3, 3, 3]), stride: 0))
+        XCTAssertThrowsError(try Tensor.conv2d(x, weight: Tensor(zeros: [4, 3, 3, 3]), padding: -1))
+    }
+
+    func testConv3dTemporalMatchesReference() throws {
+        // (clips, channels, frames, height, width, out channels, kernel, padding)
+        let cases = [(2, 3, 5, 2, 3, 4, 3, 1), (1, 2, 4, 3, 3, 3, 3, 0), (2, 2, 3, 1, 2, 2, 5, 2),
+                     (1, 3, 2, 2, 2, 2, 3, 2), (2, 2, 6, 2, 1, 3, 1, 0)]
+        for (index, (b, c, f, h, w, o, k, padding)) in cases.enumerated() {
+            let seed = UInt64(300 + 5 * index)
+            let x = GradCheck.tensor([b, c, f, h, w], seed: seed)
+            let weight = GradCheck.tensor([o, c, k, 1, 1], seed: seed + 1)
+            let bias = GradCheck.tensor([o], seed: seed + 2)
+            let y = try Tensor.withoutGrad { try Tensor.conv3dTemporal(x, weight: weight, bias: bias, padding: padding) }
+            XCTAssertEqual(y.shape, [b, o, f + 2 * padding - k + 1, h, w])
+            Self.assertClose(y.values, Self.referenceTemporal(x, weight, bias, padding: padding), "temporal case \(index)")
+            let plain = try Tensor.withoutGrad { try Tensor.conv3dTemporal(x, weight: weight, padding: padding) }
+            Self.assertClose(plain.values, Self.referenceTemporal(x, weight, nil, padding: padding), "temporal case \(index) no bias")
+        }
+        // Hand-computed: one channel, kernel [1, 2, 3] over frames [1, 2, 3] with padding 1.
+        let x = try Tensor(shape: [1, 1, 3, 1, 1], values: [1, 2, 3])
+        let w = try Tensor(shape: [1, 1, 3, 1, 1], values: [1, 2, 3])
+        XCTAssertEqual(try Tensor.conv3dTemporal(x, weight: w).values, [8, 14, 8])
+    }
+
+    func testConv3dTemporalGradients() throws {
+        let cases = [([2, 3, 4, 2, 3], [2, 3, 3, 1, 1], 1), ([1, 2, 3, 2, 2], [3, 2, 3, 1, 1], 0),
+                     ([2, 2, 2, 1, 3], [2, 2, 5, 1, 1], 2)]
+        for (index, (xShape, wShape, padding)) in cases.enumerated() {
+            let seed = UInt64(400 + 5 * index)
+            let x = GradCheck.tensor(xShape, seed: seed)
+            let w = GradCheck.tensor(wShape, seed: seed + 1, scale: 0.5)
+            let b = GradCheck.tensor([wShape[0]], seed: seed + 2)
+            try GradCheck.check([x, w, b]) { try Tensor.conv3dTemporal($0[0], weight: $0[1], bias: $0[2], padding: padding) }
+        }
+    }
+
+    func testTemporalConvOnFramesFirstLayout() throws {
+        let (clips, frames, c, h, w, o) = (2, 4, 3, 2, 3, 2)
+        let x = GradCheck.tensor([clips * frames, c, h, w], seed: 500)
+        let weight = GradCheck.tensor([o, c, 3, 1, 1], seed: 501)
+        let bias = GradCheck.tensor([o], seed: 502)
+        let y = try Tensor.withoutGrad { try Tensor.temporalConv(x, frames: frames, weight: weight, bias: bias) }
+        XCTAssertEqual(y.shape, [clips * frames, o, h, w])
+        let clipsFirst = try Tensor.withoutGrad {
+            try x.reshaped([clips, frames, c, h, w]).permuted([0, 2, 1, 3, 4])
+        }
+        let expected = try Tensor(shape: [clips, o, frames, h, w],
+                                  values: Self.referenceTemporal(clipsFirst, weight, bias, padding: 1))
+        Self.assertClose(y.values, try expected.permuted([0, 2, 1, 3, 4]).values, "temporalConv")
+        try GradCheck.check([x, weight, bias]) { try Tensor.temporalConv($0[0], frames: frames, weight: $0[1], bias: $0[2]) }
+    }
+
+    func testConv3dTemporalShapeErrors() {
+        let x = Tensor(zeros: [2, 3, 4, 5, 5])
+        XCTAssertThrowsError(try Tensor.conv3dTemporal(x, weight: Tensor(zeros: [4, 2, 3, 1, 1]))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("conv3dTemporal") && text.contains("[2, 3, 4, 5, 5]") && text.contains("[4, 2, 3, 1, 1]"), text)
+        }
+        XCTAssertThrowsError(try Tensor.conv3dTemporal(x, weight: Tensor(zeros: [4, 3, 3, 3, 3]))) { error in
+            XCTAssertTrue("\(error)".contains("[O, C, k, 1, 1]"), "\(error)")
+        }
+        XCTAssertThrowsError(try Tensor.conv3dTemporal(x, weight: Tensor(zeros: [4, 3, 7, 1, 1]), padding: 1))
+        XCTAssertThrowsError(try Tensor.conv3dTemporal(x, weight: Tensor(zeros: [4, 3, 3, 1, 1]), bias: Tensor(zeros: [3]))) { error in
+            XCTAssertTrue("\(error)".contains("conv3dTemporal") && "\(error)".contains("[3]"), "\(error)")
+        }
+        XCTAssertThrowsError(try Tensor.temporalConv(Tensor(zeros: [7, 3, 2, 2]), frames: 4, weight: Tensor(zeros: [3, 3, 3, 1, 1]))) { error in
+            XCTAssertTrue("\(error)".contains("temporalConv") && "\(error)".contains("[7, 3, 2, 2]"), "\(error)")
+        }
+    }
+
+    func testUpsampleNearest2x() throws {
+        let x = try Tensor(shape: [1, 1, 2, 3], values: [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(try Tensor.upsampleNearest2x(x).values, [1, 1, 2, 2, 3, 3,
+                                                                1, 1, 2, 2, 3, 3,
+                                                                4, 4, 5, 5, 6, 6,
+                                                                4, 4, 5, 5, 6, 6])
+        let g = GradCheck.tensor([2, 3, 3, 5], seed: 600)
+        XCTAssertEqual(try Tensor.upsampleNearest2x(g).shape, [2, 3, 6, 10])
+        try GradCheck.check([g]) { try Tensor.upsampleNearest2x($0[0]) }
+        // The gradient of each pixel is the sum of its 2x2 block.
+        let leaf = x.copy()
+        leaf.requiresGrad = true
+        let y = try Tensor.upsampleNearest2x(leaf)
+        try y.backward(gradient: try Tensor(shape: y.shape, values: (0..<24).map(Float.init)))
+        // Block sums: (0+1+6+7), (2+3+8+9), (4+5+10+11), (12+13+18+19), (14+15+20+21), (16+17+22+23).
+        let blockSums: [Float] = [14, 22, 30, 62, 70, 78]
+        XCTAssertEqual(leaf.grad?.values, blockSums)
+        XCTAssertThrowsError(try Tensor.upsampleNearest2x(Tensor(zeros: [2, 3, 4]))) { error in
+            XCTAssertTrue("\(error)".contains("upsampleNearest2x") && "\(error)".contains("[2, 3, 4]"), "\(error)")
+        }
+    }
+}
