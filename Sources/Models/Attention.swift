@@ -130,6 +130,22 @@ final class OutputProjection: Module {
 }
 
 extension Module {
+    /// Every attention layer below this module with its path, in tree order.
+    public func attentionLayers() -> [(path: String, attention: Attention)] {
+        namedModules().compactMap { path, module in (module as? Attention).map { (path, $0) } }
+    }
+
+    /// Installs `processor` on every attention layer whose path satisfies `matches`; returns the paths changed.
+    @discardableResult
+    public func setAttentionProcessor(_ processor: AttentionProcessor, where matches: (String) -> Bool) -> [String] {
+        var changed: [String] = []
+        for (path, attention) in attentionLayers() where matches(path) {
+            attention.processor = processor
+            changed.append(path)
+        }
+        return changed
+    }
+
     /// Gives every `Attention` below this module its path, so processors and messages can name it.
     func assignAttentionPaths() {
         for (path, module) in namedModules() {

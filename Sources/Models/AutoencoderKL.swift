@@ -28,7 +28,7 @@ public final class AutoencoderKL: Module {
     }
 
     /// Images `[N, in_channels, H, W]` in [-1, 1] → the posterior's mean and (clamped) log-variance,
-    /// each `[N, latent, H/2^(blocks-1), W/2^(blocks-1)]`.
+    /// each `[N, latent, H/2^(blocks-1), W/2^(blocks-1)]` (sides rounded up when not multiples).
     public func encode(_ images: Tensor) throws -> (mean: Tensor, logvar: Tensor) {
         let posterior = try encodeDistribution(images)
         return (posterior.mean, posterior.logvar)
@@ -38,10 +38,6 @@ public final class AutoencoderKL: Module {
     public func encodeDistribution(_ images: Tensor, context: ForwardContext = ForwardContext()) throws -> DiagonalGaussianDistribution {
         guard images.rank == 4, images.shape[1] == config.inChannels else {
             throw ModelError.badInput("VAE encode: expected images [N, \(config.inChannels), H, W], got \(images.shape)")
-        }
-        let factor = 1 << (config.blockOutChannels.count - 1)
-        guard images.shape[2] % factor == 0, images.shape[3] % factor == 0 else {
-            throw ModelError.badInput("VAE encode: height and width \(images.shape[2])×\(images.shape[3]) must be multiples of \(factor)")
         }
         var moments = try encoder(images, context: context)
         if let quantConv { moments = try quantConv(moments) }

@@ -39,7 +39,8 @@ public final class CrossAttnUpBlock3D: Module {
     }
 
     /// `skips`: this block's share of the down path's states, consumed from the end.
-    public func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, context: ForwardContext) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, upsampleSize: (height: Int, width: Int)? = nil,
+                               context: ForwardContext) throws -> Tensor {
         var hidden = x
         var remaining = skips
         for index in 0..<resnets.count {
@@ -49,7 +50,7 @@ public final class CrossAttnUpBlock3D: Module {
             hidden = try attentions[index](hidden, context: context)
             hidden = try tempAttentions[index](hidden, context: context)
         }
-        if let upsamplers { for upsampler in upsamplers { hidden = try upsampler(hidden) } }
+        if let upsamplers { for upsampler in upsamplers { hidden = try upsampler(hidden, outputSize: upsampleSize) } }
         return hidden
     }
 }

@@ -124,11 +124,9 @@ public final class UNet3DConditionModel: Module {
         guard timesteps.count == batch || timesteps.count == 1 else {
             throw ModelError.badInput("UNet3D: \(timesteps.count) timesteps for a batch of \(batch)")
         }
-        let factor = 1 << (config.blockOutChannels.count - 1)
-        guard height % factor == 0, width % factor == 0 else {
-            // diffusers then forwards explicit upsample sizes; nearest resizing to arbitrary sizes is not implemented.
-            throw ModelError.badInput("UNet3D: height and width \(height)×\(width) must be multiples of \(factor)")
-        }
+        // Sides that are not multiples of 2^upsamplers: each upsampler resizes to its skip's size (diffusers).
+        let upsamplers = config.blockOutChannels.count - 1
+        let forwardUpsampleSize = height % (1 << upsamplers) != 0 || width % (1 << upsamplers) != 0
 
         // 1. time: one embedding per clip, repeated for each of its frames.
         let steps = timesteps.count == batch ? timesteps : Array(repeating: timesteps[0], count: batch)
@@ -153,10 +151,14 @@ public final class UNet3DConditionModel: Module {
         hidden = try midBlock(hidden, timeEmbedding: embedding, context: context)
 
         // 5. up: each block takes as many skip states as it has resnets, from the end.
-        for block in upBlocks {
+        for (index, block) in upBlocks.enumerated() {
             let taken = Array(skips.suffix(block.resnetCount))
             skips.removeLast(block.resnetCount)
-            hidden = try block(hidden, skips: taken, timeEmbedding: embedding, context: context)
+            var upsampleSize: (height: Int, width: Int)?
+            if forwardUpsampleSize, index < upBlocks.count - 1, let next = skips.last {
+                upsampleSize = (next.shape[2], next.shape[3])
+            }
+            hidden = try block(hidden, skips: taken, timeEmbedding: embedding, upsampleSize: upsampleSize, context: context)
         }
 
         // 6. post-process, back to [B, C, F, H, W].
@@ -214,10 +216,13 @@ public enum UNet3DUpBlock {
         }
     }
 
-    func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, context: ForwardContext) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, upsampleSize: (height: Int, width: Int)?,
+                        context: ForwardContext) throws -> Tensor {
         switch self {
-        case .crossAttention(let block): return try block(x, skips: skips, timeEmbedding: timeEmbedding, context: context)
-        case .plain(let block): return try block(x, skips: skips, timeEmbedding: timeEmbedding, context: context)
+        case .crossAttention(let block):
+            return try block(x, skips: skips, timeEmbedding: timeEmbedding, upsampleSize: upsampleSize, context: context)
+        case .plain(let block):
+            return try block(x, skips: skips, timeEmbedding: timeEmbedding, upsampleSize: upsampleSize, context: context)
         }
     }
 }

@@ -26,7 +26,8 @@ public final class UpBlock3D: Module {
         if let upsamplers { child("upsamplers", upsamplers) }
     }
 
-    public func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, context: ForwardContext) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, skips: [Tensor], timeEmbedding: Tensor, upsampleSize: (height: Int, width: Int)? = nil,
+                               context: ForwardContext) throws -> Tensor {
         var hidden = x
         var remaining = skips
         for index in 0..<resnets.count {
@@ -34,7 +35,7 @@ public final class UpBlock3D: Module {
             hidden = try resnets[index](hidden, timeEmbedding: timeEmbedding, context: context)
             hidden = try tempConvs[index](hidden, context: context)
         }
-        if let upsamplers { for upsampler in upsamplers { hidden = try upsampler(hidden) } }
+        if let upsamplers { for upsampler in upsamplers { hidden = try upsampler(hidden, outputSize: upsampleSize) } }
         return hidden
     }
 }

@@ -1,6 +1,7 @@
 import Tensor
 
-/// diffusers' `Upsample2D` (upsampling.py) with `use_conv=True`: nearest-neighbour ×2, then a 3×3 `conv`.
+/// diffusers' `Upsample2D` (upsampling.py) with `use_conv=True`: nearest-neighbour ×2 (or to an
+/// explicit `outputSize`, as the U-Net forwards for odd sizes), then a 3×3 `conv`.
 public final class Upsample2D: Module {
     public let conv: Conv2d
 
@@ -10,7 +11,10 @@ public final class Upsample2D: Module {
         child("conv", conv)
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try conv(Tensor.upsampleNearest2x(x))
+    public func callAsFunction(_ x: Tensor, outputSize: (height: Int, width: Int)? = nil) throws -> Tensor {
+        if let outputSize {
+            return try conv(NearestResize.resize(x, height: outputSize.height, width: outputSize.width))
+        }
+        return try conv(Tensor.upsampleNearest2x(x))
     }
 }

@@ -162,6 +162,101 @@ extension EngineBenchmark {
                 _ = a * 0.5
             }
         }
+        progress("convolution")
+        // 3×3 convolutions of the benchmark U-Net (FLOPs 2·N·O·C·9·H·W per pass; backward = 2 passes).
+        for (channels, size) in [(64, side), (128, side), (128, side / 2)] {
+            let x = Tensor(repeating: 0.1, shape: [images, channels, size, size])
+            let w = Tensor(repeating: 0.01, shape: [channels, channels, 3, 3])
+            let b = Tensor(repeating: 0, shape: [channels])
+            let flops = 2.0 * Double(images * channels * channels * 9 * size * size)
+            let label = "conv2d 3x3 [\(images),\(channels),\(size),\(size)]->\(channels)"
+            try Tensor.withoutGrad {
+                try gemmResult("\(label) forward", flops: flops, bar: 0.6) {
+                    _ = try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1)
+                }
+            }
+            x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
+            let seed = Tensor(repeating: 0.01, shape: x.shape)
+            try gemmResult("\(label) forward+backward", flops: 3 * flops, bar: 0.6) {
+                x.grad = nil; w.grad = nil; b.grad = nil
+                try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1).backward(gradient: seed)
+            }
+        }
+        do {
+            // TemporalConvLayer: kernel 3 over 8 frames, batch 2.
+            let x = Tensor(repeating: 0.1, shape: [images / 8, 128, 8, side, side])
+            let w = Tensor(repeating: 0.01, shape: [128, 128, 3, 1, 1])
+            let flops = 2.0 * Double(images * 128 * 128 * 3 * side * side)
+            try Tensor.withoutGrad {
+                try gemmResult("temporal conv k3 [\(images / 8),128,8,\(side),\(side)] forward", flops: flops, bar: nil) {
+                    _ = try Tensor.conv3dTemporal(x, weight: w, bias: nil, padding: 1)
+                }
+            }
+        }
+
+        progress("norms and activations")
+        let gamma = Tensor(repeating: 1, shape: [128]), beta = Tensor(repeating: 0, shape: [128])
+        let activations = try Tensor(shape: [images, 128, side, side], values: (0..<elements).map { Float($0 % 97) / 97 - 0.5 })
+        try Tensor.withoutGrad {
+            bandwidthResult("silu [\(images),128,\(side),\(side)]", bytes: Double(2 * elements * 4), bar: 0.5) {
+                _ = activations.silu()
+            }
+            try bandwidthResult("group norm forward [\(images),128,\(side),\(side)] 32 groups", bytes: Double(2 * elements * 4), bar: 0.5) {
+                _ = try Tensor.groupNorm(activations, groups: 32, weight: gamma, bias: beta, epsilon: 1e-5)
+            }
+            let rows = try activations.reshaped([images * side * side, 128])
+            try bandwidthResult("layer norm forward [\(images * side * side),128]", bytes: Double(2 * elements * 4), bar: nil) {
+                _ = try Tensor.layerNorm(rows, weight: gamma, bias: beta)
+            }
+            let scores = try Tensor(shape: [images * 4 * side * side, side * side],
+                                    values: (0..<(images * 4 * side * side * side * side)).map { Float($0 % 101) / 50 - 1 })
+            try bandwidthResult("softmax rows [\(images * 4 * side * side),\(side * side)]", bytes: Double(2 * scores.count * 4), bar: nil) {
+                _ = try scores.softmax()
+            }
+        }
+        let normInput = activations.copy()
+        normInput.requiresGrad = true
+        let normSeed = Tensor(repeating: 1, shape: activations.shape)
+        try bandwidthResult("group norm forward+backward [\(images),128,\(side),\(side)]", bytes: Double(5 * elements * 4), bar: 0.5) {
+            normInput.grad = nil
+            try Tensor.groupNorm(normInput, groups: 32, weight: gamma, bias: beta, epsilon: 1e-5).backward(gradient: normSeed)
+        }
+
+        progress("attention")
+        // Spatial self-attention over 256 tokens: 16 images × 4 heads of dimension 32.
+        // FLOPs: forward 4·B·L²·D; backward 8·B·L²·D (score recomputation not counted).
+        let tokensPerImage = side * side
+        for (heads, headDim) in [(4, 32), (32, 4)] {
+            let batch = images * heads
+            func input(_ seed: Int) throws -> Tensor {
+                try Tensor(shape: [batch, tokensPerImage, headDim],
+                           values: (0..<(batch * tokensPerImage * headDim)).map { Float(($0 * 31 + seed) % 113) / 113 - 0.5 })
+            }
+            let q = try input(1), k = try input(2), v = try input(3)
+            let flops = 4.0 * Double(batch * tokensPerImage * tokensPerImage * headDim)
+            let label = "spatial attention \(batch)x\(tokensPerImage) tokens, head dim \(headDim)"
+            try Tensor.withoutGrad {
+                try gemmResult("\(label) forward", flops: flops, bar: headDim >= 32 ? 0.4 : nil) {
+                    _ = try Tensor.attention(query: q, key: k, value: v)
+                }
+            }
+            for t in [q, k, v] { t.requiresGrad = true }
+            let seed = Tensor(repeating: 0.01, shape: [batch, tokensPerImage, headDim])
+            try gemmResult("\(label) forward+backward", flops: 3 * flops, bar: headDim >= 32 ? 0.4 : nil) {
+                for t in [q, k, v] { t.grad = nil }
+                try Tensor.attention(query: q, key: k, value: v).backward(gradient: seed)
+            }
+        }
+        // Temporal attention: one sequence of 8 frames per (image position, head); too small for GEMM.
+        let frames = 8, sequences = (images / frames) * 4 * tokensPerImage, temporalDim = 32
+        let tq = try Tensor(shape: [sequences, frames, temporalDim], values: (0..<(sequences * frames * temporalDim)).map { Float($0 % 89) / 89 - 0.5 })
+        let temporalFlops = 4.0 * Double(sequences * frames * frames * temporalDim)
+        try Tensor.withoutGrad {
+            try gemmResult("temporal attention \(sequences)x\(frames) frames, head dim \(temporalDim) forward", flops: temporalFlops, bar: nil) {
+                _ = try Tensor.attention(query: tq, key: tq, value: tq)
+            }
+        }
+
         return Report(openblasCore: BLAS.coreName, threads: Parallel.threadCount,
                       sgemmMaxRelativeError: EngineBenchmark.verifySgemm(),
                       sgemmReferenceGFLOPs: reference, copyGBs: copy.gbs, results: results)

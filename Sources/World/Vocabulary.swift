@@ -22,6 +22,26 @@ public enum ObjectKind: Codable, Hashable, Sendable {
         case let .concept(concept): return concept.rawValue
         }
     }
+
+    /// Shape and concept words are distinct, so a kind is stored as its word.
+    public init?(word: String) {
+        if let shape = ObjectShape(rawValue: word) { self = .shape(shape) }
+        else if let concept = Concept(rawValue: word) { self = .concept(concept) }
+        else { return nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let word = try decoder.singleValueContainer().decode(String.self)
+        guard let kind = ObjectKind(word: word) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown object \"\(word)\""))
+        }
+        self = kind
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(word)
+    }
 }
 
 /// Named colours, far enough apart that a probe can tell them from pixels.

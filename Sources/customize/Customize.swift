@@ -9,12 +9,14 @@ struct Customize: ParsableCommand {
         discussion: """
         Examples:
           customize inspect samples/base clip.mp4 adapter.safetensors
+          customize inspect frames/ --json
           customize frames clip.mp4 --out frames/ --count 8 --size 64x64
           customize encode frames/ --out clip.mp4 --fps 8
+          customize world --out world/ --images 16 --clips 4 --split train
           customize bench engine --json
         """,
         version: "0.1.0",
-        subcommands: [Bench.self])
+        subcommands: [Inspect.self, Frames.self, Encode.self, WorldCommand.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {

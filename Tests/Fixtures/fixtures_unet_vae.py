@@ -73,6 +73,16 @@ def unet_fixture():
         io[f"encoder_hidden_states_f{frames}"] = text
         io[f"timesteps_f{frames}"] = timesteps
         io[f"output_f{frames}"] = out.contiguous()
+    # Sizes that are not multiples of 2^upsamplers: diffusers forwards explicit upsample sizes.
+    sample = torch.randn((1, 4, 2, 7, 5), generator=generator)
+    text = torch.randn((1, 5, 16), generator=generator)
+    timesteps = torch.tensor([400.0])
+    with torch.no_grad():
+        out = model(sample, timesteps, encoder_hidden_states=text).sample
+    io["sample_odd"] = sample
+    io["encoder_hidden_states_odd"] = text
+    io["timesteps_odd"] = timesteps
+    io["output_odd"] = out.contiguous()
     save_file(io, os.path.join(folder, "io.safetensors"))
     print(f"unet3d: {count} parameters, output max |x| {max(v.abs().max().item() for k, v in io.items() if k.startswith('output'))}")
 

@@ -13,18 +13,21 @@ final class UNet3DParityTests: XCTestCase {
         return model
     }
 
-    func check(frames: Int) throws {
+    func check(_ suffix: String) throws {
         let model = try loadFixtureModel()
         let io = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "io.safetensors"))
-        let output = try model(sample: ModelFixtures.tensor(io, "sample_f\(frames)"),
-                               timesteps: io.floats("timesteps_f\(frames)"),
-                               encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_f\(frames)"))
-        ModelFixtures.assertClose(output, try ModelFixtures.tensor(io, "output_f\(frames)"), "UNet3D output, \(frames) frames")
+        let output = try model(sample: ModelFixtures.tensor(io, "sample_\(suffix)"),
+                               timesteps: io.floats("timesteps_\(suffix)"),
+                               encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_\(suffix)"))
+        ModelFixtures.assertClose(output, try ModelFixtures.tensor(io, "output_\(suffix)"), "UNet3D output (\(suffix))")
     }
 
-    func testThreeFramesMatchDiffusers() throws { try check(frames: 3) }
+    func testThreeFramesMatchDiffusers() throws { try check("f3") }
 
-    func testOneFrameMatchesDiffusers() throws { try check(frames: 1) }
+    func testOneFrameMatchesDiffusers() throws { try check("f1") }
+
+    /// 7×5 latents: not multiples of 2, so the upsampler resizes to the skip's size, as diffusers does.
+    func testOddSizeMatchesDiffusers() throws { try check("odd") }
 
     func testParameterPathsAreDiffusersKeys() throws {
         let model = try loadFixtureModel()
@@ -54,7 +57,10 @@ final class UNet3DParityTests: XCTestCase {
         let io = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "io.safetensors"))
         let recorder = Recorder()
         let path = "up_blocks.1.attentions.0.transformer_blocks.0.attn2"
-        (model.module(at: path) as! Attention).processor = recorder
+        XCTAssertEqual(model.setAttentionProcessor(recorder) { $0 == path }, [path])
+        // Transformers: transformer_in, down 0 (spatial + temporal), mid (spatial + temporal), up 1 (2 layers × 2);
+        // two attentions each: 18, as many as the file's to_q weights.
+        XCTAssertEqual(model.attentionLayers().count, 18)
         let output = try model(sample: ModelFixtures.tensor(io, "sample_f3"), timesteps: io.floats("timesteps_f3"),
                                encoderHiddenStates: ModelFixtures.tensor(io, "encoder_hidden_states_f3"))
         XCTAssertEqual(recorder.calls.count, 1)

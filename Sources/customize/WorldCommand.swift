@@ -1,0 +1,111 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Media
+import World
+
+/// `customize world`: writes samples of the synthetic world as PNG images and MP4 clips with captions.
+struct WorldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "world",
+        abstract: "Write images and clips of the synthetic world, with captions.",
+        discussion: """
+        Each sample is written with a caption file beside it (00000.png + 00000.txt), the layout the
+        training commands read; captions.jsonl lists every sample with its full scene description.
+        Splits: train (pretraining), heldout (colour-shape pairs never in pretraining), reserved
+        (motions, concepts and styles kept for customization).
+
+        Example: customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
+        """)
+
+    @Option(help: "Output folder (created if missing).") var out: String
+    @Option(help: "Number of still images.") var images = 0
+    @Option(help: "Number of clips.") var clips = 0
+    @Option(help: "Which part of the world: train, heldout or reserved.") var split: String = "train"
+    @Option(help: "Seed; sample i of a split depends only on (seed, split, i).") var seed: UInt64 = 0
+    @Option(help: "Frames per clip: 8 or 16.") var frames = 8
+    @Option(help: "Frames per second of the MP4 clips.") var fps: Double = 8
+
+    func validate() throws {
+        guard Split(rawValue: split) != nil else {
+            throw ValidationError("--split expects one of \(Split.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(split)\"")
+        }
+        guard images >= 0, clips >= 0, images + clips > 0 else {
+            throw ValidationError("ask for at least one sample with --images N and/or --clips M")
+        }
+        guard frames == 8 || frames == 16 else { throw ValidationError("--frames expects 8 or 16, got \(frames)") }
+        guard fps > 0 else { throw ValidationError("--fps must be positive, got \(fps)") }
+    }
+
+    func run() throws {
+        let split = Split(rawValue: self.split)!
+        let sampler = WorldSampler(seed: seed, clipFrames: frames)
+        let folder = URL(fileURLWithPath: out)
+        let renderer = Renderer()
+        var index: [String] = []
+        let progress = ProgressReporter("world", total: images + clips, unit: "sample")
+        var done = 0
+
+        func write(_ samples: [WorldSample], subfolder: String, isClip: Bool) throws {
+            guard !samples.isEmpty else { return }
+            let directory = folder.appendingPathComponent(subfolder)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            // Render in parallel (pure and deterministic), write in order.
+            let batch = 16
+            for start in stride(from: 0, to: samples.count, by: batch) {
+                let chunk = Array(samples[start..<min(start + batch, samples.count)])
+                var rendered = [[[UInt8]]](repeating: [], count: chunk.count)
+                rendered.withUnsafeMutableBufferPointer { slots in
+                    let slotsPointer = slots.baseAddress!
+                    DispatchQueue.concurrentPerform(iterations: chunk.count) { i in
+                        slotsPointer[i] = renderer.render(chunk[i].spec)
+                    }
+                }
+                for (offset, sample) in chunk.enumerated() {
+                    let name = String(format: "%05d", start + offset)
+                    let frames = try rendered[offset].map { try RGBImage(width: renderer.side, height: renderer.side, pixels: $0) }
+                    let file = name + (isClip ? ".mp4" : ".png")
+                    let path = directory.appendingPathComponent(file).path
+                    if isClip {
+                        try VideoWriter.write(frames, to: path, options: .init(fps: fps))
+                    } else {
+                        try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", split.rawValue)])
+                    }
+                    try atomicWrite(sample.caption + "\n", to: directory.appendingPathComponent(name + ".txt").path)
+                    index.append(try jsonLine(file: subfolder + "/" + file, sample: sample))
+                    done += 1
+                    progress.update(done)
+                }
+            }
+        }
+
+        try write((0..<images).map { sampler.image(split, index: $0) }, subfolder: "images", isClip: false)
+        try write((0..<clips).map { sampler.clip(split, index: $0) }, subfolder: "clips", isClip: true)
+        try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)
+        print("wrote \(images) images and \(clips) clips of the \(split.rawValue) split to \(out)")
+    }
+
+    private func jsonLine(file: String, sample: WorldSample) throws -> String {
+        struct Line: Encodable { let file: String; let caption: String; let split: String; let scene: SceneSpec }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Line(file: file, caption: sample.caption, split: sample.split.rawValue, scene: sample.spec)), as: UTF8.self)
+    }
+}
+
+/// Writes text to a temporary file beside `path`, then renames it into place.
+func atomicWrite(_ text: String, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try Data(text.utf8).write(to: temporary)
+        if FileManager.default.fileExists(atPath: path) {
+            _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+        } else {
+            try FileManager.default.moveItem(at: temporary, to: url)
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: temporary)
+        throw ExitStatus.Failure(status: .failure, message: "cannot write \(path): \(error.localizedDescription)")
+    }
+}
