@@ -64,9 +64,9 @@ struct BenchModel: ParsableCommand {
         commandName: "model",
         abstract: "U-Net training step and forward, VAE encoding and clip sampling, as the PyTorch peer measures them.",
         discussion: """
-        The same work as ../shared/peer/torch_baseline.py: 2 clips × 8 frames of 16×16 latents through the
-        U-Net (block_out_channels [64,128,128], layers_per_block 1, cross_attention_dim 128,
-        attention_head_dim 32), VAE encoding of 8 frames, and one clip sampled with 25 DDIM steps and
+        The same work as ../shared/peer/torch_baseline.py: 2 clips × 8 frames of 16×16 latents through the \
+        U-Net (block_out_channels [64,128,128], layers_per_block 1, cross_attention_dim 128, \
+        attention_head_dim 32), VAE encoding of 8 frames, and one clip sampled with 25 DDIM steps and \
         guidance, then decoded. Weights are random. Run the peer in the same session to compare ratios.
 
         Example: customize bench model --threads 2 --json

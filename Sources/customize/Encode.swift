@@ -10,9 +10,9 @@ struct Encode: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Assemble a folder of PNG frames into an MP4 (H.264) or an animated GIF.",
         discussion: """
-        Frames are the folder's .png files in natural order of the numbers in their names
-        (frame_2.png before frame_10.png); all must have one size. The container follows the
-        extension of --out: .mp4 or .m4v (H.264, or MPEG-4 part 2 where libx264 is missing) or
+        Frames are the folder's .png files in natural order of the numbers in their names \
+        (frame_2.png before frame_10.png); all must have one size. The container follows the \
+        extension of --out: .mp4 or .m4v (H.264, or MPEG-4 part 2 where libx264 is missing) or \
         .gif (one palette fitted to the whole clip). The file appears only once it is complete.
 
         Examples:

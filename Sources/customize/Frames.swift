@@ -8,9 +8,9 @@ struct Frames: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract a clip's frames as PNG files frame_0001.png, frame_0002.png, ….",
         discussion: """
-        Frames are sampled with --fps (frames nearest each instant) or --stride (every S-th frame),
-        starting at --start seconds, at most --count of them. --size resizes, cropping the centre
-        to the new aspect ratio, or with --letterbox fitting the whole frame and padding with black.
+        Frames are sampled with --fps (frames nearest each instant) or --stride (every S-th frame), \
+        starting at --start seconds, at most --count of them. --size resizes, cropping the centre \
+        to the new aspect ratio, or with --letterbox fitting the whole frame and padding with black. \
         Each PNG is written to a temporary file and renamed, so a frame file is never half written.
 
         Examples:

@@ -6,11 +6,11 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Say what files are: clips, PNG images, safetensors (LoRA) files, diffusers models, folders.",
         discussion: """
-        Formats are recognised by their leading bytes, not by extension. A folder is described one
-        level deep: a diffusers model folder (model_index.json) by its components, configs and
+        Formats are recognised by their leading bytes, not by extension. A folder is described one \
+        level deep: a diffusers model folder (model_index.json) by its components, configs and \
         weights; any other folder by each clip, image and safetensors file in it.
 
-        A path that cannot be read is reported on standard error and the rest are still described.
+        A path that cannot be read is reported on standard error and the rest are still described. \
         Exit status: 0 all described, 2 some failed, 1 all failed.
 
         Examples:

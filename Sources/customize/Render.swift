@@ -11,12 +11,12 @@ struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a prompt to a PNG (one frame) or an MP4/GIF with its frames and a contact sheet.",
         discussion: """
-        One frame is written as a PNG; several frames as an MP4 (or a GIF, by the extension of
-        --out) plus the frames as PNGs in <out>_frames/ and all frames side by side in
-        <out>_sheet.png. Every PNG carries the prompt, seed and settings as text metadata. The same
-        seed and settings give the same bytes. --latents starts from a safetensors file holding a
-        tensor "latents" [1, 4, frames, h, w] instead of seeded noise; --save-latents writes the
-        final latents in that form.
+        One frame is written as a PNG; several frames as an MP4 (or a GIF, by the extension of \
+        --out) plus the frames as PNGs in <out>_frames/ and all frames side by side in \
+        <out>_sheet.png. Every PNG carries the prompt, seed and settings as text metadata. The same \
+        seed, settings and thread count give the same bytes. --latents starts from a safetensors file \
+        holding a tensor "latents" [1, 4, frames, h, w] instead of seeded noise; --save-latents \
+        writes the final latents in that form.
 
         Examples:
           customize render "a red ball bouncing" --frames 8 --steps 25 --seed 1 --out ball.mp4

@@ -10,9 +10,9 @@ struct WorldCommand: ParsableCommand {
         commandName: "world",
         abstract: "Write images and clips of the synthetic world, with captions.",
         discussion: """
-        Each sample is written with a caption file beside it (00000.png + 00000.txt), the layout the
-        training commands read; captions.jsonl lists every sample with its full scene description.
-        Splits: train (pretraining), heldout (colour-shape pairs never in pretraining), reserved
+        Each sample is written with a caption file beside it (00000.png + 00000.txt), the layout the \
+        training commands read; captions.jsonl lists every sample with its full scene description. \
+        Splits: train (pretraining), heldout (colour-shape pairs never in pretraining), reserved \
         (motions, concepts and styles kept for customization).
 
         Example: customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
