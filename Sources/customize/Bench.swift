@@ -1,13 +1,19 @@
 import ArgumentParser
 import Foundation
+import Diffusion
+import Models
 import Tensor
 
 /// `customize bench …`: speed figures measured in one run, as ratios to baselines from the same run.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure speed: the tensor engine's hot paths.",
-        discussion: "Example: customize bench engine --json",
-        subcommands: [BenchEngine.self])
+        abstract: "Measure speed: the tensor engine's hot paths, and the model's training and sampling.",
+        discussion: """
+        Examples:
+          customize bench engine --json
+          customize bench model --threads 2 --json
+        """,
+        subcommands: [BenchEngine.self, BenchModel.self])
 }
 
 struct ThreadOptions: ParsableArguments {
@@ -56,5 +62,50 @@ struct BenchEngine: ParsableCommand {
             print(r.name.padding(toLength: 52, withPad: " ", startingAt: 0)
                   + String(format: "%8.3f  %7.1f %@  %@      %@", r.milliseconds, r.throughput, r.unit, fraction, bar))
         }
+    }
+}
+
+struct BenchModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "U-Net training step and forward, VAE encoding and clip sampling, as the PyTorch peer measures them.",
+        discussion: """
+        The same work as ../shared/peer/torch_baseline.py: 2 clips × 8 frames of 16×16 latents through the
+        U-Net (block_out_channels [64,128,128], layers_per_block 1, cross_attention_dim 128,
+        attention_head_dim 32), VAE encoding of 8 frames, and one clip sampled with 25 DDIM steps and
+        guidance, then decoded. Weights are random. Run the peer in the same session to compare ratios.
+
+        Example: customize bench model --threads 2 --json
+        """)
+
+    @OptionGroup var threadOptions: ThreadOptions
+    @Option(help: "A diffusers model folder whose unet/ and vae/ configs to use instead of the reference config.")
+    var model: String?
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Option(help: "Timed repeats per case (the median is reported; sampling uses half).") var repeats = 5
+
+    func run() throws {
+        try threadOptions.apply()
+        var benchmark = try ModelBenchmark.reference()
+        if let model {
+            benchmark = ModelBenchmark(unetConfig: try UNet3DConfig.load(path: model + "/unet/config.json"),
+                                       vaeConfig: try AutoencoderKLConfig.load(path: model + "/vae/config.json"))
+        }
+        benchmark.repeats = max(1, repeats)
+        let report = try benchmark.run { stage in
+            if !json { FileHandle.standardError.write("bench model: \(stage)…\n") }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
+        print(String(format: "unet_train_step_ms    %9.1f", report.unetTrainStepMs))
+        print(String(format: "unet_forward_ms       %9.1f", report.unetForwardMs))
+        print(String(format: "vae_encode_frames_ms  %9.1f", report.vaeEncodeFramesMs))
+        print(String(format: "sample_clip_ms        %9.1f   (peak memory %.0f MB)", report.sampleClipMs, report.samplePeakMemoryMB))
     }
 }
