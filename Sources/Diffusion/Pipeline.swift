@@ -1,0 +1,172 @@
+import Checkpoints
+import Foundation
+import Models
+import Tensor
+
+/// What `TextToVideoPipeline.generate` returns.
+public struct GeneratedVideo {
+    /// The final latents `[1, latent_channels, F, h, w]`, before the VAE (scaled as the U-Net sees them).
+    public var latents: Tensor
+    /// One image `[3, H, W]` per frame, values in [-1, 1].
+    public var frames: [Tensor]
+}
+
+/// diffusers' `TextToVideoSDPipeline` (pipelines/text_to_video_synthesis/pipeline_text_to_video_synth.py):
+/// prompt → CLIP tokenizer → CLIP text encoder → scheduler loop over the 3-D U-Net with
+/// classifier-free guidance → VAE decode per frame.
+///
+/// Sampling mirrors diffusers' `__call__`: the starting noise `[1, C, F, h, w]` (h, w = the U-Net's
+/// `sample_size`) is scaled by the scheduler's `init_noise_sigma`; with guidance above 1 the
+/// unconditional (negative, by default the empty prompt) and conditional passes run as one U-Net
+/// batch of two, combined as uncond + g·(cond − uncond); latents are divided by the VAE's
+/// `scaling_factor` before decoding. Every random draw comes from one `RandomGenerator(seed:)`, so
+/// the same request gives the same bytes on any thread count.
+public final class TextToVideoPipeline {
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet3DConditionModel
+    public let vae: AutoencoderKL
+    /// scheduler/scheduler_config.json; `generate` builds the chosen scheduler from it (as
+    /// diffusers' `Scheduler.from_config(pipe.scheduler.config)`).
+    public var schedulerConfig: SchedulerConfig
+    /// The tokenizer folder's files, kept to save the pipeline again.
+    public var tokenizerFiles: [String: Data]
+
+    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet3DConditionModel, vae: AutoencoderKL,
+                schedulerConfig: SchedulerConfig, tokenizerFiles: [String: Data] = [:]) throws {
+        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
+            throw ModelError.badInput("the text encoder's hidden_size \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.config.crossAttentionDim)")
+        }
+        guard vae.config.latentChannels == unet.config.inChannels, unet.config.outChannels == unet.config.inChannels else {
+            throw ModelError.badInput("the VAE's latent_channels \(vae.config.latentChannels) do not match the U-Net's in_channels \(unet.config.inChannels) and out_channels \(unet.config.outChannels)")
+        }
+        guard tokenizer.maxLength <= textEncoder.config.maxPositionEmbeddings else {
+            throw ModelError.badInput("the tokenizer's model_max_length \(tokenizer.maxLength) exceeds the text encoder's max_position_embeddings \(textEncoder.config.maxPositionEmbeddings)")
+        }
+        self.tokenizer = tokenizer
+        self.textEncoder = textEncoder
+        self.unet = unet
+        self.vae = vae
+        self.schedulerConfig = schedulerConfig
+        self.tokenizerFiles = tokenizerFiles
+    }
+
+    /// Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+    public static func load(folder path: String) throws -> TextToVideoPipeline {
+        let folder = try DiffusersFolder(path: path)
+        let scheduler = try folder.schedulerConfig()
+        var schedulerConfig = try SchedulerConfig.load(path: scheduler.path)
+        if schedulerConfig.className == nil { schedulerConfig.className = scheduler.className }
+        return try TextToVideoPipeline(tokenizer: folder.loadTokenizer(), textEncoder: folder.loadTextEncoder(),
+                                       unet: folder.loadUNet(), vae: folder.loadVAE(), schedulerConfig: schedulerConfig,
+                                       tokenizerFiles: folder.tokenizerFiles())
+    }
+
+    /// Saves the pipeline as a diffusers folder with weights stored as `dtype` (F32, F16 or BF16).
+    public func save(to path: String, dtype: SafeTensors.DType = .f32, overwrite: Bool = false) throws {
+        guard !tokenizerFiles.isEmpty else {
+            throw ModelError.missingComponent(folder: path, component: "tokenizer files (this pipeline was built without them)")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var json = try encoder.encode(schedulerConfig)
+        json.append(UInt8(ascii: "\n"))
+        let contents = DiffusersFolderContents(unet: unet, vae: vae, textEncoder: textEncoder, tokenizerFiles: tokenizerFiles,
+                                               schedulerClassName: schedulerConfig.className ?? SchedulerKind.ddim.rawValue,
+                                               schedulerConfigJSON: json)
+        try DiffusersFolderWriter.write(contents, to: path, dtype: dtype, overwrite: overwrite)
+    }
+
+    /// The latent height and width: the U-Net's `sample_size` (diffusers' default height is
+    /// `sample_size · vae_scale_factor` pixels).
+    public var latentSize: (height: Int, width: Int) {
+        switch unet.config.sampleSize {
+        case .single(let size)?: return (size, size)
+        case .list(let sizes)? where sizes.count == 2: return (sizes[0], sizes[1])
+        default: return (32, 32)
+        }
+    }
+
+    /// The shape of the latents for `frames` frames: `[1, in_channels, frames, h, w]`.
+    public func latentShape(frames: Int) -> [Int] {
+        [1, unet.config.inChannels, frames, latentSize.height, latentSize.width]
+    }
+
+    /// CLIP's last hidden states `[1, L, hidden]` for `prompt`, padded (and truncated) to the
+    /// tokenizer's maximum length, as diffusers' `encode_prompt`.
+    public func encodePrompt(_ prompt: String) throws -> Tensor {
+        try Tensor.withoutGrad { try textEncoder([tokenizer(prompt).ids]) }
+    }
+
+    /// Generates `frames` frames for `prompt`.
+    /// - Parameters:
+    ///   - negative: the unconditional prompt of classifier-free guidance ("" as diffusers' default).
+    ///   - guidance: the guidance scale; at 1 or below only the conditional pass runs (diffusers'
+    ///     `do_classifier_free_guidance`).
+    ///   - scheduler: which sampler runs over the folder's scheduler config (DDIM with eta 0, Euler
+    ///     without churn, or DDPM).
+    ///   - initialLatents: the starting noise `[1, C, frames, h, w]` instead of a draw from `seed`;
+    ///     like diffusers' `latents=` it is still multiplied by `init_noise_sigma`.
+    ///   - progress: called after each denoising step with (steps done, total steps).
+    public func generate(prompt: String, negative: String = "", frames: Int = 8, steps: Int = 25, guidance: Float = 9,
+                         seed: UInt64 = 0, scheduler kind: SchedulerKind = .ddim, initialLatents: Tensor? = nil,
+                         progress: ((Int, Int) -> Void)? = nil) throws -> GeneratedVideo {
+        guard frames >= 1 else { throw ModelError.badInput("frames must be at least 1, got \(frames)") }
+        guard steps >= 1 else { throw ModelError.badInput("steps must be at least 1, got \(steps)") }
+        guard guidance.isFinite else { throw ModelError.badInput("guidance must be a finite number, got \(guidance)") }
+        let shape = latentShape(frames: frames)
+        if let initialLatents, initialLatents.shape != shape {
+            throw ModelError.badInput("initial latents must be \(shape) for \(frames) frames, got \(initialLatents.shape)")
+        }
+        return try Tensor.withoutGrad {
+            var generator = RandomGenerator(seed: seed)
+            var scheduler = kind.make(config: schedulerConfig)
+            try scheduler.setTimesteps(steps)
+            let useGuidance = guidance > 1
+            let conditional = try encodePrompt(prompt)
+            let textStates = useGuidance ? try Tensor.concat([encodePrompt(negative), conditional], axis: 0) : conditional
+
+            let noise = initialLatents ?? generator.normal(shape)
+            var latents = noise * scheduler.initNoiseSigma
+            let timesteps = scheduler.timesteps
+            for (index, timestep) in timesteps.enumerated() {
+                let modelInput = try scheduler.scaleModelInput(useGuidance ? Tensor.concat([latents, latents], axis: 0) : latents,
+                                                               timestep: timestep)
+                let prediction = try unet(sample: modelInput, timesteps: [timestep], encoderHiddenStates: textStates)
+                let guided = useGuidance ? try Self.guide(prediction, scale: guidance) : prediction
+                let step = try scheduler.step(modelOutput: guided, timestep: timestep, sample: latents) { shape in
+                    generator.normal(shape)
+                }
+                latents = step.prevSample
+                progress?(index + 1, timesteps.count)
+            }
+            return GeneratedVideo(latents: latents, frames: try decode(latents))
+        }
+    }
+
+    /// uncond + g·(cond − uncond) for a prediction batch `[2, …]` holding (uncond, cond).
+    static func guide(_ prediction: Tensor, scale: Float) throws -> Tensor {
+        let halves = try prediction.chunked(2, axis: 0)
+        let (unconditional, conditional) = (halves[0], halves[1])
+        let guided = Tensor(uninitialized: unconditional.shape)
+        let u = unconditional.data, c = conditional.data, g = guided.data
+        for index in 0 ..< guided.count { g[index] = u[index] + scale * (c[index] - u[index]) }
+        return guided
+    }
+
+    /// Latents `[1, C, F, h, w]` → one image `[3, H, W]` per frame in [-1, 1], decoded a frame at a
+    /// time (diffusers' `decode_latents` decodes all frames as one batch; per frame keeps memory flat).
+    public func decode(_ latents: Tensor) throws -> [Tensor] {
+        guard latents.rank == 5, latents.shape[0] == 1, latents.shape[1] == vae.config.latentChannels else {
+            throw ModelError.badInput("decode: latents must be [1, \(vae.config.latentChannels), frames, h, w], got \(latents.shape)")
+        }
+        return try Tensor.withoutGrad {
+            let (channels, frames, height, width) = (latents.shape[1], latents.shape[2], latents.shape[3], latents.shape[4])
+            let perFrame = try vae.unscaleLatents(latents).reshaped([channels, frames, height, width]).permuted([1, 0, 2, 3])
+            return try (0 ..< frames).map { frame in
+                let image = try vae.decode(perFrame.slice(rows: frame ..< frame + 1))
+                return try image.clamp(-1, 1).reshaped(Array(image.shape.dropFirst()))
+            }
+        }
+    }
+}
