@@ -162,7 +162,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         unet.sampleSize = .single(16)
         self.unet = unet
         var text = CLIPTextConfig(vocabSize: 1, hiddenSize: 64, intermediateSize: 256, numHiddenLayers: 3,
-                                  numAttentionHeads: 4, maxPositionEmbeddings: 32, hiddenAct: "quick_gelu")
+                                  numAttentionHeads: 4, maxPositionEmbeddings: 40, hiddenAct: "quick_gelu")
         text.projectionDim = 64
         textEncoder = text
         var scheduler = SchedulerConfig()
