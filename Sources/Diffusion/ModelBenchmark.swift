@@ -54,15 +54,7 @@ public struct ModelBenchmark {
     }
 
     func medianMilliseconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
-        try body()
-        var times: [Double] = []
-        for _ in 0..<max(1, repeats) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-        }
-        times.sort()
-        return times[times.count / 2]
+        try EngineBenchmark.medianMilliseconds(repeats: repeats, body)
     }
 
     /// Fills every parameter with small normal values (zero weights would make the work degenerate).

@@ -25,6 +25,11 @@ public struct EngineBenchmark {
 
     /// Median wall time of `body` in milliseconds, after one warm-up run.
     public func medianMilliseconds(_ body: () throws -> Void) rethrows -> Double {
+        try EngineBenchmark.medianMilliseconds(repeats: repeats, body)
+    }
+
+    /// Median wall time of `repeats` runs of `body` in milliseconds, after one warm-up run.
+    public static func medianMilliseconds(repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         try body()
         var times: [Double] = []
         for _ in 0..<max(1, repeats) {

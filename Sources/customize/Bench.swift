@@ -46,13 +46,7 @@ struct BenchEngine: ParsableCommand {
         let report = try benchmark.run { stage in
             if !json { FileHandle.standardError.write("bench engine: \(stage)…\n") }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            return
-        }
+        if json { return try printJSON(report) }
         print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   "
               + "sgemm check: max rel. error \(report.sgemmMaxRelativeError)")
         print("case".padding(toLength: 52, withPad: " ", startingAt: 0) + "      ms   throughput   fraction   bar")
@@ -95,17 +89,19 @@ struct BenchModel: ParsableCommand {
         let report = try benchmark.run { stage in
             if !json { FileHandle.standardError.write("bench model: \(stage)…\n") }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            return
-        }
+        if json { return try printJSON(report) }
         print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
         print(String(format: "unet_train_step_ms    %9.1f", report.unetTrainStepMs))
         print(String(format: "unet_forward_ms       %9.1f", report.unetForwardMs))
         print(String(format: "vae_encode_frames_ms  %9.1f", report.vaeEncodeFramesMs))
         print(String(format: "sample_clip_ms        %9.1f   (peak memory %.0f MB)", report.sampleClipMs, report.samplePeakMemoryMB))
     }
+}
+
+/// Prints a report as one JSON object with snake_case keys (the peer script's style).
+func printJSON<Report: Encodable>(_ report: Report) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    print(String(decoding: try encoder.encode(report), as: UTF8.self))
 }
