@@ -8,6 +8,7 @@ struct Customize: ParsableCommand {
         abstract: "Customize compact text-to-video and text-to-image diffusion models on a CPU.",
         discussion: """
         Examples:
+          customize render "a red ball bouncing" --frames 8 --seed 1 --out ball.mp4
           customize inspect samples/base clip.mp4 adapter.safetensors
           customize inspect frames/ --json
           customize frames clip.mp4 --out frames/ --count 8 --size 64x64
@@ -17,7 +18,7 @@ struct Customize: ParsableCommand {
           customize bench engine --json
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, Bench.self])
+        subcommands: [Render.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {
