@@ -141,6 +141,11 @@ public final class Trainer {
             if checkpointDue || step % options.logEvery == 0 { try writeLog() }
             if checkpointDue { try writeCheckpoint() }
         }
+        // A finished run always ends on a checkpoint of its last step (also when it has no steps at all).
+        if step == options.steps, TrainerCheckpoint.latest(in: folder)?.step != step {
+            try writeLog()
+            try writeCheckpoint()
+        }
     }
 
     /// Writes a checkpoint of the current step now and returns its path.
