@@ -100,7 +100,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// Sample grids written while the U-Net trains, with the averaged weights.
+    /// Preview grids: autoencoder reconstructions of fixed images during stage 1, and samples of
+    /// fixed prompts with the averaged weights during stage 2.
     public struct Preview: Codable, Equatable, Sendable {
         public struct Prompt: Codable, Equatable, Sendable {
             public var prompt: String
@@ -110,7 +111,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                 self.frames = frames
             }
         }
-        /// A grid every this many U-Net steps (0: none); the final step always gets one when nonzero.
+        /// A grid every this many steps of each stage (0: none); a stage's last step always gets one when nonzero.
         public var every: Int
         public var prompts: [Prompt]
         public var steps: Int

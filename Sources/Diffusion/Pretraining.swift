@@ -36,8 +36,9 @@ public final class Pretraining {
     public var onStep: ((PretrainingStage, TrainingStepReport) -> Void)?
     /// Called when a stage's loss.csv has been rewritten (to draw the loss curve beside it).
     public var onLog: ((PretrainingStage, String, [LossRecord]) throws -> Void)?
-    /// Called with each preview grid's samples and the U-Net step.
-    public var onPreview: ((Int, [PreviewSample]) throws -> Void)?
+    /// Called with each preview grid's samples, the stage and its step: for the autoencoder each
+    /// sample is a fixed image and its reconstruction; for the U-Net each is a preview prompt's frames.
+    public var onPreview: ((PretrainingStage, Int, [PreviewSample]) throws -> Void)?
     /// Also save model/ at every U-Net checkpoint (not only at the end).
     public var saveModelAtCheckpoints = false
 
@@ -124,7 +125,14 @@ public final class Pretraining {
                 try vae.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(1))
             }
             let training = config.vaeTraining
-            trainer.afterStep = { [weak self] report in self?.onStep?(.vae, report) }
+            let preview = config.preview
+            trainer.afterStep = { [weak self] report in
+                guard let self else { return }
+                self.onStep?(.vae, report)
+                if preview.every > 0, report.step % preview.every == 0 || report.step == report.totalSteps, let onPreview = self.onPreview {
+                    try onPreview(.vae, report.step, self.reconstructions(vae))
+                }
+            }
             trainer.afterLogWrite = { [weak self] records in
                 guard let self else { return }
                 try self.onLog?(.vae, self.vaeFolder, records)
@@ -186,7 +194,7 @@ public final class Pretraining {
                         return PreviewSample(prompt: item.prompt, frames: video.frames)
                     }
                 }
-                try onPreview(report.step, samples)
+                try onPreview(.unet, report.step, samples)
             }
         }
         trainer.afterLogWrite = { [weak self] records in
@@ -215,6 +223,17 @@ public final class Pretraining {
     }
 
     // MARK: Helpers
+
+    /// Four fixed images, each beside its reconstruction from the posterior mean.
+    func reconstructions(_ vae: AutoencoderKL) throws -> [PreviewSample] {
+        let (pixels, captions) = try data.batch(index: 0, count: 4, frames: 1)
+        let decoded = try Tensor.withoutGrad { try vae.decode(vae.encodeDistribution(pixels).mean) }
+        return try captions.indices.map { index in
+            PreviewSample(prompt: "reconstruction of: " + captions[index],
+                          frames: [try pixels.slice(axis: 0, index..<(index + 1)).reshaped(Array(pixels.shape.dropFirst())),
+                                   try decoded.slice(axis: 0, index..<(index + 1)).reshaped(Array(decoded.shape.dropFirst()))])
+        }
+    }
 
     private func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
 

@@ -13,7 +13,8 @@ struct Pretrain: ParsableCommand {
         discussion: """
         Stage 1 trains the autoencoder on world images; stage 2, with it frozen, trains the text
         encoder and the U-Net on images and 8-frame clips. The run folder gets pretrain_config.json,
-        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ and finally model/
+        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder
+        reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/
         (a diffusers folder with the averaged weights in F16). A killed run continues from its newest
         complete checkpoint with --resume.
 
@@ -33,7 +34,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Text encoder and U-Net steps (stage 2).") var unetSteps: Int?
     @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
-    @Option(help: "A preview grid every N U-Net steps (0: none).") var previewEvery: Int?
+    @Option(help: "A preview grid every N steps of each stage (0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (new runs only).") var seed: UInt64?
     @Flag(help: "Also save model/ at every U-Net checkpoint.") var saveModelAtCheckpoints = false
     @Flag(help: "Print the resolved config as JSON and exit.") var printConfig = false
@@ -120,9 +121,10 @@ struct Pretrain: ParsableCommand {
             try LossCurvePlot.write(records, to: (folder as NSString).appendingPathComponent("loss.png"))
         }
         let previews = (out as NSString).appendingPathComponent("previews")
-        pretraining.onPreview = { step, samples in
+        pretraining.onPreview = { stage, step, samples in
             try FileManager.default.createDirectory(atPath: previews, withIntermediateDirectories: true)
-            try PreviewGrid.write(samples, step: step, to: (previews as NSString).appendingPathComponent(String(format: "step-%06d.png", step)))
+            let name = String(format: "\(stage.rawValue)-step-%06d.png", step)
+            try PreviewGrid.write(samples, step: step, to: (previews as NSString).appendingPathComponent(name))
         }
     }
 }

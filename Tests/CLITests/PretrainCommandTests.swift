@@ -33,7 +33,7 @@ final class PretrainCommandTests: XCTestCase {
         for file in ["pretrain_config.json", "tokenizer/vocab.json", "vae/loss.csv", "vae/loss.png", "unet/loss.csv", "unet/loss.png",
                      "unet/checkpoint-000002/model.safetensors", "unet/checkpoint-000002/optimizer.safetensors",
                      "unet/checkpoint-000002/ema.safetensors", "unet/checkpoint-000002/trainer_state.json",
-                     "previews/step-000002.png", "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors",
+                     "previews/vae-step-000002.png", "previews/unet-step-000002.png", "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors",
                      "model/tokenizer/vocab.json", "model/scheduler/scheduler_config.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }
@@ -51,5 +51,20 @@ final class PretrainCommandTests: XCTestCase {
         let nothing = try CLITests.run(["pretrain", "--out", base.appendingPathComponent("none").path, "--resume"])
         XCTAssertEqual(nothing.status, 1)
         XCTAssertTrue(nothing.stderr.contains("no pretraining run"), nothing.stderr)
+    }
+
+    func testStepOptionsSplitAndOverrideTheConfig() throws {
+        let split = try CLITests.run(["pretrain", "--print-config", "--steps", "150", "--checkpoint-every", "7"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(split.stdout.utf8)) as! [String: Any]
+        func trainer(_ stage: String) -> [String: Any] { (json[stage] as! [String: Any])["trainer"] as! [String: Any] }
+        // The built-in config trains the autoencoder for a fifth of all steps.
+        XCTAssertEqual(trainer("vae_training")["max_train_steps"] as? Int, 30)
+        XCTAssertEqual(trainer("unet_training")["max_train_steps"] as? Int, 120)
+        XCTAssertEqual(trainer("unet_training")["checkpointing_steps"] as? Int, 7)
+
+        let both = try CLITests.run(["pretrain", "--out", "/tmp/never", "--steps", "10", "--vae-steps", "2"])
+        XCTAssertEqual(both.status, 64)
+        XCTAssertTrue(both.stderr.contains("either --steps"), both.stderr)
     }
 }

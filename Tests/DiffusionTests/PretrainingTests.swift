@@ -10,15 +10,20 @@ final class PretrainingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: run) }
         let data = TinyPretraining.PatternData()
         var stages: [(PretrainingStage, Int, Int)] = []
-        var previews: [Int: [PreviewSample]] = [:]
+        var previews: [Int: [PreviewSample]] = [:], reconstructions: [Int: [PreviewSample]] = [:]
         let pretraining = try Pretraining(newRunIn: run, config: TinyPretraining.config(), data: data)
         pretraining.onStageStart = { stages.append(($0, $1, $2)) }
-        pretraining.onPreview = { previews[$0] = $1 }
+        pretraining.onPreview = { stage, step, samples in
+            if stage == .vae { reconstructions[step] = samples } else { previews[step] = samples }
+        }
         let model = try pretraining.run()
         XCTAssertEqual(stages.map(\.0), [.vae, .unet])
         XCTAssertEqual(previews.keys.sorted(), [2])
         XCTAssertEqual(previews[2]?.map(\.frames.count), [1, 2])
         XCTAssertEqual(previews[2]?.first?.frames.first?.shape, [3, 16, 16])
+        XCTAssertEqual(reconstructions.keys.sorted(), [2])
+        XCTAssertEqual(reconstructions[2]?.map(\.frames.count), [2, 2, 2, 2])
+        XCTAssertEqual(reconstructions[2]?.first?.frames.map(\.shape), [[3, 16, 16], [3, 16, 16]])
 
         // The saved folder loads as a pipeline, with the world's tokenizer and a measured scaling factor.
         let pipeline = try TextToVideoPipeline.load(folder: model)
