@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "World", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "Models", dependencies: ["Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Diffusion", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
+        .target(name: "Adapters", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
             "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "WorldTests", dependencies: ["World"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters"]),
         .testTarget(name: "CLITests", dependencies: ["customize", "Media", "Checkpoints"]),
     ],
     swiftLanguageModes: [.v5]

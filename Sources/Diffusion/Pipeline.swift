@@ -20,7 +20,8 @@ public struct GeneratedVideo {
 /// unconditional (negative, by default the empty prompt) and conditional passes run as one U-Net
 /// batch of two, combined as uncond + g·(cond − uncond); latents are divided by the VAE's
 /// `scaling_factor` before decoding. Every random draw comes from one `RandomGenerator(seed:)`, so
-/// the same request gives the same bytes on any thread count.
+/// the same request gives the same bytes (at one thread count: OpenBLAS's sgemm itself rounds
+/// differently single- and multi-threaded).
 public final class TextToVideoPipeline {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel

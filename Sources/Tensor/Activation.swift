@@ -17,11 +17,13 @@ extension Tensor {
     /// x · sigmoid(x) (SiLU / swish, the U-Net's nonlinearity).
     public func silu() -> Tensor {
         Tensor.unary(self, op: "silu",
-            forward: { x, y, n in VectorMath.apply(x, y, n) { $0 * VectorMath.sigmoid($0) } },
+            forward: { x, y, n in VectorMath.apply(x, y, n) { VectorMath.silu($0) } },
             derivative: { x, _, g, d, n in
                 VectorMath.apply(x, g, d, n) { x, g in
+                    // s (1 + x (1 − s)) = s + x s − x s²; constants are vectors (see VectorMath.exp).
                     let s = VectorMath.sigmoid(x)
-                    return g * s * (1 + x * (1 - s))
+                    let xs = x * s
+                    return g * (s + xs).addingProduct(Lanes() - xs, s)
                 }
             })
     }
@@ -43,11 +45,12 @@ extension Tensor {
     /// x · sigmoid(1.702 x): the GELU approximation OpenAI's CLIP was trained with (`quick_gelu`).
     public func quickGELU() -> Tensor {
         Tensor.unary(self, op: "quick_gelu",
-            forward: { x, y, n in VectorMath.apply(x, y, n) { $0 * VectorMath.sigmoid(1.702 * $0) } },
+            forward: { x, y, n in VectorMath.apply(x, y, n) { $0 * VectorMath.sigmoid($0 * Lanes(repeating: 1.702)) } },
             derivative: { x, _, g, d, n in
                 VectorMath.apply(x, g, d, n) { x, g in
-                    let s = VectorMath.sigmoid(1.702 * x)
-                    return g * (s + 1.702 * x * s * (1 - s))
+                    let ax = x * Lanes(repeating: 1.702)
+                    let s = VectorMath.sigmoid(ax)
+                    return g * s.addingProduct(ax * s, Lanes(repeating: 1) - s)
                 }
             })
     }
@@ -55,13 +58,13 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         Tensor.unary(self, op: "sigmoid",
             forward: { x, y, n in VectorMath.apply(x, y, n) { VectorMath.sigmoid($0) } },
-            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * y * (1 - y) } })
+            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * y * (Lanes(repeating: 1) - y) } })
     }
 
     public func tanh() -> Tensor {
         Tensor.unary(self, op: "tanh",
             forward: { x, y, n in VectorMath.apply(x, y, n) { VectorMath.tanh($0) } },
-            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * (1 - y * y) } })
+            derivative: { _, y, g, d, n in VectorMath.apply(y, g, d, n) { y, g in g * (Lanes(repeating: 1) - y * y) } })
     }
 
     /// max(x, 0); the gradient at exactly 0 is 0, as in torch.
@@ -153,31 +156,42 @@ extension Tensor {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
     }
 
+    // Constants are spelt as vectors on the right of operators: a scalar literal on the left
+    // (`0.5 * x`) can scalarise the whole expression (see VectorMath.exp).
+
     @inline(__always)
     static func geluErf(_ x: Lanes) -> Lanes {
-        0.5 * x * (1 + VectorMath.erf(x * 0.707_106_781_186_547_5))
+        let half = Lanes(repeating: 0.5)
+        let hx = x * half
+        return hx.addingProduct(hx, VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5)))
     }
 
     /// Φ(x) + x φ(x).
     @inline(__always)
     static func geluErfDerivative(_ x: Lanes) -> Lanes {
-        0.5 * (1 + VectorMath.erf(x * 0.707_106_781_186_547_5)) + x * 0.398_942_280_401_432_7 * VectorMath.exp(-0.5 * x * x)
+        let half = Lanes(repeating: 0.5)
+        let cdf = half.addingProduct(half, VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5)))
+        let density = VectorMath.exp(x * x * Lanes(repeating: -0.5)) * Lanes(repeating: 0.398_942_280_401_432_7)
+        return cdf.addingProduct(x, density)
     }
 
     @inline(__always)
     static func geluTanh(_ x: Lanes) -> Lanes {
-        let t = VectorMath.tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x))
-        return 0.5 * x * (1 + t)
+        let inner = x.addingProduct(x * x * x, Lanes(repeating: 0.044_715)) * Lanes(repeating: 0.797_884_560_802_865_4)
+        let t = VectorMath.tanh(inner)
+        let hx = x * Lanes(repeating: 0.5)
+        return hx.addingProduct(hx, t)
     }
 
     @inline(__always)
     static func geluTanhDerivative(_ x: Lanes) -> Lanes {
-        let x2: Lanes = x * x
-        let inner: Lanes = 0.797_884_560_802_865_4 * (x + 0.044_715 * x2 * x)
+        let one = Lanes(repeating: 1), half = Lanes(repeating: 0.5)
+        let x2 = x * x
+        let inner = x.addingProduct(x2 * x, Lanes(repeating: 0.044_715)) * Lanes(repeating: 0.797_884_560_802_865_4)
         let t = VectorMath.tanh(inner)
-        let slope: Lanes = 0.797_884_560_802_865_4 * (1 + 0.134_145 * x2)
-        let halfX: Lanes = 0.5 * x
-        return 0.5 * (1 + t) + halfX * (1 - t * t) * slope
+        let slope = one.addingProduct(x2, Lanes(repeating: 0.134_145)) * Lanes(repeating: 0.797_884_560_802_865_4)
+        let halfX = x * half
+        return half.addingProduct(half, t).addingProduct(halfX * (one - t * t), slope)
     }
 }
 

@@ -8,7 +8,8 @@ import Foundation
 /// logsumexp (B·Lq floats) besides its inputs and output; the backward pass recomputes the
 /// scores block by block (P = e^(S − lse)) instead of keeping the [B, Lq, Lk] probabilities.
 ///
-/// Two kernels:
+/// Three kernels:
+/// - small head (AttentionSmallHead.swift): head dimensions up to 16, vectorised over keys.
 /// - blocked: per (batch, block of query rows) the scores of the block against all keys live in a
 ///   cache-sized scratch buffer; the products are sgemm calls, the softmax runs over the scratch rows.
 ///   Work units are spread over the engine's threads with OpenBLAS single-threaded per call.
@@ -16,8 +17,8 @@ import Foundation
 ///   small to pay off; scores, softmax and the weighted sum are computed per query row with
 ///   eight-lane dot products, many sequences per thread.
 extension Tensor {
-    /// Which kernel computes attention; `.automatic` picks by the number of keys.
-    enum AttentionKernel { case automatic, blocked, direct }
+    /// Which kernel computes attention; `.automatic` picks by the head dimensions and the number of keys.
+    enum AttentionKernel { case automatic, blocked, direct, smallHead }
 
     /// Keys up to which `.automatic` uses the direct kernel. Measured on 2048 sequences of 8 frames
     /// (2 shared cores, noisy): the direct forward is on par with or faster than per-sequence sgemm
@@ -38,17 +39,22 @@ extension Tensor {
                           kernel: AttentionKernel) throws -> Tensor {
         let geometry = try AttentionGeometry(query: query, key: key, value: value, mask: mask, op: "attention")
         let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
-        let useDirect: Bool
-        switch kernel {
-        case .automatic: useDirect = geometry.keys <= directAttentionMaxKeys
-        case .blocked: useDirect = false
-        case .direct: useDirect = true
+        var chosen = kernel
+        if chosen == .automatic {
+            if geometry.depth <= smallHeadAttentionMaxDepth && geometry.valueDepth <= smallHeadAttentionMaxDepth {
+                chosen = .smallHead
+            } else {
+                chosen = geometry.keys <= directAttentionMaxKeys ? .direct : .blocked
+            }
         }
         let output = Tensor(uninitialized: [geometry.batches, geometry.queries, geometry.valueDepth])
         let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
-        if useDirect {
+        switch chosen {
+        case .smallHead:
+            smallHeadAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        case .direct:
             directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
-        } else {
+        case .blocked, .automatic:
             blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
         }
         return record(output, op: "attention", inputs: [query, key, value]) { g in
@@ -56,10 +62,14 @@ extension Tensor {
             let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
             let dv = value.needsGrad ? Tensor(uninitialized: value.shape) : nil
             let grads = AttentionGradients(dq: dq?.data, dk: dk?.data, dv: dv?.data)
-            if useDirect {
+            switch chosen {
+            case .smallHead:
+                smallHeadAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
+                                           logSumExp.data, g.data, grads)
+            case .direct:
                 directAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                         logSumExp.data, g.data, grads)
-            } else {
+            case .blocked, .automatic:
                 blockedAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                          logSumExp.data, g.data, grads)
             }

@@ -74,7 +74,7 @@ extension Tensor {
                 m = m.replacing(with: v, where: v .> m)
                 i += 8
             }
-            best = m.max()
+            best = VectorMath.horizontalMax(m)
         }
         while i < n { best = Swift.max(best, x[i]); i += 1 }
         return best

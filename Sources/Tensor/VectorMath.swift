@@ -9,25 +9,28 @@ public enum VectorMath {
     /// e^x for eight lanes; inputs are clamped to the range where the result is finite and normal.
     @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
-        // Compares with `replacing` and the shifter below compile to vector instructions; SIMD
-        // `clamped`, `rounded`, `pointwiseMin/Max` and Float-to-Int32 conversion become per-lane
-        // calls (10-30x slower).
+        // Codegen notes (checked in the disassembly): compares with `replacing` and the shifter
+        // below compile to vector instructions, while SIMD `clamped`, `rounded`, `pointwiseMin/Max`
+        // and Float-to-Int32 conversion become per-lane calls (10-30x slower). Swift does not fuse
+        // `a * b + c`, so the fused multiply-adds are spelt `addingProduct`; a scalar literal on the
+        // left of an operator (`1 - v`) can scalarise whole expressions, so constants are vectors.
         var clamped = x.replacing(with: Vector(repeating: 88.37626), where: x .> 88.37626)
         clamped = clamped.replacing(with: Vector(repeating: -87.33654), where: clamped .< -87.33654)
-        // x = n ln2 + r, |r| <= ln2/2; adding 1.5·2^23 rounds to the nearest integer (ties to even)
-        // and leaves n in the low mantissa bits of `shifted`.
-        let shifted = clamped * 1.442_695_04 + 12_582_912
-        let n = shifted - 12_582_912
-        var r = clamped - n * 0.693_359_375
-        r = r + n * 2.121_944_4e-4
-        // Polynomial for e^r - 1 - r, Cephes expf coefficients.
-        var p = Vector(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        let er = p * (r * r) + r + 1
+        // x = n ln2 + r, |r| <= ln2/2; adding 1.5·2^23 (in the same rounding as the product) rounds
+        // to the nearest integer (ties to even) and leaves n in the low mantissa bits of `shifted`.
+        let shifter = Vector(repeating: 12_582_912)
+        let shifted = shifter.addingProduct(clamped, Vector(repeating: 1.442_695_04))
+        let n = shifted - shifter
+        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
+        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        // Cephes expf polynomial for e^r - 1 - r, evaluated in Estrin's scheme (shorter dependency
+        // chains than Horner's, so more lanes are in flight).
+        let r2 = r * r
+        let c45 = Vector(repeating: 5.000_000_120_1e-1).addingProduct(r, Vector(repeating: 1.666_666_545_9e-1))
+        let c23 = Vector(repeating: 4.166_579_589_4e-2).addingProduct(r, Vector(repeating: 8.333_451_907_3e-3))
+        let c01 = Vector(repeating: 1.398_199_950_7e-3).addingProduct(r, Vector(repeating: 1.987_569_15e-4))
+        let p = c45.addingProduct(r2, c23.addingProduct(r2, c01))
+        let er = (r + Vector(repeating: 1)).addingProduct(p, r2)
         // Multiply by 2^n through the exponent bits.
         let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         return er * unsafeBitCast(bits, to: Vector.self)
@@ -47,35 +50,61 @@ public enum VectorMath {
     /// tanh through e^(2x): tanh x = 1 - 2 / (e^(2x) + 1); saturates cleanly at ±1.
     @inline(__always)
     public static func tanh(_ x: Vector) -> Vector {
-        let e = exp(x * 2)
-        return 1 - 2 / (e + 1)
+        let one = Vector(repeating: 1), two = Vector(repeating: 2)
+        let e = exp(x * two)
+        return one - two / (e + one)
     }
 
     /// 1 / (1 + e^-x).
     @inline(__always)
     public static func sigmoid(_ x: Vector) -> Vector {
-        1 / (1 + exp(-x))
+        let one = Vector(repeating: 1)
+        return one / (exp(Vector() - x) + one)
+    }
+
+    /// x / (1 + e^-x), SiLU with one division and no extra multiply.
+    @inline(__always)
+    public static func silu(_ x: Vector) -> Vector {
+        x / (exp(Vector() - x) + Vector(repeating: 1))
     }
 
     /// erf(x), Abramowitz & Stegun 7.1.26 refined (max abs error about 1.2e-7).
     @inline(__always)
     public static func erf(_ x: Vector) -> Vector {
         // Uses erf(x) = 1 - t * exp(-x^2 + P(t)) with t = 1 / (1 + 0.5|x|) (Numerical Recipes' erfc).
-        let z = x.replacing(with: -x, where: x .< 0)
-        let t = 1 / (1 + 0.5 * z)
+        let zero = Vector(), one = Vector(repeating: 1)
+        let z = x.replacing(with: zero - x, where: x .< zero)
+        let t = one / one.addingProduct(z, Vector(repeating: 0.5))
         var p = Vector(repeating: 0.170_872_77)
-        p = p * t - 0.822_152_23
-        p = p * t + 1.488_515_87
-        p = p * t - 1.135_203_98
-        p = p * t + 0.278_868_07
-        p = p * t - 0.186_288_06
-        p = p * t + 0.096_784_18
-        p = p * t + 0.374_091_96
-        p = p * t + 1.000_023_68
-        p = p * t - 1.265_512_23
+        p = Vector(repeating: -0.822_152_23).addingProduct(p, t)
+        p = Vector(repeating: 1.488_515_87).addingProduct(p, t)
+        p = Vector(repeating: -1.135_203_98).addingProduct(p, t)
+        p = Vector(repeating: 0.278_868_07).addingProduct(p, t)
+        p = Vector(repeating: -0.186_288_06).addingProduct(p, t)
+        p = Vector(repeating: 0.096_784_18).addingProduct(p, t)
+        p = Vector(repeating: 0.374_091_96).addingProduct(p, t)
+        p = Vector(repeating: 1.000_023_68).addingProduct(p, t)
+        p = Vector(repeating: -1.265_512_23).addingProduct(p, t)
         let erfc = t * exp(p - z * z)
-        let result = 1 - erfc
-        return result.replacing(with: -result, where: x .< 0)
+        let result = one - erfc
+        return result.replacing(with: zero - result, where: x .< zero)
+    }
+
+    /// The largest lane. `SIMD.max()` is a generic, out-of-line call; this is four vector instructions.
+    @inline(__always)
+    public static func horizontalMax(_ v: Vector) -> Float {
+        let low = v.lowHalf, high = v.highHalf
+        let four = low.replacing(with: high, where: high .> low)
+        let two = four.lowHalf.replacing(with: four.highHalf, where: four.highHalf .> four.lowHalf)
+        return two[1] > two[0] ? two[1] : two[0]
+    }
+
+    /// The sum of the lanes as a tree (halves, quarters, pair), three vector adds instead of seven scalar ones.
+    @inline(__always)
+    public static func horizontalSum(_ v: Vector) -> Float {
+        let four = v.lowHalf + v.highHalf
+        let two = four.lowHalf + four.highHalf
+        return two[0] + two[1]
     }
 
     /// Applies a vector function to a buffer in lanes of eight, padding the tail.

@@ -65,6 +65,9 @@ struct Render: ParsableCommand {
         if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
 
         let pipeline = try TextToVideoPipeline.load(folder: model)
+        for (option, text) in [("prompt", prompt), ("--negative", negative)] where pipeline.tokenizer(text).truncated {
+            FileHandle.standardError.write("customize: warning: the \(option) is longer than the text encoder's \(pipeline.tokenizer.maxLength) tokens; the rest is ignored\n")
+        }
         let progress = ProgressReporter("render", total: steps, unit: "step")
         let video = try pipeline.generate(prompt: prompt, negative: negative, frames: frameCount, steps: steps, guidance: guidance,
                                           seed: seed, scheduler: Self.schedulers[scheduler]!, initialLatents: initial) { done, _ in

@@ -109,6 +109,15 @@ final class RenderTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("s.mp4")))
     }
 
+    func testTooLongPromptIsRenderedWithAWarning() throws {
+        let long = Array(repeating: "a photo of a cat", count: 6).joined(separator: ", ")
+        let result = try render([long, "--frames", "1", "--out", path("long.png")])
+        XCTAssertTrue(result.stderr.contains("warning: the prompt is longer than the text encoder's 16 tokens"), result.stderr)
+        XCTAssertEqual(try PNGImage.readInfo(path: path("long.png")).text["prompt"], long)
+        let short = try render(["a photo of a cat", "--frames", "1", "--out", path("short.png")])
+        XCTAssertFalse(short.stderr.contains("warning"), short.stderr)
+    }
+
     func testBadModelFolderIsNamed() throws {
         let absent = path("no-model-here")
         let result = try CLITests.run(["render", "x", "--model", absent, "--frames", "1", "--out", path("x.png")])

@@ -1,0 +1,110 @@
+/// The key formats LoRA files circulate in, and how one tensor name splits into component, module
+/// and role. The module is a dotted path for PEFT and diffusers keys; for kohya keys it is the
+/// underscore-joined name, which only the model's own paths can resolve (`KohyaNames`).
+public enum LoRAKeyFormat: String, Sendable, CaseIterable {
+    /// PEFT / diffusers ≥ 0.26: `<path>.lora_A.weight`, `<path>.lora_B.weight`, optionally with the
+    /// adapter name before `.weight`.
+    case peft
+    /// diffusers' older formats: `<path>.lora.down.weight` / `.lora.up.weight`,
+    /// `<path>.lora_linear_layer.down.weight`, and attention processors'
+    /// `<attention>.processor.to_q_lora.down.weight`.
+    case diffusers
+    /// kohya-ss sd-scripts: `lora_unet_<path with underscores>.lora_down.weight`, `.lora_up.weight`
+    /// and a scalar `.alpha`; `lora_te_` / `lora_te1_` / `lora_te2_` for text encoders.
+    case kohya
+}
+
+struct LoRAKey: Equatable {
+    enum Role: Equatable { case down, up, alpha }
+
+    let format: LoRAKeyFormat
+    /// `unet`, `text_encoder`, …, or nil when the name carries no component prefix.
+    let component: String?
+    let module: String
+    let role: Role
+
+    static let componentPrefixes = ["unet", "text_encoder_2", "text_encoder", "transformer"]
+    static let kohyaPrefixes: [(prefix: String, component: String)] = [
+        ("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"), ("lora_te_", "text_encoder"),
+    ]
+
+    /// nil when the name has none of the known forms.
+    static func parse(_ name: String) -> LoRAKey? {
+        for (prefix, component) in kohyaPrefixes where name.hasPrefix(prefix) {
+            for (suffix, role) in [(".lora_down.weight", Role.down), (".lora_up.weight", .up), (".alpha", .alpha)]
+            where name.hasSuffix(suffix) && name.count > prefix.count + suffix.count {
+                let module = String(name.dropFirst(prefix.count).dropLast(suffix.count))
+                return LoRAKey(format: .kohya, component: component, module: module, role: role)
+            }
+            return nil
+        }
+
+        var rest = Substring(name)
+        let wrapper = "base_model.model."
+        if rest.hasPrefix(wrapper) { rest = rest.dropFirst(wrapper.count) }
+        var component: String?
+        if let prefix = componentPrefixes.first(where: { rest.hasPrefix($0 + ".") }) {
+            component = prefix
+            rest = rest.dropFirst(prefix.count + 1)
+            if rest.hasPrefix(wrapper) { rest = rest.dropFirst(wrapper.count) }
+        }
+        var parts = rest.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, !parts.contains(where: \.isEmpty) else { return nil }
+
+        if parts.last == "alpha" {
+            return LoRAKey(format: .peft, component: component, module: parts.dropLast().joined(separator: "."), role: .alpha)
+        }
+        guard parts.last == "weight" else { return nil }
+        parts.removeLast()
+
+        // PEFT: …lora_A[.adapter].weight
+        for drop in [1, 2] where parts.count > drop {
+            let marker = parts[parts.count - drop]
+            if marker == "lora_A" || marker == "lora_B" {
+                return LoRAKey(format: .peft, component: component, module: parts.dropLast(drop).joined(separator: "."),
+                               role: marker == "lora_A" ? .down : .up)
+            }
+        }
+        // diffusers: …(.lora|.lora_linear_layer|_lora).down|up.weight
+        guard let last = parts.last, last == "down" || last == "up", parts.count >= 3 else { return nil }
+        let role: Role = last == "down" ? .down : .up
+        parts.removeLast()
+        var module: [String]
+        if parts.last == "lora" || parts.last == "lora_linear_layer" {
+            module = Array(parts.dropLast())
+        } else if let tail = parts.last, tail.hasSuffix("_lora"), tail.count > 5 {
+            // Attention processors: `attn1.processor.to_q_lora` adapts `attn1.to_q` (`to_out_lora` → `to_out.0`).
+            module = Array(parts.dropLast()) + [String(tail.dropLast(5))]
+            if module.count >= 2, module[module.count - 2] == "processor" { module.remove(at: module.count - 2) }
+            if module.last == "to_out" { module.append("0") }
+        } else {
+            return nil
+        }
+        guard !module.isEmpty else { return nil }
+        return LoRAKey(format: .diffusers, component: component, module: module.joined(separator: "."), role: role)
+    }
+}
+
+/// kohya's module names are diffusers paths with every `.` replaced by `_`; the one translation of a
+/// foreign format that principle 1 allows. Rather than a hand-written table, a name resolves to the
+/// model path that gives it, so it works for any model whose paths are unambiguous under the mapping.
+struct KohyaNames {
+    private var pathsByName: [String: [String]] = [:]
+
+    init(paths: [String]) {
+        for path in paths {
+            pathsByName[path.replacingOccurrences(of: ".", with: "_"), default: []].append(path)
+        }
+    }
+
+    enum Resolution: Equatable {
+        case path(String)
+        case unknown
+        case ambiguous([String])
+    }
+
+    func resolve(_ name: String) -> Resolution {
+        guard let paths = pathsByName[name] else { return .unknown }
+        return paths.count == 1 ? .path(paths[0]) : .ambiguous(paths)
+    }
+}
