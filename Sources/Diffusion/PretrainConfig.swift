@@ -7,8 +7,8 @@ import Models
 /// default; a model config that is given is read as diffusers reads config.json (absent keys take
 /// diffusers' defaults), so give it whole.
 ///
-/// The defaults are the compact model this project ships: about 8 M parameters in all (under
-/// 40 MB in F16), sized to train on two CPU cores in a few hours.
+/// The defaults are the compact model this project ships: about 7 M parameters in all (14 MB in
+/// F16, under the 40 MB limit), sized to train on two CPU cores in a few hours.
 public struct PretrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64
     public var vae: AutoencoderKLConfig
@@ -151,14 +151,18 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         case unetTraining = "unet_training"
     }
 
-    /// The compact default model and schedule.
+    /// The compact default model and schedule: autoencoder [32, 64, 64] (64×64 pixels → 16×16×4
+    /// latents), U-Net [48, 96, 96] with one layer per block and 16-channel heads, a 3-layer
+    /// 64-wide text encoder with 40 positions (the longest world caption is 32 tokens with its
+    /// markers); about 7 M parameters, 14 MB in F16. Measured on two idle cores: 0.74 s per
+    /// autoencoder step (8 images), 0.59 s per U-Net step (8 images or one 8-frame clip).
     public init() {
         seed = 0
         var vae = AutoencoderKLConfig(blockOutChannels: [32, 64, 64], layersPerBlock: 1, latentChannels: 4, normNumGroups: 32)
         vae.sampleSize = .single(64)
         vae.scalingFactor = 1
         self.vae = vae
-        var unet = UNet3DConfig(blockOutChannels: [32, 64, 64], layersPerBlock: 1, normNumGroups: 32, crossAttentionDim: 64,
+        var unet = UNet3DConfig(blockOutChannels: [48, 96, 96], layersPerBlock: 1, normNumGroups: 16, crossAttentionDim: 64,
                                 attentionHeadDim: 16, inChannels: 4, outChannels: 4)
         unet.sampleSize = .single(16)
         self.unet = unet
