@@ -11,9 +11,10 @@ extension CLIPTokenizer {
     /// one token, so every listed word stays whole. Words are cleaned and lower-cased as prompts are;
     /// a "word" the pre-tokenizer splits (a contraction, digits, punctuation next to letters) gives one
     /// token per piece. The folder gets vocab.json, merges.txt (`#version: 0.2` header),
-    /// tokenizer_config.json and special_tokens_map.json (pad `<|endoftext|>`, `model_max_length` 77),
+    /// tokenizer_config.json and special_tokens_map.json (pad `<|endoftext|>`, `model_max_length`
+    /// `maxLength`, CLIP's 77 by default; a compact text encoder with fewer positions needs fewer),
     /// which transformers' `CLIPTokenizer.from_pretrained` reads as well. Each file is written atomically.
-    public static func writeVocabulary(words: [String], to folder: String) throws {
+    public static func writeVocabulary(words: [String], to folder: String, maxLength: Int = 77) throws {
         var merges: [(String, String)] = []
         var ranks: [SymbolPair: Int] = [:]
         for word in words {
@@ -61,7 +62,7 @@ extension CLIPTokenizer {
               "do_lower_case": true,
               "eos_token": "<|endoftext|>",
               "errors": "replace",
-              "model_max_length": 77,
+              "model_max_length": \(maxLength),
               "pad_token": "<|endoftext|>",
               "tokenizer_class": "CLIPTokenizer",
               "unk_token": "<|endoftext|>"

@@ -10,11 +10,14 @@ final class ProgressReporter {
     private let interactive: Bool
     private var lastPrint = Date.distantPast
     private var lastWidth = 0
+    /// Items already done when this reporter started (a resumed run): the rate counts only new ones.
+    private let completedBefore: Int
 
-    init(_ label: String, total: Int, unit: String = "it") {
+    init(_ label: String, total: Int, unit: String = "it", completedBefore: Int = 0) {
         self.label = label
         self.total = max(total, 1)
         self.unit = unit
+        self.completedBefore = max(0, completedBefore)
         interactive = isatty(STDERR_FILENO) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
     }
 
@@ -26,7 +29,7 @@ final class ProgressReporter {
         guard done || now.timeIntervalSince(lastPrint) >= interval else { return }
         lastPrint = now
         let elapsed = now.timeIntervalSince(start)
-        let rate = elapsed > 0 ? Double(completed) / elapsed : 0
+        let rate = elapsed > 0 ? Double(max(0, completed - completedBefore)) / elapsed : 0
         let remaining = rate > 0 ? Double(total - completed) / rate : .nan
         let figures = "\(completed)/\(total) \(Self.formatRate(rate, unit: unit)) "
             + (done ? "in \(Self.formatDuration(elapsed))" : "ETA \(Self.formatDuration(remaining))")

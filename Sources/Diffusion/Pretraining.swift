@@ -1,0 +1,270 @@
+import Checkpoints
+import Foundation
+import Models
+import Tensor
+
+/// The two stages of pretraining.
+public enum PretrainingStage: String, Sendable {
+    case vae, unet
+}
+
+/// One preview prompt's result: frames `[3, H, W]` in [-1, 1].
+public struct PreviewSample {
+    public var prompt: String
+    public var frames: [Tensor]
+}
+
+/// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 2, with
+/// it frozen, the CLIP text encoder and the 3-D U-Net together on images and clips, with caption
+/// dropout and a moving average; then saves a diffusers folder with the averaged weights in F16.
+///
+/// A run folder holds:
+/// - pretrain_config.json: the resolved config (the text encoder's vocabulary size filled in);
+/// - tokenizer/: vocab.json and merges.txt with one token per world word (CLIP's format);
+/// - vae/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the last two kept) and loss.csv;
+/// - model/: the finished diffusers folder (model_index.json, unet/, vae/, text_encoder/,
+///   tokenizer/, scheduler/).
+/// Everything is resumable: `run()` continues each stage from its newest complete checkpoint.
+public final class Pretraining {
+    public static let configFile = "pretrain_config.json"
+    public let folder: String
+    public private(set) var config: PretrainConfig
+    public let data: PretrainingData
+    public let tokenizer: CLIPTokenizer
+    /// Called when a stage starts or resumes, with the steps already done and the stage's total.
+    public var onStageStart: ((PretrainingStage, Int, Int) -> Void)?
+    public var onStep: ((PretrainingStage, TrainingStepReport) -> Void)?
+    /// Called when a stage's loss.csv has been rewritten (to draw the loss curve beside it).
+    public var onLog: ((PretrainingStage, String, [LossRecord]) throws -> Void)?
+    /// Called with each preview grid's samples, the stage and its step: for the autoencoder each
+    /// sample is a fixed image and its reconstruction; for the U-Net each is a preview prompt's frames.
+    public var onPreview: ((PretrainingStage, Int, [PreviewSample]) throws -> Void)?
+    /// Also save model/ at every U-Net checkpoint (not only at the end).
+    public var saveModelAtCheckpoints = false
+
+    public var vaeFolder: String { path("vae") }
+    public var unetFolder: String { path("unet") }
+    public var tokenizerFolder: String { path("tokenizer") }
+    public var modelFolder: String { path("model") }
+
+    /// Starts a new run in `folder`, which must be absent or empty: writes the tokenizer and the
+    /// resolved config. The top-level seed seeds both stages.
+    public init(newRunIn folder: String, config: PretrainConfig, data: PretrainingData) throws {
+        let fileManager = FileManager.default
+        if let contents = try? fileManager.contentsOfDirectory(atPath: folder), !contents.isEmpty {
+            throw TrainingError.checkpoint(path: folder, reason: "the folder is not empty (it holds \(contents.sorted().prefix(3).joined(separator: ", "))); resume the run in it or choose a new folder")
+        }
+        self.folder = folder
+        self.data = data
+        var config = config
+        try config.validate(file: "config")
+        do { try fileManager.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw TrainingError.checkpoint(path: folder, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+        let tokenizerFolder = (folder as NSString).appendingPathComponent("tokenizer")
+        try CLIPTokenizer.writeVocabulary(words: data.vocabularyWords, to: tokenizerFolder,
+                                          maxLength: config.textEncoder.maxPositionEmbeddings)
+        tokenizer = try CLIPTokenizer(folder: tokenizerFolder)
+        config.textEncoder.vocabSize = tokenizer.vocabulary.count
+        config.textEncoder.bosTokenId = tokenizer.beginId
+        config.textEncoder.eosTokenId = tokenizer.endId
+        config.textEncoder.padTokenId = tokenizer.padId
+        config.vaeTraining.trainer.seed = config.seed
+        config.unetTraining.trainer.seed = config.seed &+ 1
+        self.config = config
+        try checkData()
+        try saveConfig()
+    }
+
+    /// Opens the run in `folder` to continue it; `adjust` may change step counts and intervals
+    /// (the models and data stream stay as they were).
+    public init(resumingIn folder: String, data: PretrainingData, adjust: (inout PretrainConfig) -> Void = { _ in }) throws {
+        let file = (folder as NSString).appendingPathComponent(Self.configFile)
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw TrainingError.checkpoint(path: folder, reason: "holds no pretraining run (no \(Self.configFile)) to resume")
+        }
+        var config = try PretrainConfig.load(path: file)
+        let models = (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed)
+        adjust(&config)
+        guard models == (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed) else {
+            throw TrainingError.checkpoint(path: file, reason: "a resumed run keeps its models, scheduler and seed; only steps and intervals may change")
+        }
+        try config.validate(file: file)
+        self.folder = folder
+        self.data = data
+        self.config = config
+        tokenizer = try CLIPTokenizer(folder: (folder as NSString).appendingPathComponent("tokenizer"))
+        guard tokenizer.vocabulary.count == config.textEncoder.vocabSize else {
+            throw TrainingError.checkpoint(path: tokenizerFolder, reason: "has \(tokenizer.vocabulary.count) tokens, the text encoder \(config.textEncoder.vocabSize)")
+        }
+        try checkData()
+        try saveConfig()
+    }
+
+    /// Runs whatever is left of both stages, saves model/ and returns its path.
+    @discardableResult
+    public func run() throws -> String {
+        let vae = try trainAutoencoder()
+        return try trainDenoiser(vae: vae)
+    }
+
+    // MARK: Stage 1
+
+    /// Trains (or finishes training) the autoencoder and returns it with its final weights.
+    public func trainAutoencoder() throws -> AutoencoderKL {
+        let vae = try AutoencoderKL(config: config.vae)
+        let options = config.vaeTraining.trainer
+        let latest = TrainerCheckpoint.latest(in: vaeFolder)
+        if (latest?.step ?? -1) < options.steps {
+            if let unetStarted = TrainerCheckpoint.latest(in: unetFolder) {
+                throw TrainingError.checkpoint(path: unetStarted.path, reason: "the U-Net stage has started, so the autoencoder's steps cannot grow to \(options.steps)")
+            }
+            let trainer = try Trainer(folder: vaeFolder, parameters: vae.namedParameters(), options: options,
+                                      optionsFile: "vae_training.trainer")
+            if try trainer.resume() == nil {
+                try vae.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(1))
+            }
+            let training = config.vaeTraining
+            let preview = config.preview
+            trainer.afterStep = { [weak self] report in
+                guard let self else { return }
+                self.onStep?(.vae, report)
+                if preview.every > 0, report.step % preview.every == 0 || report.step == report.totalSteps, let onPreview = self.onPreview {
+                    try onPreview(.vae, report.step, self.reconstructions(vae))
+                }
+            }
+            trainer.afterLogWrite = { [weak self] records in
+                guard let self else { return }
+                try self.onLog?(.vae, self.vaeFolder, records)
+            }
+            onStageStart?(.vae, trainer.step, options.steps)
+            try trainer.train { step, random in
+                let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)
+                return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: training.l1Weight,
+                                                                 l2Weight: training.l2Weight, klWeight: training.klWeight)
+            }
+        }
+        guard let final = TrainerCheckpoint.latest(in: vaeFolder) else {
+            throw TrainingError.checkpoint(path: vaeFolder, reason: "no autoencoder checkpoint after its stage")
+        }
+        try vae.loadWeights(from: InMemoryWeights(TrainerCheckpoint.finalWeights(final.path), location: final.path))
+        return vae
+    }
+
+    // MARK: Stage 2
+
+    /// Trains (or finishes training) the text encoder and U-Net over the frozen `vae`, saves model/
+    /// and returns its path.
+    public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
+        // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
+        let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
+        var vaeConfig = config.vae
+        vaeConfig.scalingFactor = try PretrainingObjectives.scalingFactor(trainedVAE, pixels: probe)
+        let vae = try AutoencoderKL(config: vaeConfig)
+        try vae.loadWeights(from: InMemoryWeights(Dictionary(uniqueKeysWithValues: trainedVAE.stateDict())))
+        vae.setRequiresGrad(false)
+
+        let unet = try UNet3DConditionModel(config: config.unet)
+        let textEncoder = try CLIPTextModel(config: config.textEncoder)
+        let parameters = unet.namedParameters(prefix: "unet.") + textEncoder.namedParameters(prefix: "text_encoder.")
+        let options = config.unetTraining.trainer
+        let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
+        if try trainer.resume() == nil {
+            let root = RandomGenerator(seed: config.seed)
+            try unet.initializeParameters(generator: root.derived(2))
+            try textEncoder.initializeParameters(generator: root.derived(3))
+        }
+        let scheduler = DDPMScheduler(config: config.scheduler)
+        let training = config.unetTraining
+        let preview = config.preview
+        func pipeline() throws -> TextToVideoPipeline {
+            try TextToVideoPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
+                                    schedulerConfig: config.scheduler, tokenizerFiles: tokenizerFiles())
+        }
+        trainer.afterStep = { [weak self, unowned trainer] report in
+            guard let self else { return }
+            self.onStep?(.unet, report)
+            let due = preview.every > 0 && (report.step % preview.every == 0 || report.step == report.totalSteps)
+            if due, let onPreview = self.onPreview, !preview.prompts.isEmpty {
+                let samples = try trainer.withAveragedWeights {
+                    let pipe = try pipeline()
+                    return try preview.prompts.map { item in
+                        let video = try pipe.generate(prompt: item.prompt, frames: item.frames, steps: preview.steps,
+                                                      guidance: preview.guidance, seed: preview.seed)
+                        return PreviewSample(prompt: item.prompt, frames: video.frames)
+                    }
+                }
+                try onPreview(.unet, report.step, samples)
+            }
+        }
+        trainer.afterLogWrite = { [weak self] records in
+            guard let self else { return }
+            try self.onLog?(.unet, self.unetFolder, records)
+        }
+        trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
+            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
+            try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
+        }
+        onStageStart?(.unet, trainer.step, options.steps)
+        try trainer.train { step, random in
+            let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
+            let count = clipStep ? training.clipBatchSize : training.imageBatchSize
+            let frames = clipStep ? training.clipFrames : 1
+            let (pixels, captions) = try data.batch(index: step, count: count, frames: frames)
+            var latentRandom = random.derived(2)
+            let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: frames,
+                                                            scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
+            return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
+                                                           scheduler: scheduler, latents: latents, captions: captions,
+                                                           captionDropout: training.captionDropout, random: &random)
+        }
+        try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
+        return modelFolder
+    }
+
+    // MARK: Helpers
+
+    /// Four fixed images, each beside its reconstruction from the posterior mean.
+    func reconstructions(_ vae: AutoencoderKL) throws -> [PreviewSample] {
+        let (pixels, captions) = try data.batch(index: 0, count: 4, frames: 1)
+        let decoded = try Tensor.withoutGrad { try vae.decode(vae.encodeDistribution(pixels).mean) }
+        return try captions.indices.map { index in
+            PreviewSample(prompt: "reconstruction of: " + captions[index],
+                          frames: [try pixels.slice(axis: 0, index..<(index + 1)).reshaped(Array(pixels.shape.dropFirst())),
+                                   try decoded.slice(axis: 0, index..<(index + 1)).reshaped(Array(decoded.shape.dropFirst()))])
+        }
+    }
+
+    private func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
+
+    /// The tokenizer folder's files, saved unchanged into model/tokenizer/.
+    func tokenizerFiles() throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let names = try FileManager.default.contentsOfDirectory(atPath: tokenizerFolder)
+        for name in names where !name.hasPrefix(".") {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: (tokenizerFolder as NSString).appendingPathComponent(name)))
+        }
+        return files
+    }
+
+    private func saveConfig() throws {
+        let file = path(Self.configFile)
+        do { try config.encoded().write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
+            throw TrainingError.checkpoint(path: file, reason: "cannot write the config: \(error.localizedDescription)")
+        }
+    }
+
+    /// The U-Net's sample_size must be the latent side of the data's images.
+    private func checkData() throws {
+        let downsampling = 1 << (config.vae.blockOutChannels.count - 1)
+        guard data.imageSide % downsampling == 0 else {
+            throw TrainingError.badOptions(file: "config", key: "vae.block_out_channels",
+                                           reason: "\(config.vae.blockOutChannels.count) blocks downsample by \(downsampling), which does not divide the \(data.imageSide)-pixel images")
+        }
+        let latentSide = data.imageSide / downsampling
+        if case .single(let side)? = config.unet.sampleSize, side != latentSide {
+            throw TrainingError.badOptions(file: "config", key: "unet.sample_size",
+                                           reason: "\(side), but \(data.imageSide)-pixel images give \(latentSide)-latent sides")
+        }
+    }
+}

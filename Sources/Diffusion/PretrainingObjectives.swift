@@ -1,0 +1,78 @@
+import Foundation
+import Models
+import Tensor
+
+/// The losses of the two pretraining stages, as pure functions of the models, a batch and a
+/// generator (so tests can train on a fixed batch and the loop can draw a fresh one per step).
+public enum PretrainingObjectives {
+    /// Stage 1, the autoencoder (LDM's `LPIPSWithDiscriminator` without the perceptual and
+    /// adversarial terms): l1·mean|x − x̂| + l2·mean (x − x̂)² + kl · mean over the batch of the
+    /// posterior's KL to N(0, I) (summed over latent entries), with x̂ decoded from a posterior sample.
+    public static func autoencoderLoss(_ vae: AutoencoderKL, pixels: Tensor, random: inout RandomGenerator,
+                                       l1Weight: Float, l2Weight: Float, klWeight: Float) throws -> Tensor {
+        let posterior = try vae.encodeDistribution(pixels)
+        let latents = try posterior.sample(noise: random.normal(posterior.mean.shape))
+        let reconstruction = try vae.decode(latents)
+        var loss = try Tensor.l1Loss(reconstruction, pixels) * l1Weight
+        if l2Weight > 0 { loss = try loss + Tensor.mseLoss(reconstruction, pixels) * l2Weight }
+        if klWeight > 0 { loss = try loss + posterior.kl().mean() * klWeight }
+        return loss
+    }
+
+    /// Scaled latents `[batch, C, frames, h, w]` of `pixels` `[batch·frames, 3, H, W]` (a clip's
+    /// frames consecutive): a posterior sample times `scalingFactor`, without gradients (the
+    /// autoencoder is frozen in stage 2, as in diffusers' text-to-image training).
+    public static func latents(_ vae: AutoencoderKL, pixels: Tensor, frames: Int, scalingFactor: Float,
+                               random: inout RandomGenerator) throws -> Tensor {
+        try Tensor.withoutGrad {
+            let posterior = try vae.encodeDistribution(pixels)
+            let sample = try posterior.sample(noise: random.normal(posterior.mean.shape)) * scalingFactor
+            let (items, channels, height, width) = (sample.shape[0], sample.shape[1], sample.shape[2], sample.shape[3])
+            guard items % frames == 0 else {
+                throw ModelError.badInput("latents: \(items) images are not a whole number of \(frames)-frame clips")
+            }
+            return try sample.reshaped([items / frames, frames, channels, height, width]).permuted([0, 2, 1, 3, 4])
+        }
+    }
+
+    /// Stage 2, diffusers' `train_text_to_image.py` loss: noise the latents at uniformly drawn
+    /// timesteps, predict with the U-Net conditioned on the text encoder's states of the captions
+    /// (each replaced by "" with probability `captionDropout`, for classifier-free guidance), and take
+    /// the mean squared error to the noise (epsilon prediction) or to the velocity (v-prediction).
+    public static func diffusionLoss(unet: UNet3DConditionModel, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
+                                     scheduler: DDPMScheduler, latents: Tensor, captions: [String], captionDropout: Float,
+                                     random: inout RandomGenerator) throws -> Tensor {
+        let batch = latents.shape[0]
+        guard captions.count == batch else {
+            throw ModelError.badInput("diffusion loss: \(captions.count) captions for a batch of \(batch)")
+        }
+        let drops = random.uniformValues(count: batch)
+        let ids = zip(captions, drops).map { caption, draw in tokenizer(draw < captionDropout ? "" : caption).ids }
+        let textStates = try textEncoder(ids)
+        let noise = random.normal(latents.shape)
+        let timesteps = try random.integers(below: scheduler.config.numTrainTimesteps, count: batch)
+        let noisy = try scheduler.addNoise(original: latents, noise: noise, timesteps: timesteps)
+        var dropout = random.derived(1)
+        let prediction = try unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: textStates,
+                                  dropoutGenerator: &dropout)
+        let target: Tensor
+        switch scheduler.config.predictionType {
+        case .epsilon: target = noise
+        case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
+        case .sample: target = latents
+        }
+        return try Tensor.mseLoss(prediction, target)
+    }
+
+    /// 1 / the standard deviation of the posterior means of `pixels`: the `scaling_factor` that gives
+    /// the U-Net unit-variance latents (how Stable Diffusion's 0.18215 was chosen).
+    public static func scalingFactor(_ vae: AutoencoderKL, pixels: Tensor) throws -> Float {
+        try Tensor.withoutGrad {
+            let mean = try vae.encodeDistribution(pixels).mean
+            let values = mean.values
+            let average = values.reduce(0.0) { $0 + Double($1) } / Double(values.count)
+            let variance = values.reduce(0.0) { $0 + (Double($1) - average) * (Double($1) - average) } / Double(values.count)
+            return variance > 0 ? Float(1 / variance.squareRoot()) : 1
+        }
+    }
+}

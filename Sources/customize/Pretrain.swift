@@ -1,0 +1,130 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Tensor
+
+/// `customize pretrain`: trains the base model on the synthetic world (autoencoder, then text
+/// encoder and U-Net) into a run folder with checkpoints, loss curves, previews and, at the end, a
+/// diffusers folder `model/`.
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pretrain",
+        abstract: "Train the base model from scratch on the synthetic world.",
+        discussion: """
+        Stage 1 trains the autoencoder on world images; stage 2, with it frozen, trains the text
+        encoder and the U-Net on images and 8-frame clips. The run folder gets pretrain_config.json,
+        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder
+        reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/
+        (a diffusers folder with the averaged weights in F16). A killed run continues from its newest
+        complete checkpoint with --resume.
+
+        The config is JSON with diffusers' keys; any top-level key may be left out for the built-in
+        compact model (print it with --print-config).
+
+        Examples:
+          customize pretrain --out runs/base
+          customize pretrain --out runs/base --resume
+          customize pretrain --out runs/tiny --config tiny.json --vae-steps 20 --unet-steps 40
+        """)
+
+    @Option(help: "The run folder (created; must be new unless --resume).") var out: String?
+    @Option(help: "A JSON config (default: the built-in compact model).") var config: String?
+    @Option(help: "Total steps of both stages, split in the config's proportion.") var steps: Int?
+    @Option(help: "Autoencoder steps (stage 1).") var vaeSteps: Int?
+    @Option(help: "Text encoder and U-Net steps (stage 2).") var unetSteps: Int?
+    @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
+    @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
+    @Option(help: "A preview grid every N steps of each stage (0: none).") var previewEvery: Int?
+    @Option(help: "The seed of every random draw (new runs only).") var seed: UInt64?
+    @Flag(help: "Also save model/ at every U-Net checkpoint.") var saveModelAtCheckpoints = false
+    @Flag(help: "Print the resolved config as JSON and exit.") var printConfig = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--unet-steps", unetSteps)] {
+            if let value, value < 0 { throw ValidationError("\(name) must not be negative, got \(value)") }
+        }
+        if steps != nil, vaeSteps != nil || unetSteps != nil {
+            throw ValidationError("give either --steps or --vae-steps/--unet-steps, not both")
+        }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
+        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
+        if resume, config != nil { throw ValidationError("--resume continues with the run's own config; leave out --config") }
+        if resume, seed != nil { throw ValidationError("--resume continues with the run's own seed; leave out --seed") }
+        if out == nil, !printConfig { throw ValidationError("give the run folder with --out DIR") }
+    }
+
+    func run() throws {
+        try threadOptions.apply()
+        if printConfig {
+            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
+            adjust(&resolved)
+            print(String(decoding: try resolved.encoded(), as: UTF8.self), terminator: "")
+            return
+        }
+        let out = self.out!
+        let pretraining: Pretraining
+        if resume {
+            let file = (out as NSString).appendingPathComponent(Pretraining.configFile)
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw ExitStatus.Failure(status: .failure, message: "\(out) holds no pretraining run to resume (no \(Pretraining.configFile))")
+            }
+            let saved = try PretrainConfig.load(path: file)
+            pretraining = try Pretraining(resumingIn: out, data: WorldPretrainingData(seed: saved.seed), adjust: adjust)
+        } else {
+            if let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
+                let what = contents.contains(Pretraining.configFile) ? "already holds a pretraining run" : "is not empty"
+                throw ExitStatus.Failure(status: .failure,
+                    message: "\(out) \(what); pass --resume to continue it, or choose a new --out folder")
+            }
+            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
+            if let seed { resolved.seed = seed }
+            adjust(&resolved)
+            pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed))
+        }
+        pretraining.saveModelAtCheckpoints = saveModelAtCheckpoints
+        hookReporting(pretraining, out: out)
+        let started = Date()
+        let model = try pretraining.run()
+        print("pretrained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); model saved to \(model)")
+    }
+
+    /// Applies the step and interval options to a config.
+    func adjust(_ config: inout PretrainConfig) {
+        if let steps {
+            let vae = config.vaeTraining.trainer.steps, unet = config.unetTraining.trainer.steps
+            let vaeShare = vae + unet > 0 ? Double(vae) / Double(vae + unet) : 0.5
+            config.vaeTraining.trainer.steps = Int((Double(steps) * vaeShare).rounded())
+            config.unetTraining.trainer.steps = steps - config.vaeTraining.trainer.steps
+        }
+        if let vaeSteps { config.vaeTraining.trainer.steps = vaeSteps }
+        if let unetSteps { config.unetTraining.trainer.steps = unetSteps }
+        if let checkpointEvery {
+            config.vaeTraining.trainer.checkpointingSteps = checkpointEvery
+            config.unetTraining.trainer.checkpointingSteps = checkpointEvery
+        }
+        if let previewEvery { config.preview.every = previewEvery }
+    }
+
+    /// Progress bars per stage, loss.png beside each loss.csv, preview grids under previews/.
+    private func hookReporting(_ pretraining: Pretraining, out: String) {
+        var reporter: ProgressReporter?
+        pretraining.onStageStart = { stage, done, total in
+            let label = stage == .vae ? "pretrain autoencoder" : "pretrain text encoder + U-Net"
+            reporter = ProgressReporter(label, total: total, unit: "step", completedBefore: done)
+            if done > 0 { FileHandle.standardError.write("\(label): resuming at step \(done) of \(total)\n") }
+        }
+        pretraining.onStep = { _, report in
+            reporter?.update(report.step, note: String(format: "loss %.4f lr %.2e", report.loss, report.learningRate))
+        }
+        pretraining.onLog = { _, folder, records in
+            try LossCurvePlot.write(records, to: (folder as NSString).appendingPathComponent("loss.png"))
+        }
+        let previews = (out as NSString).appendingPathComponent("previews")
+        pretraining.onPreview = { stage, step, samples in
+            try FileManager.default.createDirectory(atPath: previews, withIntermediateDirectories: true)
+            let name = String(format: "\(stage.rawValue)-step-%06d.png", step)
+            try PreviewGrid.write(samples, step: step, to: (previews as NSString).appendingPathComponent(name))
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import Diffusion
+import Dispatch
+import Tensor
+import World
+
+/// Pretraining batches drawn from the synthetic world's train split: batch `index` of `count`
+/// samples holds samples `index·count ..< (index+1)·count`, each a pure function of (seed, index),
+/// so a resumed run sees the same stream.
+struct WorldPretrainingData: PretrainingData {
+    let seed: UInt64
+    let renderer = Renderer()
+
+    var imageSide: Int { renderer.side }
+    var vocabularyWords: [String] { WorldVocabulary.words }
+
+    func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+        let sampler = WorldSampler(seed: seed, clipFrames: frames)
+        let samples = (0..<count).map { item in
+            frames == 1 ? sampler.image(.train, index: index * count + item) : sampler.clip(.train, index: index * count + item)
+        }
+        let side = renderer.side, plane = side * side
+        let pixels = Tensor(uninitialized: [count * frames, 3, side, side])
+        let destination = pixels.data
+        let renderer = self.renderer
+        // Each sample fills its own slice: rendering in parallel cannot change the values.
+        DispatchQueue.concurrentPerform(iterations: count) { item in
+            let rendered = renderer.render(samples[item].spec)
+            for (frame, bytes) in rendered.prefix(frames).enumerated() {
+                let base = destination + (item * frames + frame) * 3 * plane
+                for pixel in 0..<plane {
+                    for channel in 0..<3 { base[channel * plane + pixel] = Float(bytes[pixel * 3 + channel]) / 127.5 - 1 }
+                }
+            }
+        }
+        return (pixels, samples.map(\.caption))
+    }
+}

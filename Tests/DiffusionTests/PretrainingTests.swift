@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+import Models
+import Tensor
+@testable import Diffusion
+
+final class PretrainingTests: XCTestCase {
+    func testBothStagesRunResumeAndSaveADiffusersFolder() throws {
+        let run = TinyPretraining.temporaryFolder("pretrain")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let data = TinyPretraining.PatternData()
+        var stages: [(PretrainingStage, Int, Int)] = []
+        var previews: [Int: [PreviewSample]] = [:], reconstructions: [Int: [PreviewSample]] = [:]
+        let pretraining = try Pretraining(newRunIn: run, config: TinyPretraining.config(), data: data)
+        pretraining.onStageStart = { stages.append(($0, $1, $2)) }
+        pretraining.onPreview = { stage, step, samples in
+            if stage == .vae { reconstructions[step] = samples } else { previews[step] = samples }
+        }
+        let model = try pretraining.run()
+        XCTAssertEqual(stages.map(\.0), [.vae, .unet])
+        XCTAssertEqual(previews.keys.sorted(), [2])
+        XCTAssertEqual(previews[2]?.map(\.frames.count), [1, 2])
+        XCTAssertEqual(previews[2]?.first?.frames.first?.shape, [3, 16, 16])
+        XCTAssertEqual(reconstructions.keys.sorted(), [2])
+        XCTAssertEqual(reconstructions[2]?.map(\.frames.count), [2, 2, 2, 2])
+        XCTAssertEqual(reconstructions[2]?.first?.frames.map(\.shape), [[3, 16, 16], [3, 16, 16]])
+
+        // The saved folder loads as a pipeline, with the world's tokenizer and a measured scaling factor.
+        let pipeline = try TextToVideoPipeline.load(folder: model)
+        XCTAssertEqual(pipeline.tokenizer.maxLength, 8)
+        XCTAssertEqual(pipeline.textEncoder.config.vocabSize, pipeline.tokenizer.vocabulary.count)
+        XCTAssertNotEqual(pipeline.vae.config.scalingFactor, 1)
+        let weights = try SafeTensorsFileProbe.dtypes(of: (model as NSString).appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+        XCTAssertEqual(weights, ["F16"])
+        for stage in ["vae", "unet"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(stage)/loss.csv"), stage)
+            XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/\(stage)")?.step, 2, stage)
+        }
+
+        // A new run refuses the folder; resuming with more U-Net steps continues from step 2.
+        XCTAssertThrowsError(try Pretraining(newRunIn: run, config: TinyPretraining.config(), data: data)) { error in
+            XCTAssertTrue("\(error)".contains("not empty"), "\(error)")
+        }
+        let resumed = try Pretraining(resumingIn: run, data: data) { $0.unetTraining.trainer.steps = 3; $0.preview.every = 0 }
+        var resumedStages: [(PretrainingStage, Int, Int)] = []
+        resumed.onStageStart = { resumedStages.append(($0, $1, $2)) }
+        try resumed.run()
+        XCTAssertEqual(resumedStages.map(\.0), [.unet])
+        XCTAssertEqual(resumedStages.first?.1, 2)
+        XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/unet")?.step, 3)
+        // Models cannot change on resume.
+        XCTAssertThrowsError(try Pretraining(resumingIn: run, data: data) { $0.unet.layersPerBlock = 2 })
+    }
+
+    func testConfigFilesNameTheBadKey() throws {
+        let file = TinyPretraining.temporaryFolder("config") + ".json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try Data(#"{"unet_training": {"trainer": {"learning_rate": "fast"}}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try PretrainConfig.load(path: file)) { error in
+            XCTAssertTrue("\(error)".contains("unet_training.trainer.learning_rate"), "\(error)")
+        }
+        try Data(#"{"unet_training": {"trainer": {"lr_scheduler": "linear"}}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try PretrainConfig.load(path: file)) { error in
+            XCTAssertTrue("\(error)".contains("lr_scheduler"), "\(error)")
+        }
+        // A partial file keeps the defaults for the rest.
+        try Data(#"{"seed": 7, "vae_training": {"batch_size": 3}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        let config = try PretrainConfig.load(path: file)
+        XCTAssertEqual(config.seed, 7)
+        XCTAssertEqual(config.vaeTraining.batchSize, 3)
+        XCTAssertEqual(config.unet, PretrainConfig().unet)
+        // The saved form reads back equal.
+        XCTAssertEqual(try JSONDecoder().decode(PretrainConfig.self, from: config.encoded()), config)
+    }
+
+    func testTheDefaultModelFitsFortyMegabytesInF16() throws {
+        var config = PretrainConfig()
+        config.textEncoder.vocabSize = 600
+        let total = try AutoencoderKL(config: config.vae).parameterCount + UNet3DConditionModel(config: config.unet).parameterCount
+            + CLIPTextModel(config: config.textEncoder).parameterCount
+        XCTAssertLessThan(total * 2, 40_000_000, "\(total) parameters")
+    }
+}
+
+/// The dtypes stored in a safetensors file.
+enum SafeTensorsFileProbe {
+    static func dtypes(of path: String) throws -> Set<String> {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let length = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as! [String: Any]
+        return Set(header.compactMap { key, value in key == "__metadata__" ? nil : (value as? [String: Any])?["dtype"] as? String })
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import XCTest
+import Models
+import Tensor
+@testable import Diffusion
+
+final class TrainerTests: XCTestCase {
+    var folders: [String] = []
+    override func tearDown() {
+        for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    func folder(_ name: String) -> String {
+        let path = TinyPretraining.temporaryFolder(name)
+        folders.append(path)
+        return path
+    }
+
+    // MARK: Objectives
+
+    func testAutoencoderStepsReduceTheLossOnAFixedBatch() throws {
+        let config = TinyPretraining.config()
+        let vae = try AutoencoderKL(config: config.vae)
+        try vae.initializeParameters(generator: RandomGenerator(seed: 1))
+        let (pixels, _) = try TinyPretraining.PatternData().batch(index: 0, count: 4, frames: 1)
+        func loss(_ random: RandomGenerator) throws -> Tensor {
+            var random = random
+            return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: 1, l2Weight: 1, klWeight: 1e-6)
+        }
+        let fixed = RandomGenerator(seed: 9)
+        let before = try Tensor.withoutGrad { try loss(fixed) }.item
+        let trainer = try Trainer(folder: folder("vae"), parameters: vae.namedParameters(),
+                                  options: TrainerOptions(steps: 8, learningRate: 3e-3, checkpointingSteps: 100))
+        try trainer.train { _, _ in try loss(fixed) }
+        let after = try Tensor.withoutGrad { try loss(fixed) }.item
+        XCTAssertLessThan(after, before * 0.8, "loss \(before) → \(after)")
+        XCTAssertEqual(trainer.history.count, 8)
+    }
+
+    func testDiffusionStepsReduceTheLossOnAFixedBatch() throws {
+        let (unet, text, tokenizer) = try tinyDenoiser()
+        let scheduler = DDPMScheduler(config: TinyPretraining.config().scheduler)
+        var latentRandom = RandomGenerator(seed: 4)
+        let latents = latentRandom.normal([2, 4, 2, 8, 8])
+        func loss(_ random: RandomGenerator) throws -> Tensor {
+            var random = random
+            return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
+                                                           latents: latents, captions: ["a red square", "a blue square"],
+                                                           captionDropout: 0.1, random: &random)
+        }
+        let fixed = RandomGenerator(seed: 5)
+        let before = try Tensor.withoutGrad { try loss(fixed) }.item
+        let parameters = unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder.")
+        let trainer = try Trainer(folder: folder("unet"), parameters: parameters,
+                                  options: TrainerOptions(steps: 8, learningRate: 3e-3, checkpointingSteps: 100))
+        try trainer.train { _, _ in try loss(fixed) }
+        let after = try Tensor.withoutGrad { try loss(fixed) }.item
+        XCTAssertLessThan(after, before * 0.9, "loss \(before) → \(after)")
+    }
+
+    // MARK: Checkpoints and resume
+
+    /// A denoiser run whose loss draws from every per-step stream (captions, noise, timesteps, dropout).
+    func denoiserRun(folder: String, options: TrainerOptions, until: Int? = nil, resume: Bool) throws -> (Trainer, Int?) {
+        let (unet, text, tokenizer) = try tinyDenoiser()
+        let scheduler = DDPMScheduler(config: TinyPretraining.config().scheduler)
+        let trainer = try Trainer(folder: folder, parameters: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
+                                  options: options)
+        let resumedAt = resume ? try trainer.resume() : nil
+        let data = TinyPretraining.PatternData()
+        try trainer.train(until: until) { step, random in
+            // The step's captions come from the data stream, its latents from the step's own generator.
+            let (_, captions) = try data.batch(index: step, count: 2, frames: 1)
+            var latentRandom = random.derived(7)
+            let input = latentRandom.normal([2, 4, 1, 8, 8])
+            return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
+                                                           latents: input, captions: captions, captionDropout: 0.5, random: &random)
+        }
+        return (trainer, resumedAt)
+    }
+
+    func testResumeAfterAKillIsBitIdenticalToAnUninterruptedRun() throws {
+        let options = TrainerOptions(steps: 6, learningRate: 2e-3, lrScheduler: "cosine", lrWarmupSteps: 2, emaDecay: 0.9,
+                                     checkpointingSteps: 2)
+        let (whole, _) = try denoiserRun(folder: folder("whole"), options: options, resume: false)
+
+        let interrupted = folder("interrupted")
+        // Killed after step 3: the checkpoint of step 2 survives, step 3 is lost (at most one interval).
+        let (abandoned, _) = try denoiserRun(folder: interrupted, options: options, until: 3, resume: false)
+        XCTAssertEqual(abandoned.step, 3)
+        let (resumed, resumedAt) = try denoiserRun(folder: interrupted, options: options, resume: true)
+        XCTAssertEqual(resumedAt, 2)
+        XCTAssertEqual(resumed.step, 6)
+
+        for ((path, a), (_, b)) in zip(whole.parameters, resumed.parameters) {
+            XCTAssertEqual(a.values, b.values, path)
+        }
+        for (a, b) in zip(whole.ema!.shadow, resumed.ema!.shadow) { XCTAssertEqual(a.values, b.values, a.name ?? "") }
+        XCTAssertEqual(whole.history.map(\.loss), resumed.history.map(\.loss))
+        // The last two checkpoints are kept.
+        XCTAssertEqual(TrainerCheckpoint.list(in: interrupted).map(\.step), [4, 6])
+        let log = try String(contentsOfFile: (interrupted as NSString).appendingPathComponent("loss.csv"), encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 7)
+    }
+
+    func testAHalfWrittenCheckpointIsIgnoredOnResume() throws {
+        let options = TrainerOptions(steps: 4, learningRate: 1e-3, checkpointingSteps: 2)
+        let run = folder("half")
+        _ = try denoiserRun(folder: run, options: options, resume: false)
+        // A write killed midway: the temporary folder with a torn weights file and no state.
+        let torn = (run as NSString).appendingPathComponent(".checkpoint-000006.tmp-4242")
+        try FileManager.default.createDirectory(atPath: torn, withIntermediateDirectories: true)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: (torn as NSString).appendingPathComponent("model.safetensors")))
+        // A folder under a checkpoint name but without trainer_state.json is not a checkpoint either.
+        try FileManager.default.createDirectory(atPath: (run as NSString).appendingPathComponent("checkpoint-000008"), withIntermediateDirectories: true)
+        var longer = options
+        longer.steps = 6
+        let (resumed, at) = try denoiserRun(folder: run, options: longer, resume: true)
+        XCTAssertEqual(at, 4)
+        XCTAssertEqual(resumed.step, 6)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: torn))
+    }
+
+    func testANonFiniteLossNamesTheStep() throws {
+        let weight = Tensor(repeating: 1, shape: [3])
+        let trainer = try Trainer(folder: folder("nan"), parameters: [("weight", weight)],
+                                  options: TrainerOptions(steps: 5, learningRate: 0.1, checkpointingSteps: 100))
+        XCTAssertThrowsError(try trainer.train { step, _ in
+            let scale: Float = step == 2 ? .nan : 1
+            return try (weight * scale).sum()
+        }) { error in
+            guard case .nonFiniteLoss(let step, let value)? = error as? TrainingError else { return XCTFail("\(error)") }
+            XCTAssertEqual(step, 2)
+            XCTAssertTrue(value.isNaN)
+            XCTAssertTrue("\(error)".contains("step 3"), "\(error)")
+        }
+        XCTAssertEqual(trainer.step, 2)
+    }
+
+    func testANonFiniteGradientNamesTheParameter() throws {
+        let weight = Tensor(repeating: 1, shape: [2]), other = Tensor(repeating: 0, shape: [2])
+        let trainer = try Trainer(folder: folder("inf"), parameters: [("weight", weight), ("other", other)],
+                                  options: TrainerOptions(steps: 2, learningRate: 0.1, checkpointingSteps: 100))
+        // The gradient of sqrt at 0 is infinite while the loss (0) is finite.
+        XCTAssertThrowsError(try trainer.train { _, _ in try (weight * 0).sum() + other.sqrt().sum() }) { error in
+            guard case .nonFiniteGradient(let step, let parameter)? = error as? TrainingError else { return XCTFail("\(error)") }
+            XCTAssertEqual(step, 0)
+            XCTAssertEqual(parameter, "other")
+        }
+    }
+
+    // MARK: Helpers
+
+    func tinyDenoiser() throws -> (UNet3DConditionModel, CLIPTextModel, CLIPTokenizer) {
+        var config = TinyPretraining.config()
+        let tokenizerFolder = folder("tokenizer")
+        try CLIPTokenizer.writeVocabulary(words: TinyPretraining.PatternData().vocabularyWords, to: tokenizerFolder, maxLength: 8)
+        let tokenizer = try CLIPTokenizer(folder: tokenizerFolder)
+        config.textEncoder.vocabSize = tokenizer.vocabulary.count
+        let unet = try UNet3DConditionModel(config: config.unet)
+        let text = try CLIPTextModel(config: config.textEncoder)
+        try unet.initializeParameters(generator: RandomGenerator(seed: 2))
+        try text.initializeParameters(generator: RandomGenerator(seed: 3))
+        return (unet, text, tokenizer)
+    }
+}
