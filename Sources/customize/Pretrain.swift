@@ -11,14 +11,14 @@ struct Pretrain: ParsableCommand {
         commandName: "pretrain",
         abstract: "Train the base model from scratch on the synthetic world.",
         discussion: """
-        Stage 1 trains the autoencoder on world images; stage 2, with it frozen, trains the text
-        encoder and the U-Net on images and 8-frame clips. The run folder gets pretrain_config.json,
-        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder
-        reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/
-        (a diffusers folder with the averaged weights in F16). A killed run continues from its newest
+        Stage 1 trains the autoencoder on world images; stage 2, with it frozen, trains the text \
+        encoder and the U-Net on images and 8-frame clips. The run folder gets pretrain_config.json, \
+        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder \
+        reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
+        (a diffusers folder with the averaged weights in F16). A killed run continues from its newest \
         complete checkpoint with --resume.
 
-        The config is JSON with diffusers' keys; any top-level key may be left out for the built-in
+        The config is JSON with diffusers' keys; any top-level key may be left out for the built-in \
         compact model (print it with --print-config).
 
         Examples:
