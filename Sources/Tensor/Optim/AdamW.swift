@@ -49,21 +49,12 @@ public final class AdamW: Optimizer {
     }
 
     public func step() throws {
-        let keyed = try OptimizerSupport.keyedParameters(groups, op: "AdamW.step")
-        var index = 0
-        for group in groups {
-            let lr = group.learningRate, decay = group.weightDecay ?? weightDecay
-            for parameter in group.parameters {
-                let key = keyed[index].key
-                index += 1
-                guard let gradient = try OptimizerSupport.gradient(of: parameter, key: key) else { continue }
-                let mask = try OptimizerSupport.checkMask(of: parameter, key: key)
-                let id = ObjectIdentifier(parameter)
-                var state = moments[id] ?? Moments(first: Tensor(zeros: parameter.shape), second: Tensor(zeros: parameter.shape), steps: 0)
-                state.steps += 1
-                moments[id] = state
-                update(parameter, gradient: gradient, mask: mask, state: state, lr: lr, decay: decay)
-            }
+        try OptimizerSupport.forEachUpdate(groups, defaultWeightDecay: weightDecay, op: "AdamW.step") { parameter, gradient, mask, lr, decay in
+            let id = ObjectIdentifier(parameter)
+            var state = moments[id] ?? Moments(first: Tensor(zeros: parameter.shape), second: Tensor(zeros: parameter.shape), steps: 0)
+            state.steps += 1
+            moments[id] = state
+            update(parameter, gradient: gradient, mask: mask, state: state, lr: lr, decay: decay)
         }
         stepCount += 1
     }

@@ -59,6 +59,24 @@ extension Optimizer {
 enum OptimizerSupport {
     static let stepCountKey = "step_count"
 
+    /// The shared walk of an optimizer step: every parameter that has a gradient, with its state key,
+    /// its gradient (hook applied), its mask (checked), and its group's learning rate and weight decay.
+    static func forEachUpdate(_ groups: [ParameterGroup], defaultWeightDecay: Float, op: String,
+                              _ update: (_ parameter: Tensor, _ gradient: Tensor, _ mask: UnsafeMutablePointer<Float>?,
+                                         _ learningRate: Float, _ weightDecay: Float) throws -> Void) throws {
+        let keyed = try keyedParameters(groups, op: op)
+        var index = 0
+        for group in groups {
+            let lr = group.learningRate, decay = group.weightDecay ?? defaultWeightDecay
+            for parameter in group.parameters {
+                let key = keyed[index].key
+                index += 1
+                guard let gradient = try gradient(of: parameter, key: key) else { continue }
+                try update(parameter, gradient, try checkMask(of: parameter, key: key), lr, decay)
+            }
+        }
+    }
+
     /// Each parameter with its state key: its `name`, or "groups.G.I" when unnamed. Throws on duplicates.
     static func keyedParameters(_ groups: [ParameterGroup], op: String) throws -> [(key: String, parameter: Tensor)] {
         var seen = Set<String>(), seenTensors = Set<ObjectIdentifier>()

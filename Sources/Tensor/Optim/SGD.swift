@@ -41,32 +41,23 @@ public final class SGD: Optimizer {
     }
 
     public func step() throws {
-        let keyed = try OptimizerSupport.keyedParameters(groups, op: "SGD.step")
-        var index = 0
-        for group in groups {
-            let lr = group.learningRate, decay = group.weightDecay ?? weightDecay
-            for parameter in group.parameters {
-                let key = keyed[index].key
-                index += 1
-                guard let gradient = try OptimizerSupport.gradient(of: parameter, key: key) else { continue }
-                let mask = try OptimizerSupport.checkMask(of: parameter, key: key)
-                let id = ObjectIdentifier(parameter)
-                let first = buffers[id] == nil
-                let buffer: Tensor? = momentum == 0 ? nil : (buffers[id] ?? Tensor(zeros: parameter.shape))
-                if let buffer { buffers[id] = buffer }
-                let p = parameter.data, g = gradient.data, b = buffer?.data
-                let mu = momentum, keep = 1 - dampening, nesterov = nesterov
-                Parallel.forRanges(count: parameter.count) { range in
-                    for i in range {
-                        var d = g[i] + decay * p[i]
-                        if let b {
-                            let bi = first ? d : mu * b[i] + keep * d
-                            b[i] = bi
-                            d = nesterov ? d + mu * bi : bi
-                        }
-                        let next = p[i] - lr * d
-                        p[i] = mask.map { OptimizerSupport.masked(old: p[i], new: next, mask: $0[i]) } ?? next
+        try OptimizerSupport.forEachUpdate(groups, defaultWeightDecay: weightDecay, op: "SGD.step") { parameter, gradient, mask, lr, decay in
+            let id = ObjectIdentifier(parameter)
+            let first = buffers[id] == nil
+            let buffer: Tensor? = momentum == 0 ? nil : (buffers[id] ?? Tensor(zeros: parameter.shape))
+            if let buffer { buffers[id] = buffer }
+            let p = parameter.data, g = gradient.data, b = buffer?.data
+            let mu = momentum, keep = 1 - dampening, nesterov = nesterov
+            Parallel.forRanges(count: parameter.count) { range in
+                for i in range {
+                    var d = g[i] + decay * p[i]
+                    if let b {
+                        let bi = first ? d : mu * b[i] + keep * d
+                        b[i] = bi
+                        d = nesterov ? d + mu * bi : bi
                     }
+                    let next = p[i] - lr * d
+                    p[i] = mask.map { OptimizerSupport.masked(old: p[i], new: next, mask: $0[i]) } ?? next
                 }
             }
         }
