@@ -49,11 +49,11 @@ struct BenchEngine: ParsableCommand {
         if json { return try printJSON(report) }
         print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   "
               + "sgemm check: max rel. error \(report.sgemmMaxRelativeError)")
-        print("case".padding(toLength: 52, withPad: " ", startingAt: 0) + "      ms   throughput   fraction   bar")
+        print("case".padding(toLength: 68, withPad: " ", startingAt: 0) + "      ms   throughput   fraction   bar")
         for r in report.results {
             let fraction = r.fractionOfBaseline.map { String(format: "%5.2f", $0) } ?? "     "
             let bar = r.bar.map { String(format: "≥%.1f %@", $0, (r.fractionOfBaseline ?? 0) >= $0 ? "ok" : "MISSED") } ?? ""
-            print(r.name.padding(toLength: 52, withPad: " ", startingAt: 0)
+            print(r.name.padding(toLength: 68, withPad: " ", startingAt: 0)
                   + String(format: "%8.3f  %7.1f %@  %@      %@", r.milliseconds, r.throughput, r.unit, fraction, bar))
         }
     }
