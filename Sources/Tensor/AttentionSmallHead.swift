@@ -101,7 +101,7 @@ extension Tensor {
                                 _ layout: SmallHeadLayout, _ mask: UnsafePointer<Float>?,
                                 into row: UnsafeMutablePointer<Float>) -> Float {
         typealias V = SIMD8<Float>
-        let padded = layout.padded, depth = layout.depth
+        let padded = layout.padded
         var j = 0
         var best = V(repeating: -.infinity)
         while j < padded {

@@ -53,8 +53,8 @@ struct Customize: ParsableCommand {
 
 /// The text of any error: our libraries' errors describe themselves with their context.
 func describe(_ error: Error) -> String {
-    if let described = error as? CustomStringConvertible { return described.description }
-    return (error as NSError).localizedDescription
+    if let localized = error as? LocalizedError, let text = localized.errorDescription { return text }
+    return String(describing: error)
 }
 
 /// Exit codes, the same for every subcommand.
