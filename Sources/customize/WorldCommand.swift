@@ -93,19 +93,12 @@ struct WorldCommand: ParsableCommand {
     }
 }
 
-/// Writes text to a temporary file beside `path`, then renames it into place.
+/// Writes text atomically (Foundation writes a temporary file beside `path`, then renames it),
+/// as the loss log and diffusers folders do.
 func atomicWrite(_ text: String, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
-        try Data(text.utf8).write(to: temporary)
-        if FileManager.default.fileExists(atPath: path) {
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
-        } else {
-            try FileManager.default.moveItem(at: temporary, to: url)
-        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {
-        try? FileManager.default.removeItem(at: temporary)
         throw ExitStatus.Failure(status: .failure, message: "cannot write \(path): \(error.localizedDescription)")
     }
 }
