@@ -95,6 +95,13 @@ public struct WorldSampler: Sendable {
 
     // MARK: Scene construction
 
+    /// The texture drawn as `choice`, except that a ring is never outlined: a ring already is an
+    /// outline, and an outlined ring would look exactly like an outlined circle.
+    static func texture(_ choice: Int, for shape: ObjectShape) -> Texture {
+        let texture = Texture.allCases[choice]
+        return shape == .ring && texture == .outlined ? .plain : texture
+    }
+
     func pickColourShape(_ split: Split, _ random: inout SplitMix) -> (NamedColour, ObjectShape) {
         if split == .heldout {
             return WorldSampler.heldOutPairs[random.below(WorldSampler.heldOutPairs.count)]
@@ -136,7 +143,7 @@ public struct WorldSampler: Sendable {
         let (colour, shape) = pickColourShape(split, &random)
         var object = SceneObject(kind: .shape(shape), colour: colour,
                                  size: ObjectSize.allCases[random.below(3)],
-                                 texture: Texture.allCases[random.below(Texture.allCases.count)],
+                                 texture: Self.texture(random.below(Texture.allCases.count), for: shape),
                                  rotation: 0)
         if frames > 1 {
             object.motion = Motion.pretraining[random.below(Motion.pretraining.count)]
@@ -155,7 +162,7 @@ public struct WorldSampler: Sendable {
             var (colour, shape) = pickColourShape(split, &random)
             while objects.contains(where: { $0.colour == colour }) { (colour, shape) = pickColourShape(split, &random) }
             var object = SceneObject(kind: .shape(shape), colour: colour, size: [.small, .medium][random.below(2)],
-                                     texture: Texture.allCases[random.below(Texture.allCases.count)])
+                                     texture: Self.texture(random.below(Texture.allCases.count), for: shape))
             if frames > 1 {
                 object.motion = sideMotions[random.below(sideMotions.count)]
                 object.speed = .slow
@@ -191,7 +198,7 @@ public struct WorldSampler: Sendable {
     func motionScene(_ motion: Motion, frames: Int, _ random: inout SplitMix) -> SceneSpec {
         let (colour, shape) = pickColourShape(.train, &random)
         var object = SceneObject(kind: .shape(shape), colour: colour, size: [.small, .medium][random.below(2)],
-                                 texture: Texture.allCases[random.below(Texture.allCases.count)],
+                                 texture: Self.texture(random.below(Texture.allCases.count), for: shape),
                                  motion: motion, speed: Speed.allCases[random.below(2)])
         object.position = startPosition(for: object, frames: frames, &random)
         return SceneSpec(background: background(avoiding: [colour], &random), objects: [object], frames: frames)

@@ -93,6 +93,16 @@ final class WorldTests: XCTestCase {
         XCTAssertEqual(end - start, 0.4 * 64, accuracy: 1.5)
     }
 
+    func testRingsAreNeverOutlined() {
+        // An outlined ring renders exactly as an outlined circle, so the world never draws one.
+        let sampler = WorldSampler(seed: 4)
+        let samples = (0..<2000).flatMap { [sampler.image(.train, index: $0), sampler.clip(.heldout, index: $0)] }
+        let rings = samples.flatMap(\.spec.objects).filter { $0.kind == .shape(.ring) }
+        XCTAssertGreaterThan(rings.count, 100)
+        XCTAssertFalse(rings.contains { $0.texture == .outlined })
+        XCTAssertTrue(samples.flatMap(\.spec.objects).contains { $0.texture == .outlined })
+    }
+
     func testDumpForLooking() throws {
         guard let dir = ProcessInfo.processInfo.environment["WORLD_DUMP"] else { return }
         let sampler = WorldSampler(seed: 11)
