@@ -11,7 +11,7 @@ public struct ShapeClassifierTraining: Sendable {
     public var trainImages = 6000
     public var validationImages = 1000
     public var hidden = 128
-    public var steps = 3000
+    public var steps = 8000
     public var batchSize = 128
     public var learningRate: Float = 3e-3
 

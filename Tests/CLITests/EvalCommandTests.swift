@@ -1,0 +1,63 @@
+import Checkpoints
+import Foundation
+import XCTest
+
+/// `customize eval train-probe` and `customize eval base` end to end on the tiny pipeline fixture.
+final class EvalCommandTests: XCTestCase {
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "customize-eval-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    func testTrainProbeThenEvalReportsModelAndProbeAccuracy() throws {
+        let probe = folder + "/probes/shape.safetensors"
+        let trained = try CLITests.run(["eval", "train-probe", "--out", probe, "--images", "300", "--steps", "300", "--threads", "1"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertTrue(trained.stdout.contains("held-out"), trained.stdout)
+        let file = try SafeTensorsFile(path: probe)
+        XCTAssertEqual(Set(file.names), ["hidden.weight", "hidden.bias", "output.weight", "output.bias"])
+        XCTAssertNotNil(file.metadata["heldout_accuracy"])
+
+        let arguments = ["eval", "base", "--model", RenderTests.model, "--probe", probe, "--prompts", "4", "--steps", "2", "--threads", "1"]
+        let run = try CLITests.run(arguments + ["--json", "--out", folder + "/sheets"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let truth = report["true_renders"] as! [String: [String: Any]]
+        let generated = report["generated"] as! [String: [String: Any]]
+        for attribute in ["colour", "shape", "size", "motion"] {
+            XCTAssertGreaterThan(truth[attribute]!["total"] as! Int, 0, attribute)
+            XCTAssertEqual(truth[attribute]!["total"] as! Int, generated[attribute]!["total"] as! Int, attribute)
+        }
+        // The world's own renders are read right: colour and motion need no learning.
+        XCTAssertEqual(truth["colour"]!["accuracy"] as? Double, 1)
+        XCTAssertEqual(truth["motion"]!["accuracy"] as? Double, 1)
+        XCTAssertEqual(report["passes_bars"] as? Bool, false, "a two-step fixture model cannot compose")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/sheets/eval-base.png"))
+
+        let table = try CLITests.run(arguments + ["--require-bars"])
+        XCTAssertEqual(table.status, 1)
+        XCTAssertTrue(table.stdout.contains("probes on true renders") && table.stdout.contains("MISSED"), table.stdout)
+    }
+
+    func testMissingOrBrokenProbeIsNamed() throws {
+        let missing = try CLITests.run(["eval", "base", "--model", RenderTests.model, "--probe", folder + "/none.safetensors", "--prompts", "1"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("none.safetensors") && missing.stderr.contains("train-probe"), missing.stderr)
+
+        let broken = folder + "/broken.safetensors"
+        try SafeTensors.write([SafeTensors.TensorToWrite(name: "hidden.weight", shape: [4, 3], values: [Float](repeating: 0, count: 12)),
+                               SafeTensors.TensorToWrite(name: "hidden.bias", shape: [4], values: [0, 0, 0, 0]),
+                               SafeTensors.TensorToWrite(name: "output.weight", shape: [10, 4], values: [Float](repeating: 0, count: 40)),
+                               SafeTensors.TensorToWrite(name: "output.bias", shape: [10], values: [Float](repeating: 0, count: 10))],
+                              to: broken)
+        let run = try CLITests.run(["eval", "base", "--model", RenderTests.model, "--probe", broken, "--prompts", "1"])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("broken.safetensors") && run.stderr.contains("hidden.weight"), run.stderr)
+    }
+}
