@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Adapters", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
-            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World",
+            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

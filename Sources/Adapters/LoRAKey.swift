@@ -108,3 +108,14 @@ struct KohyaNames {
         return paths.count == 1 ? .path(paths[0]) : .ambiguous(paths)
     }
 }
+
+/// What a tensor name of a LoRA file says about where it goes, for callers that spread one file over
+/// a pipeline's components (diffusers' `load_lora_weights` splits a file into `unet.` and
+/// `text_encoder.` keys the same way).
+public enum LoRATensorName {
+    /// The component the name is prefixed with (`unet`, `text_encoder`, `text_encoder_2`, `transformer`;
+    /// kohya's `lora_te_` is `text_encoder`), or nil when it carries none or is not a LoRA tensor name.
+    public static func component(of name: String) -> String? {
+        LoRAKey.parse(name)?.component
+    }
+}

@@ -9,6 +9,7 @@ struct Customize: ParsableCommand {
         discussion: """
         Examples:
           customize render "a red ball bouncing" --frames 8 --seed 1 --out ball.mp4
+          customize render --prompts prompts/demo.txt --out renders/demo
           customize inspect samples/base clip.mp4 adapter.safetensors
           customize inspect frames/ --json
           customize frames clip.mp4 --out frames/ --count 8 --size 64x64

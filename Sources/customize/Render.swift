@@ -5,11 +5,12 @@ import Foundation
 import Media
 import Tensor
 
-/// `customize render "PROMPT"`: text → video with a diffusers text-to-video folder (diffusers'
-/// `TextToVideoSDPipeline(prompt).frames` followed by `export_to_video`).
+/// `customize render "PROMPT"` / `customize render --prompts FILE`: text → video with a diffusers
+/// text-to-video folder (diffusers' `TextToVideoSDPipeline(prompt).frames` followed by
+/// `export_to_video`), optionally with LoRA files fused in (`load_lora_weights` + `fuse_lora`).
 struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Render a prompt to a PNG (one frame) or an MP4/GIF with its frames and a contact sheet.",
+        abstract: "Render a prompt (or every line of a prompt file) to PNGs or MP4/GIFs with frames and contact sheets.",
         discussion: """
         One frame is written as a PNG; several frames as an MP4 (or a GIF, by the extension of \
         --out) plus the frames as PNGs in <out>_frames/ and all frames side by side in \
@@ -18,12 +19,29 @@ struct Render: ParsableCommand {
         holding a tensor "latents" [1, 4, frames, h, w] instead of seeded noise; --save-latents \
         writes the final latents in that form.
 
+        --lora NAME[:SCALE] (repeatable) fuses a LoRA file into the U-Net (and the text encoder when \
+        the file holds text_encoder keys) at SCALE (default 1). NAME is a file path, or else \
+        <--lora-dir>/NAME.safetensors.
+
+        --prompts FILE renders every line of FILE into the folder --out (default renders/<file \
+        stem>): one prompt per line; '#' starts a comment; blank lines are skipped. Options follow \
+        ' | ' as key=value, separated by '|' or spaces, values with spaces in double quotes: seed=, \
+        frames=, steps=, guidance=, negative=, scheduler=, lora=NAME:SCALE (repeatable; replaces \
+        --lora for the line; lora=none for none) and out=NAME (default line-007 for line 7). The \
+        command line's options are the defaults. A bad line is reported with its line number and \
+        skipped; the rest render (exit status 2 when any line failed). The folder gets index.json \
+        (every line with its settings, outputs and status) and index.png (one tile per rendered \
+        line). A line renders the same bytes alone or in a batch.
+
         Examples:
           customize render "a red ball bouncing" --frames 8 --steps 25 --seed 1 --out ball.mp4
           customize render "a red ball" --frames 1 --out ball.png --scheduler euler
+          customize render "a red ball" --frames 1 --lora style:0.8 --out styled.png
+          customize render --prompts prompts/demo.txt --out renders/demo
         """)
 
-    @Argument(help: "The prompt.") var prompt: String
+    @Argument(help: "The prompt (or give --prompts FILE).") var prompt: String?
+    @Option(help: "Render every line of this prompt file into the folder --out.") var prompts: String?
     @Option(help: "The negative prompt (the unconditional side of classifier-free guidance).") var negative = ""
     @Option(help: "A diffusers text-to-video folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).")
     var model = "samples/base"
@@ -32,8 +50,11 @@ struct Render: ParsableCommand {
     @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = 9
     @Option(help: "Seed of the starting noise.") var seed: UInt64 = 0
     @Option(help: "Sampler: ddim or euler.") var scheduler = "ddim"
+    @Option(name: .customLong("lora"), help: ArgumentHelp("A LoRA file to fuse in, NAME[:SCALE] (repeatable).", valueName: "name[:scale]"))
+    var loras: [String] = []
+    @Option(name: .customLong("lora-dir"), help: "Where --lora NAME finds NAME.safetensors.") var loraDirectory = "loras"
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4).")
+    @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4). With --prompts: the output folder (default renders/<file stem>).")
     var out: String?
     @Option(help: "Frames per second of the video.") var fps: Double = 8
     @Option(help: "Start from the latents in this safetensors file (tensor \"latents\", [1, 4, frames, h, w]).")
@@ -44,6 +65,15 @@ struct Render: ParsableCommand {
     static let schedulers: [String: SchedulerKind] = ["ddim": .ddim, "euler": .eulerDiscrete]
 
     func validate() throws {
+        switch (prompt, prompts) {
+        case (nil, nil): throw ValidationError("give a PROMPT or --prompts FILE")
+        case (_?, _?): throw ValidationError("give either a PROMPT or --prompts FILE, not both")
+        case (nil, _?):
+            if latents != nil || saveLatents != nil {
+                throw ValidationError("--latents and --save-latents render one prompt; leave them out with --prompts")
+            }
+        default: break
+        }
         guard Self.schedulers[scheduler] != nil else {
             throw ValidationError("--scheduler expects ddim or euler, got \"\(scheduler)\"")
         }
@@ -51,38 +81,47 @@ struct Render: ParsableCommand {
         if let frames, frames < 1 { throw ValidationError("--frames must be at least 1, got \(frames)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
         guard fps.isFinite, fps > 0, fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000], got \(fps)") }
+        for lora in loras {
+            do { _ = try LoRARequest(parsing: lora) } catch { throw ValidationError("--lora \(describe(error))") }
+        }
+    }
+
+    /// The command line's settings; with --prompts, the defaults of every line.
+    func commandLineSettings(frames frameCount: Int) throws -> RenderSettings {
+        let choices: [LoRAChoice]
+        do {
+            choices = try loras.map { try LoRARequest(parsing: $0).resolve(loraFolder: loraDirectory) }
+        } catch {
+            throw ExitStatus.Failure(status: .failure, message: "--lora \(describe(error))")
+        }
+        return RenderSettings(prompt: prompt ?? "", negative: negative, frames: frameCount, steps: steps, guidance: guidance,
+                              seed: seed, scheduler: scheduler, loras: choices)
     }
 
     func run() throws {
         try threadOptions.apply()
+        if let prompts {
+            let stem = ((prompts as NSString).lastPathComponent as NSString).deletingPathExtension
+            try RenderBatch(promptsPath: prompts, folder: out ?? "renders/\(stem)", defaults: commandLineSettings(frames: frames ?? 8),
+                            loraFolder: loraDirectory, model: model, fps: fps).run()
+            return
+        }
         let initial = try latents.map(RenderLatents.read)
         if let initial, let frames, frames != initial.shape[2] {
             throw ExitStatus.Failure(status: .failure, message: "--frames \(frames) does not match the \(initial.shape[2]) frames of --latents '\(latents!)'")
         }
         let frameCount = frames ?? initial?.shape[2] ?? 8
+        let settings = try commandLineSettings(frames: frameCount)
         // Every destination is checked before the (long) rendering starts.
         let output = try RenderOutput(out: out ?? (frameCount == 1 ? "render.png" : "render.mp4"), frames: frameCount)
         if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
 
-        let pipeline = try TextToVideoPipeline.load(folder: model)
-        for (option, text) in [("prompt", prompt), ("--negative", negative)] where pipeline.tokenizer(text).truncated {
-            FileHandle.standardError.write("customize: warning: the \(option) is longer than the text encoder's \(pipeline.tokenizer.maxLength) tokens; the rest is ignored\n")
+        let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps)
+        let result = try renderer.render(settings, initialLatents: initial, latentsSource: latents, to: output)
+        if let saveLatents {
+            try RenderLatents.write(result.video.latents, to: saveLatents, metadata: Dictionary(uniqueKeysWithValues: result.metadata))
         }
-        let progress = ProgressReporter("render", total: steps, unit: "step")
-        let video = try pipeline.generate(prompt: prompt, negative: negative, frames: frameCount, steps: steps, guidance: guidance,
-                                          seed: seed, scheduler: Self.schedulers[scheduler]!, initialLatents: initial) { done, _ in
-            progress.update(done)
-        }
-        let images = try video.frames.map { frame in
-            try RGBImage(chwFloats: frame.values, width: frame.shape[2], height: frame.shape[1])
-        }
-        let metadata: [(String, String)] = [
-            ("prompt", prompt), ("negative", negative), ("seed", String(seed)), ("steps", String(steps)),
-            ("guidance", String(guidance)), ("scheduler", scheduler), ("model", model), ("adapters", "none"),
-        ] + (latents.map { [("latents", $0)] } ?? [])
-        let written = try output.write(images, metadata: metadata, fps: fps)
-        if let saveLatents { try RenderLatents.write(video.latents, to: saveLatents, metadata: Dictionary(uniqueKeysWithValues: metadata)) }
-        print("wrote " + (written + (saveLatents.map { [$0] } ?? [])).joined(separator: ", ")
-              + " (\(frameCount) frame\(frameCount == 1 ? "" : "s"), \(images[0].width)x\(images[0].height))")
+        print("wrote " + (result.written + (saveLatents.map { [$0] } ?? [])).joined(separator: ", ")
+              + " (\(frameCount) frame\(frameCount == 1 ? "" : "s"), \(result.images[0].width)x\(result.images[0].height))")
     }
 }

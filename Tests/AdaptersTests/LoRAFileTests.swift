@@ -110,6 +110,16 @@ final class LoRAFileTests: XCTestCase {
         XCTAssertEqual(textReport.modulePaths, ["text_model.q_proj"])
     }
 
+    /// The component of a tensor name, as the loaders split a pipeline's file.
+    func testTensorNamesTellTheirComponent() {
+        XCTAssertEqual(LoRATensorName.component(of: "text_encoder.text_model.q_proj.lora_A.weight"), "text_encoder")
+        XCTAssertEqual(LoRATensorName.component(of: "unet.down_blocks.0.attn1.to_q.lora_B.weight"), "unet")
+        XCTAssertEqual(LoRATensorName.component(of: "lora_te_text_model_encoder_layers_0_self_attn_q_proj.alpha"), "text_encoder")
+        XCTAssertEqual(LoRATensorName.component(of: "lora_te2_text_model_q_proj.lora_up.weight"), "text_encoder_2")
+        XCTAssertNil(LoRATensorName.component(of: "down_blocks.0.attn1.to_q.lora_A.weight"))
+        XCTAssertNil(LoRATensorName.component(of: "unet.down_blocks.0.attn1.to_q.weight"), "not a LoRA tensor")
+    }
+
     /// A kohya-ss file built here: underscore-joined names, `lora_down`/`lora_up`, scalar `.alpha`.
     func testKohyaFileLoadsOntoTheSameModules() throws {
         let modules: [(path: String, down: [Int], up: [Int], alpha: Float)] = [

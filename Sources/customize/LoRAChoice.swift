@@ -1,0 +1,63 @@
+import Foundation
+
+/// One `--lora NAME[:SCALE]` (or a prompt line's `lora=NAME:SCALE`) as the user wrote it: diffusers'
+/// `load_lora_weights(NAME)` followed by `set_adapters(..., adapter_weights=SCALE)`.
+struct LoRARequest: Equatable {
+    var name: String
+    var scale: Float
+
+    /// Parses `NAME` or `NAME:SCALE` (scale 1 when left out). The scale is what follows the last `:`,
+    /// so a file name may itself hold colons as long as a scale ends the text.
+    init(parsing text: String) throws {
+        var name = text, scale: Float = 1
+        if let colon = text.lastIndex(of: ":") {
+            let scaleText = String(text[text.index(after: colon)...])
+            guard let value = Float(scaleText), value.isFinite else {
+                throw LoRARequestError(text: text, reason: "the scale \"\(scaleText)\" after ':' is not a number (expected NAME or NAME:SCALE, e.g. style:0.8)")
+            }
+            name = String(text[..<colon])
+            scale = value
+        }
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw LoRARequestError(text: text, reason: "no file name before the scale (expected NAME or NAME:SCALE)")
+        }
+        self.name = name
+        self.scale = scale
+    }
+
+    /// The file this request names: `name` itself when it is an existing file, else
+    /// `<folder>/<name>.safetensors`. The error lists every path tried.
+    func resolve(loraFolder folder: String) throws -> LoRAChoice {
+        let candidates = [name, (folder as NSString).appendingPathComponent(name + ".safetensors")]
+        for candidate in candidates {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isFolder), !isFolder.boolValue {
+                return LoRAChoice(name: name, path: candidate, scale: scale)
+            }
+        }
+        throw LoRARequestError(text: name, reason: "no LoRA file at " + candidates.map { "'\($0)'" }.joined(separator: " or "))
+    }
+}
+
+struct LoRARequestError: Error, CustomStringConvertible {
+    let text: String
+    let reason: String
+    var description: String { "\(text): \(reason)" }
+}
+
+/// A LoRA file to apply at a strength: what a render's adapters are, and what its metadata records.
+struct LoRAChoice: Equatable, Codable {
+    /// As the user wrote it.
+    var name: String
+    /// The file it resolved to.
+    var path: String
+    var scale: Float
+
+    /// `path:scale` for PNG metadata, e.g. `loras/style.safetensors:0.8`.
+    var label: String { "\(path):\(scale)" }
+
+    /// The `adapters` metadata of a render: the choices in the order applied, or `none`.
+    static func metadataLabel(_ choices: [LoRAChoice]) -> String {
+        choices.isEmpty ? "none" : choices.map(\.label).joined(separator: ", ")
+    }
+}

@@ -1,0 +1,87 @@
+import Adapters
+import Checkpoints
+import Diffusion
+import Foundation
+
+/// The LoRA files active on a pipeline: diffusers' `load_lora_weights` + `fuse_lora` before a render,
+/// `unfuse_lora` + `unload_lora_weights` before the next one with other LoRAs.
+///
+/// Each file goes onto the U-Net, and onto the text encoder when it also holds `text_encoder` keys.
+/// The adapters are merged (a render then costs what the base model costs); taking them out copies
+/// the saved original weights back, bit for bit, so a render after LoRAs gives the same bytes as a
+/// render with a freshly loaded pipeline. Files are merged in the order given, so the same list gives
+/// the same weights however it was reached.
+final class PipelineLoRAs {
+    let unet: AdapterSet
+    let textEncoder: AdapterSet
+    /// What is merged now.
+    private(set) var applied: [LoRAChoice] = []
+
+    init(_ pipeline: TextToVideoPipeline) {
+        unet = AdapterSet(model: pipeline.unet, component: "unet")
+        textEncoder = AdapterSet(model: pipeline.textEncoder, component: "text_encoder")
+    }
+
+    /// Makes `choices` the active LoRAs (nothing to do when they already are). Returns warnings
+    /// (tensors for components this pipeline lacks). On failure the pipeline is left without LoRAs.
+    @discardableResult
+    func apply(_ choices: [LoRAChoice]) throws -> [String] {
+        guard choices != applied else { return [] }
+        try removeAll()
+        var warnings: [String] = []
+        do {
+            for (index, choice) in choices.enumerated() {
+                warnings += try load(choice, as: "lora\(index + 1)")
+            }
+            try unet.merge()
+            try textEncoder.merge()
+        } catch {
+            try removeAll()
+            throw error
+        }
+        applied = choices
+        return warnings
+    }
+
+    /// Loads `choice` onto a scratch adapter and takes it off again: checks that the file fits the
+    /// model without rendering. The active LoRAs are kept.
+    func check(_ choice: LoRAChoice) throws {
+        let name = "check\(unet.adapterNames.count + 1)"
+        defer {
+            if unet.adapterNames.contains(name) { try? unet.remove(name) }
+            if textEncoder.adapterNames.contains(name) { try? textEncoder.remove(name) }
+        }
+        _ = try load(choice, as: name)
+    }
+
+    /// Takes every LoRA out: the original weights are restored first, then the adapters dropped.
+    func removeAll() throws {
+        for set in [unet, textEncoder] {
+            try set.unmerge()
+            for name in set.adapterNames { try set.remove(name) }
+        }
+        applied = []
+    }
+
+    /// Loads `choice` onto the U-Net when the file holds tensors for it (unprefixed or `unet.`), and
+    /// onto the text encoder when it holds `text_encoder` tensors. Returns a warning about tensors for
+    /// components this pipeline lacks.
+    private func load(_ choice: LoRAChoice, as name: String) throws -> [String] {
+        let names = try SafeTensorsFile(path: choice.path).names
+        let components = names.map(LoRATensorName.component(of:))
+        let forUNet = components.contains { $0 == nil || $0 == unet.component }
+        let forTextEncoder = components.contains { $0 == textEncoder.component }
+        if forUNet || !forTextEncoder {
+            // With neither, the U-Net's loader gives the error that says what the file holds.
+            try unet.load(choice.path, as: name, multiplier: choice.scale)
+        }
+        if forTextEncoder {
+            try textEncoder.load(choice.path, as: name, multiplier: choice.scale)
+        }
+        let ignored = zip(names, components).filter { _, component in
+            component != nil && component != unet.component && component != textEncoder.component
+        }.map(\.0)
+        guard !ignored.isEmpty else { return [] }
+        return ["LoRA '\(choice.path)': \(ignored.count) tensor\(ignored.count == 1 ? "" : "s") for components this pipeline lacks \(ignored.count == 1 ? "was" : "were") ignored (e.g. \(ignored[0]))"]
+    }
+}
