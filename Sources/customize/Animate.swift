@@ -52,7 +52,8 @@ struct Animate: ParsableCommand {
         guard noisePrior.isFinite, (0...1).contains(noisePrior) else { throw ValidationError("--noise-prior must lie in [0, 1], got \(noisePrior)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number") }
         guard fps.isFinite, fps > 0, fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000], got \(fps)") }
-        for (option, value) in [("--motion", motion), ("--spatial", spatial ?? "x")] {
+        for (option, value) in [("--motion", motion), ("--spatial", spatial)] {
+            guard let value else { continue }
             do { _ = try LoRARequest(parsing: value) } catch { throw ValidationError("\(option) \(describe(error))") }
         }
     }

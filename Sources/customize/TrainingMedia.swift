@@ -91,7 +91,10 @@ enum TrainingMedia {
         if let fps {
             decoded = try reader.readFrames(count: frames, fps: fps, size: (width, height), mode: .centerCrop)
         } else {
-            decoded = try reader.readFrames(size: (width, height), mode: .centerCrop)
+            // A long clip is thinned while decoding (still at least 4 frames per frame kept), so memory
+            // stays small; the even spread is then taken from what was kept.
+            let stride = max(1, reader.info.frameCount / max(4 * frames, 1))
+            decoded = try reader.readFrames(stride: stride, size: (width, height), mode: .centerCrop)
         }
         guard decoded.count >= frames else {
             let rate = fps.map { " at \(Fact.formatNumber($0)) fps" } ?? ""
