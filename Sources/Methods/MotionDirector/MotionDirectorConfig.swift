@@ -8,7 +8,8 @@ import Foundation
 /// keys that concern only its GPU set-up (mixed precision, xformers, checkpointing of activations,
 /// dataset types, paths) are accepted and not used (`ignoredReferenceKeys`).
 ///
-/// Keys of ours, for choices the reference hard-codes: `debias_beta` (its `beta = 1`),
+/// `width`, `height`, `n_sample_frames` and `fps` are read at the top level too (where `train_data:`
+/// does not give them). Keys of ours, for choices the reference hard-codes: `debias_beta` (its `beta = 1`),
 /// `spatial_lora_off_probability` (its `random.uniform(0, 1) < 0.2`), `max_grad_norm` (it clips
 /// nothing), `checkpoints_total_limit`, `seed` (it seeds nothing by default).
 public struct MotionDirectorConfig: Codable, Equatable, Sendable {
@@ -58,7 +59,7 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         /// The caption of clips without a caption file (the reference's `fallback_prompt`).
         public var fallbackPrompt: String?
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey {
             case width, height, fps
             case sampleFrames = "n_sample_frames"
             case fallbackPrompt = "fallback_prompt"
@@ -180,7 +181,7 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
 
     /// Every key this config reads, dotted for nested ones (`train_data.n_sample_frames`).
     public static var knownKeys: Set<String> {
-        var keys = Set(CodingKeys.allCases.map(\.rawValue))
+        var keys = Set(CodingKeys.allCases.map(\.rawValue)).union(["width", "height", "n_sample_frames", "fps"])
         keys.formUnion(["width", "height", "n_sample_frames", "fps", "fallback_prompt"].map { "train_data." + $0 })
         keys.formUnion(["prompt", "sample_preview", "num_frames", "num_inference_steps", "guidance_scale", "spatial_scale",
                         "noise_prior", "seed"].map { "validation_data." + $0 })
@@ -252,6 +253,14 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         trainData = try c.decodeIfPresent(TrainData.self, forKey: .trainData) ?? d.trainData
         validationData = try c.decodeIfPresent(ValidationData.self, forKey: .validationData) ?? d.validationData
+        // The sampling keys may also stand at the top level; `train_data:` wins where both give one.
+        let flat = try decoder.container(keyedBy: TrainData.CodingKeys.self)
+        let nested = c.contains(.trainData) ? try? c.nestedContainer(keyedBy: TrainData.CodingKeys.self, forKey: .trainData) : nil
+        func given(_ key: TrainData.CodingKeys) -> Bool { flat.contains(key) && !(nested?.contains(key) ?? false) }
+        if given(.width) { trainData.width = try flat.decode(Int.self, forKey: .width) }
+        if given(.height) { trainData.height = try flat.decode(Int.self, forKey: .height) }
+        if given(.sampleFrames) { trainData.sampleFrames = try flat.decode(Int.self, forKey: .sampleFrames) }
+        if given(.fps) { trainData.fps = try flat.decode(Double.self, forKey: .fps) }
     }
 
     /// The weight decay for `clips` clips: the configured one, else 1e-2 for one clip and 1e-4 for several.
