@@ -62,10 +62,18 @@ extension Tensor {
 
         let order = topologicalOrder()
         var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        // How often each gradient buffer was handed to an input. A leaf may keep a buffer handed out
+        // once as its `grad`; one handed out twice (x + x, views of one gradient) or the caller's
+        // seed is copied first, so later accumulation never writes into a buffer someone else holds.
+        var handOuts: [ObjectIdentifier: Int] = [:]
+        let seedStorage = ObjectIdentifier(seed.storage)
         try Tensor.withoutGrad {
             for tensor in order.reversed() {
                 guard let gradient = pending.removeValue(forKey: ObjectIdentifier(tensor)) else { continue }
-                if tensor.requiresGrad { try tensor.accumulateGrad(gradient) }
+                if tensor.requiresGrad {
+                    let storage = ObjectIdentifier(gradient.storage)
+                    try tensor.accumulateGrad(gradient, owned: storage != seedStorage && handOuts[storage, default: 0] <= 1)
+                }
                 guard let node = tensor.node, let backward = node.backward else { continue }
                 let inputGrads = try backward(gradient)
                 for (input, inputGrad) in zip(node.inputs, inputGrads) {
@@ -73,6 +81,7 @@ extension Tensor {
                     guard inputGrad.shape == input.shape else {
                         throw TensorError.shapeMismatch(op: "\(node.op) backward", lhs: input.shape, rhs: inputGrad.shape)
                     }
+                    handOuts[ObjectIdentifier(inputGrad.storage), default: 0] += 1
                     let key = ObjectIdentifier(input)
                     if let existing = pending[key] {
                         pending[key] = try existing + inputGrad
@@ -88,8 +97,9 @@ extension Tensor {
         }
     }
 
-    /// Adds `gradient` (masked) into `grad`, copying on first use so gradients never alias.
-    func accumulateGrad(_ gradient: Tensor) throws {
+    /// Adds `gradient` (masked) into `grad`. On first use the gradient becomes `grad` itself when
+    /// `owned` (no one else holds its buffer), else a copy, so gradients never alias.
+    func accumulateGrad(_ gradient: Tensor, owned: Bool = false) throws {
         var incoming = gradient
         if let mask = gradMask { incoming = try incoming * mask }
         if let grad {
@@ -98,7 +108,7 @@ extension Tensor {
                 for i in range { g[i] += x[i] }
             }
         } else {
-            grad = incoming === gradient ? gradient.copy() : incoming
+            grad = incoming === gradient && !owned ? gradient.copy() : incoming
         }
     }
 

@@ -132,4 +132,29 @@ final class CoreOpTests: XCTestCase {
         try z.backward()
         XCTAssertThrowsError(try z.backward())
     }
+
+    func testLeafGradientsNeverShareABuffer() throws {
+        // a + b hands one gradient buffer to both leaves; each must get its own.
+        let a = GradCheck.tensor([3], seed: 21), b = GradCheck.tensor([3], seed: 22)
+        let seed = try Tensor(shape: [3], values: [1, 2, 3])
+        try (a + b).backward(gradient: seed)
+        a.grad!.data[0] = 100
+        XCTAssertEqual(b.grad?.values, [1, 2, 3])
+        // The caller's seed is never kept as a gradient: later accumulation must not write into it.
+        XCTAssertEqual(seed.values, [1, 2, 3])
+        let c = GradCheck.tensor([3], seed: 23)
+        try c.reshaped([3]).backward(gradient: seed)
+        try c.reshaped([3]).backward(gradient: seed)
+        XCTAssertEqual(c.grad?.values, [2, 4, 6])
+        XCTAssertEqual(seed.values, [1, 2, 3])
+        // Views of one gradient (concat's backward) reach two leaves: still two buffers.
+        let d = GradCheck.tensor([2], seed: 24), e = GradCheck.tensor([2], seed: 25)
+        try Tensor.concat([d, e], axis: 0).backward(gradient: try Tensor(shape: [4], values: [1, 2, 3, 4]))
+        d.grad!.data[1] = -1
+        XCTAssertEqual(e.grad?.values, [3, 4])
+        // A fresh gradient handed out once becomes the leaf's gradient and accumulates as usual.
+        let f = GradCheck.tensor([2], seed: 26)
+        for _ in 0..<3 { try (f * 2).sum().backward() }
+        XCTAssertEqual(f.grad?.values, [6, 6])
+    }
 }
