@@ -38,8 +38,9 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Diffusion", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Adapters", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
+        .target(name: "Methods", dependencies: ["Adapters", "Diffusion", "Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
-            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters",
+            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters", "Methods",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters"]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Adapters", "Diffusion", "Models", "Tensor"]),
         .testTarget(name: "CLITests", dependencies: ["customize", "Media", "Checkpoints"]),
     ],
     swiftLanguageModes: [.v5]
