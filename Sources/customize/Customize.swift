@@ -16,11 +16,13 @@ struct Customize: ParsableCommand {
           customize encode frames/ --out clip.mp4 --fps 8
           customize world --out world/ --images 16 --clips 4 --split train
           customize pretrain --out runs/base
+          customize compose "a cat on the left and a dog on the right" --lora cat --lora dog
           customize eval base --prompts 40
           customize bench engine --json
         """,
         version: "0.1.0",
-        subcommands: [Render.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, Eval.self, Bench.self])
+        subcommands: [Render.self, Compose.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, Eval.self,
+                      Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {

@@ -108,6 +108,11 @@ public final class CLoRA {
     /// min-max normalised maps of every concept token in every prompt, labelled by concept; the
     /// frames' losses added. Nil when there is nothing to contrast (a single concept).
     public func contrastiveLoss(maps: [Tensor], groups: [[[Int]]]) throws -> Tensor? {
+        try Self.contrastiveLoss(maps: maps, groups: groups, temperature: options.temperature)
+    }
+
+    /// `contrastiveLoss(maps:groups:)` at NT-Xent temperature `temperature`.
+    public static func contrastiveLoss(maps: [Tensor], groups: [[[Int]]], temperature: Float) throws -> Tensor? {
         guard let first = maps.first else { return nil }
         let frames = first.shape[0], cells = first.shape[1]
         var total: Tensor?
@@ -125,7 +130,7 @@ public final class CLoRA {
                 }
             }
             guard !rows.isEmpty, let loss = try NTXentLoss.loss(Tensor.concat(rows, axis: 0), labels: labels,
-                                                                 temperature: options.temperature) else { continue }
+                                                                 temperature: temperature) else { continue }
             total = try total.map { try $0 + loss } ?? loss
         }
         return total

@@ -29,8 +29,8 @@ final class ConceptIsolationProcessor: AttentionProcessor {
         if records {
             let probabilities = try Tensor.attentionProbabilities(query: q, key: k, scale: attention.scale, mask: mask)
             state.selfMaps.append(try AttentionMath.meanOverHeads(probabilities, heads: heads))
-            return try Attention.mergeHeads(probabilities.matmul(v), heads: heads)
         }
+        // The output always comes from the fused kernel, so recording maps never changes a render.
         return try Attention.mergeHeads(Tensor.attention(query: q, key: k, value: v, scale: attention.scale, mask: mask), heads: heads)
     }
 }

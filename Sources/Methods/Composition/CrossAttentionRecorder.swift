@@ -2,7 +2,7 @@ import Models
 import Tensor
 
 /// Records the cross-attention maps of the U-Net's spatial cross-attention layers at one grid,
-/// averaged over heads, while they compute as usual (prompt-to-prompt's `AttentionStore` as CLoRA
+/// averaged over heads, while they compute exactly as without it (prompt-to-prompt's `AttentionStore` as CLoRA
 /// uses it, as an attention processor). Layers at other grids run the fused default.
 ///
 /// Two ways to keep what it sees: `maps`, one `[N, H·W, L]` map per layer call with gradient history
@@ -48,7 +48,9 @@ public final class CrossAttentionRecorder: AttentionProcessor {
                 accumulatedCalls += 1
             }
         }
-        return try Attention.mergeHeads(probabilities.matmul(Attention.splitHeads(value, heads: heads)), heads: heads)
+        // The output is the fused kernel's, as without the recorder: recording never changes a render.
+        return try Attention.mergeHeads(Tensor.attention(query: q, key: k, value: Attention.splitHeads(value, heads: heads),
+                                                         scale: attention.scale), heads: heads)
     }
 
     /// The mean of the maps recorded since `reset`, or nil.

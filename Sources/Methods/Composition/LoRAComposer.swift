@@ -104,14 +104,7 @@ public final class LoRAComposer {
     public func generate(_ settings: CompositionSettings,
                          progress: ((_ done: Int, _ total: Int, _ note: String) -> Void)? = nil) throws -> CompositionResult {
         try settings.validate()
-        let latentSize = pipeline.latentSize
-        let state = ComposerAttentionState(
-            concepts: try concepts.map { concept in
-                ComposerAttentionState.Concept(name: concept.name, box: concept.box!,
-                                               loras: try adapters.unetLoRAsByPath(of: concept.adapter))
-            },
-            latentHeight: latentSize.height, latentWidth: latentSize.width, analysisGrid: grid,
-            isolates: options.conceptIsolation)
+        let state = try makeState()
         try adapters.deactivateAll()
         let restore = install(state)
         defer { restore() }
@@ -194,6 +187,18 @@ public final class LoRAComposer {
     }
 
     // MARK: Processors
+
+    /// The processors' shared state for these concepts.
+    func makeState() throws -> ComposerAttentionState {
+        let latentSize = pipeline.latentSize
+        return ComposerAttentionState(
+            concepts: try concepts.map { concept in
+                ComposerAttentionState.Concept(name: concept.name, box: concept.box!,
+                                               loras: try adapters.unetLoRAsByPath(of: concept.adapter))
+            },
+            latentHeight: latentSize.height, latentWidth: latentSize.width, analysisGrid: grid,
+            isolates: options.conceptIsolation)
+    }
 
     /// Installs the processors and output deltas; returns what puts the U-Net back as it was.
     func install(_ state: ComposerAttentionState) -> () -> Void {

@@ -48,14 +48,12 @@ final class RegionInjectionProcessor: AttentionProcessor {
             let regionValue = try AttentionMath.project(attention.toV, lora: concept.loras[call.path + ".to_v"], states)
             let k = try Attention.splitHeads(AttentionMath.repeatPerFrame(regionKey, frames: call.frames), heads: heads)
             let v = try Attention.splitHeads(AttentionMath.repeatPerFrame(regionValue, frames: call.frames), heads: heads)
-            let attended: Tensor
             if records {
                 let probabilities = try Tensor.attentionProbabilities(query: q, key: k, scale: attention.scale)
                 state.crossMaps[index].append(try AttentionMath.meanOverHeads(probabilities, heads: heads))
-                attended = try probabilities.matmul(v)
-            } else {
-                attended = try Tensor.attention(query: q, key: k, value: v, scale: attention.scale)
             }
+            // The output always comes from the fused kernel, so recording maps never changes a render.
+            let attended = try Tensor.attention(query: q, key: k, value: v, scale: attention.scale)
             mixed = try mixed + attended * weight
             if let outputLoRA = concept.loras[call.path + ".to_out.0"] {
                 outputs.append((weight, outputLoRA, try Attention.mergeHeads(attended, heads: heads)))

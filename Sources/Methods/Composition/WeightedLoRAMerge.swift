@@ -26,6 +26,16 @@ public enum WeightedLoRAMerge {
         try adapters.deactivateAll()
     }
 
+    /// Each concept's tokens in the global prompt (empty where the prompt does not name it): where
+    /// the heat maps are read.
+    public static func tokenChoices(concepts: [CompositionConcept], prompt: String, tokenizer: CLIPTokenizer) -> [ConceptTokenChoice] {
+        concepts.map { concept in
+            let positions = ConceptTokens.positions(of: concept.words, in: prompt, tokenizer: tokenizer)
+            return ConceptTokenChoice(concept: concept.name, prompt: prompt, positions: positions,
+                                      description: ConceptTokens.describe(positions, in: prompt, tokenizer: tokenizer))
+        }
+    }
+
     /// Renders `settings` with the concepts' LoRAs merged at their loaded strengths, through the
     /// pipeline's own sampler (the same bytes as `render` with those LoRAs). With `recordsAttention`,
     /// the global prompt's attention on each concept's words is averaged over the steps for heat maps.
@@ -38,11 +48,7 @@ public enum WeightedLoRAMerge {
             throw CompositionError.unknownAdapter(concept: concept.name, adapter: concept.adapter, loaded: adapters.names)
         }
         let tokenizer = pipeline.tokenizer
-        let choices = concepts.map { concept -> ConceptTokenChoice in
-            let positions = ConceptTokens.positions(of: concept.words, in: settings.prompt, tokenizer: tokenizer)
-            return ConceptTokenChoice(concept: concept.name, prompt: settings.prompt, positions: positions,
-                                      description: ConceptTokens.describe(positions, in: settings.prompt, tokenizer: tokenizer))
-        }
+        let choices = tokenChoices(concepts: concepts, prompt: settings.prompt, tokenizer: tokenizer)
         try apply(adapters, weights: try concepts.map { ($0.adapter, try adapters.scale(of: $0.adapter)) })
         defer { try? remove(adapters) }
 
