@@ -133,6 +133,14 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("--lora other: LoRA '\(path("loras/other.safetensors"))' was made for another model (other-base"),
                       other.stderr)
         XCTAssertFalse(exists("out.png") || exists("maps"))
+        // A LoRA whose keys the model lacks: the loader's list names the file and the module.
+        try SafeTensors.write([.init(name: "unet.down_blocks.7.attentions.0.proj_in.lora_A.weight", shape: [2, 8], values: Array(repeating: 0.1, count: 16)),
+                               .init(name: "unet.down_blocks.7.attentions.0.proj_in.lora_B.weight", shape: [8, 2], values: Array(repeating: 0.1, count: 16))],
+                              to: path("loras/bird.safetensors"))
+        let unfit = try compose(["a cat", "--lora", "cat", "--lora", "bird", "--out", path("out.png")], status: 1)
+        XCTAssertTrue(unfit.stderr.contains("--lora bird: \(path("loras/bird.safetensors")): LoRA does not fit the model"), unfit.stderr)
+        XCTAssertTrue(unfit.stderr.contains("down_blocks.7.attentions.0.proj_in"), unfit.stderr)
+        XCTAssertFalse(exists("out.png"))
         // Malformed options are usage errors.
         try compose(["a cat", "--lora", "cat", "--region", "cat=0,0,1"], status: 64)
         try compose(["a cat", "--lora", "cat", "--method", "blend"], status: 64)
