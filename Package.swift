@@ -22,6 +22,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -38,10 +39,12 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Diffusion", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Adapters", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
-        .target(name: "Methods", dependencies: ["Adapters", "Diffusion", "Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
+        .target(name: "Methods", dependencies: ["Adapters", "Diffusion", "Models", "Tensor", "Checkpoints"],
+                swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
             "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters", "Methods",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),

@@ -12,6 +12,11 @@ public enum PretrainingStage: String, Sendable {
 public struct PreviewSample {
     public var prompt: String
     public var frames: [Tensor]
+
+    public init(prompt: String, frames: [Tensor]) {
+        self.prompt = prompt
+        self.frames = frames
+    }
 }
 
 /// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 2, with

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// How many threads the engine's own kernels use, and the one primitive that splits work over them.
 ///
@@ -28,12 +29,18 @@ public enum Parallel {
             return
         }
         let workers = min(threadCount, chunks)
-        // Each worker takes a contiguous run of chunks: cache-friendly and deterministic.
+        // Workers take the next chunk from a shared counter, so when another process holds a core
+        // the worker that runs takes on more chunks instead of waiting at the end for the one that
+        // does not. Which thread computes a chunk never changes what the chunk computes, so results
+        // stay deterministic.
+        let next = Atomic<Int>(0)
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let begin = chunks * worker / workers
-                let end = chunks * (worker + 1) / workers
-                for chunk in begin..<end { body(chunk) }
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let chunk = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if chunk >= chunks { break }
+                    body(chunk)
+                }
             }
         }
     }

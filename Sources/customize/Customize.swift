@@ -16,13 +16,19 @@ struct Customize: ParsableCommand {
           customize encode frames/ --out clip.mp4 --fps 8
           customize world --out world/ --images 16 --clips 4 --split train
           customize pretrain --out runs/base
+          customize world --motion zigzag --clips 3 --out samples/clips
+          customize train-motion samples/clips --out motions/zigzag
+          customize render "a red star on a gray background" --motion motions/zigzag/temporal.safetensors --out star.mp4
+          customize animate star.png "a red star zigzagging" --motion motions/zigzag/temporal.safetensors
+          customize train-lora samples/concepts/cat --token "<cat>" --class cat --out loras/cat.safetensors
           customize compose "a cat on the left and a dog on the right" --lora cat --lora dog
           customize eval base --prompts 40
           customize bench engine --json
+          customize bench motion --json
         """,
         version: "0.1.0",
-        subcommands: [Render.self, Compose.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, Eval.self,
-                      Bench.self])
+        subcommands: [Render.self, Compose.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self,
+                      TrainMotion.self, TrainLoRA.self, Animate.self, Eval.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {
@@ -57,6 +63,7 @@ struct Customize: ParsableCommand {
 
 /// The text of any error: our libraries' errors describe themselves with their context.
 func describe(_ error: Error) -> String {
+    if let failure = error as? ExitStatus.Failure { return failure.message }
     if let localized = error as? LocalizedError, let text = localized.errorDescription { return text }
     return String(describing: error)
 }

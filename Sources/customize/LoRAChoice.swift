@@ -52,9 +52,18 @@ struct LoRAChoice: Equatable, Codable {
     /// The file it resolved to.
     var path: String
     var scale: Float
+    /// What the file is for: a plain `--lora`, or MotionDirector's `--motion` (temporal) or
+    /// `--spatial` (appearance) LoRA. All are applied the same way; the role is what a render's
+    /// metadata records and what a prompt line's `lora=` leaves in place.
+    var role: Role = .lora
 
-    /// `path:scale` for PNG metadata, e.g. `loras/style.safetensors:0.8`.
-    var label: String { "\(path):\(scale)" }
+    enum Role: String, Codable {
+        case lora, motion, spatial
+    }
+
+    /// `path:scale` for PNG metadata, e.g. `loras/style.safetensors:0.8`; `motion path:scale` and
+    /// `spatial path:scale` for the MotionDirector roles.
+    var label: String { (role == .lora ? "" : role.rawValue + " ") + "\(path):\(scale)" }
 
     /// The `adapters` metadata of a render: the choices in the order applied, or `none`.
     static func metadataLabel(_ choices: [LoRAChoice]) -> String {

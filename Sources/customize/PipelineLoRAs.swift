@@ -2,6 +2,7 @@ import Adapters
 import Checkpoints
 import Diffusion
 import Foundation
+import Models
 
 /// The LoRA files active on a pipeline: diffusers' `load_lora_weights` + `fuse_lora` before a render,
 /// `unfuse_lora` + `unload_lora_weights` before the next one with other LoRAs.
@@ -71,9 +72,16 @@ final class PipelineLoRAs {
         let components = names.map(LoRATensorName.component(of:))
         let forUNet = components.contains { $0 == nil || $0 == unet.component }
         let forTextEncoder = components.contains { $0 == textEncoder.component }
+        var warnings: [String] = []
         if forUNet || !forTextEncoder {
             // With neither, the U-Net's loader gives the error that says what the file holds.
-            try unet.load(choice.path, as: name, multiplier: choice.scale)
+            let report = try unet.load(choice.path, as: name, multiplier: choice.scale)
+            if let stored = report.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
+               let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
+               stored.unetConfigSHA256 != expected.unetConfigSHA256 {
+                warnings.append("LoRA '\(choice.path)' was trained on \(stored.name) (U-Net config \(stored.unetConfigSHA256.prefix(12))), "
+                                + "not on this model (U-Net config \(expected.unetConfigSHA256.prefix(12))); its shapes fit, its effect may not")
+            }
         }
         if forTextEncoder {
             try textEncoder.load(choice.path, as: name, multiplier: choice.scale)
@@ -81,7 +89,7 @@ final class PipelineLoRAs {
         let ignored = zip(names, components).filter { _, component in
             component != nil && component != unet.component && component != textEncoder.component
         }.map(\.0)
-        guard !ignored.isEmpty else { return [] }
-        return ["LoRA '\(choice.path)': \(ignored.count) tensor\(ignored.count == 1 ? "" : "s") for components this pipeline lacks \(ignored.count == 1 ? "was" : "were") ignored (e.g. \(ignored[0]))"]
+        guard !ignored.isEmpty else { return warnings }
+        return warnings + ["LoRA '\(choice.path)': \(ignored.count) tensor\(ignored.count == 1 ? "" : "s") for components this pipeline lacks \(ignored.count == 1 ? "was" : "were") ignored (e.g. \(ignored[0]))"]
     }
 }

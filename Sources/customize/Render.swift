@@ -23,6 +23,14 @@ struct Render: ParsableCommand {
         the file holds text_encoder keys) at SCALE (default 1). NAME is a file path, or else \
         <--lora-dir>/NAME.safetensors.
 
+        --motion FILE[:SCALE] adds a MotionDirector temporal LoRA (train-motion's temporal.safetensors) \
+        and --spatial FILE[:SCALE] (repeatable) a spatial one (any run's spatial-*.safetensors, or \
+        animate's), each at its own strength: a motion with a look of your choice. --noise-prior P \
+        --prior-clip CLIP starts from sqrt(P)·z_inv + sqrt(1−P)·ε instead of the seed's noise ε, with \
+        z_inv the DDIM inversion (empty prompt, --steps steps, base model) of CLIP sampled to --frames \
+        frames (an image is repeated over the frames): the result follows the clip's layout to a \
+        degree set by P (0.1–0.5 for a motion learned from one clip, 0 for several).
+
         --prompts FILE renders every line of FILE into the folder --out (default renders/<file \
         stem>): one prompt per line; '#' starts a comment; blank lines are skipped. Options follow \
         ' | ' as key=value, separated by '|' or spaces, values with spaces in double quotes: seed=, \
@@ -38,6 +46,9 @@ struct Render: ParsableCommand {
           customize render "a red ball" --frames 1 --out ball.png --scheduler euler
           customize render "a red ball" --frames 1 --lora style:0.8 --out styled.png
           customize render --prompts prompts/demo.txt --out renders/demo
+          customize render "a red star on a gray background" --motion motions/zigzag/temporal.safetensors --out star.mp4
+          customize render "a cat" --motion run/temporal.safetensors:0.8 --spatial run/spatial-clip1.safetensors:0.5 \
+            --noise-prior 0.3 --prior-clip clips/clip1.mp4 --out cat.mp4
         """)
 
     @Argument(help: "The prompt (or give --prompts FILE).") var prompt: String?
@@ -53,6 +64,12 @@ struct Render: ParsableCommand {
     @Option(name: .customLong("lora"), help: ArgumentHelp("A LoRA file to fuse in, NAME[:SCALE] (repeatable).", valueName: "name[:scale]"))
     var loras: [String] = []
     @Option(name: .customLong("lora-dir"), help: "Where --lora NAME finds NAME.safetensors.") var loraDirectory = "loras"
+    @Option(help: ArgumentHelp("A MotionDirector temporal LoRA, FILE[:SCALE].", valueName: "file[:scale]")) var motion: String?
+    @Option(name: .customLong("spatial"), help: ArgumentHelp("A MotionDirector spatial LoRA, FILE[:SCALE] (repeatable).", valueName: "file[:scale]"))
+    var spatials: [String] = []
+    @Option(name: .customLong("noise-prior"), help: "Start from the DDIM inversion of --prior-clip mixed in at this strength (0…1).")
+    var noisePrior: Float?
+    @Option(name: .customLong("prior-clip"), help: "The clip (or image) whose inversion --noise-prior mixes in.") var priorClip: String?
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4). With --prompts: the output folder (default renders/<file stem>).")
     var out: String?
@@ -81,18 +98,36 @@ struct Render: ParsableCommand {
         if let frames, frames < 1 { throw ValidationError("--frames must be at least 1, got \(frames)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
         guard fps.isFinite, fps > 0, fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000], got \(fps)") }
-        for lora in loras {
-            do { _ = try LoRARequest(parsing: lora) } catch { throw ValidationError("--lora \(describe(error))") }
+        for (option, values) in [("--lora", loras), ("--motion", motion.map { [$0] } ?? []), ("--spatial", spatials)] {
+            for value in values {
+                do { _ = try LoRARequest(parsing: value) } catch { throw ValidationError("\(option) \(describe(error))") }
+            }
+        }
+        switch (noisePrior, priorClip) {
+        case (nil, nil): break
+        case (let p?, _?):
+            guard p.isFinite, (0...1).contains(p) else { throw ValidationError("--noise-prior must lie in [0, 1], got \(p)") }
+            if prompts != nil { throw ValidationError("--noise-prior renders one prompt; leave it out with --prompts") }
+            if latents != nil { throw ValidationError("give --latents or --noise-prior, not both") }
+        case (nil, _?): throw ValidationError("--prior-clip needs --noise-prior P")
+        case (_?, nil): throw ValidationError("--noise-prior needs --prior-clip CLIP")
         }
     }
 
     /// The command line's settings; with --prompts, the defaults of every line.
     func commandLineSettings(frames frameCount: Int) throws -> RenderSettings {
-        let choices: [LoRAChoice]
-        do {
-            choices = try loras.map { try LoRARequest(parsing: $0).resolve(loraFolder: loraDirectory) }
-        } catch {
-            throw ExitStatus.Failure(status: .failure, message: "--lora \(describe(error))")
+        var choices: [LoRAChoice] = []
+        for (option, values, role) in [("--lora", loras, LoRAChoice.Role.lora), ("--motion", motion.map { [$0] } ?? [], .motion),
+                                       ("--spatial", spatials, .spatial)] {
+            for value in values {
+                do {
+                    var choice = try LoRARequest(parsing: value).resolve(loraFolder: loraDirectory)
+                    choice.role = role
+                    choices.append(choice)
+                } catch {
+                    throw ExitStatus.Failure(status: .failure, message: "\(option) \(describe(error))")
+                }
+            }
         }
         return RenderSettings(prompt: prompt ?? "", negative: negative, frames: frameCount, steps: steps, guidance: guidance,
                               seed: seed, scheduler: scheduler, loras: choices)
@@ -117,7 +152,14 @@ struct Render: ParsableCommand {
         if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
 
         let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps)
-        let result = try renderer.render(settings, initialLatents: initial, latentsSource: latents, to: output)
+        var start = initial, source = latents
+        if let noisePrior, let priorClip {
+            // Inverted with the base model, before the render fuses any LoRA in.
+            start = try NoisePriorLatents.make(pipeline: renderer.pipeline, clip: priorClip, frames: frameCount, strength: noisePrior,
+                                               steps: steps, seed: seed)
+            source = "noise prior \(noisePrior) from \(priorClip)"
+        }
+        let result = try renderer.render(settings, initialLatents: start, latentsSource: source, to: output)
         if let saveLatents {
             try RenderLatents.write(result.video.latents, to: saveLatents, metadata: Dictionary(uniqueKeysWithValues: result.metadata))
         }

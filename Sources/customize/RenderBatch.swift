@@ -112,7 +112,8 @@ struct RenderBatch {
         settings.scheduler = options.scheduler ?? defaults.scheduler
         if let requests = options.loras {
             do {
-                settings.loras = try requests.map { try $0.resolve(loraFolder: loraFolder) }
+                // A line's lora= replaces the command line's --lora list; --motion and --spatial stay.
+                settings.loras = try requests.map { try $0.resolve(loraFolder: loraFolder) } + settings.loras.filter { $0.role != .lora }
             } catch {
                 item.error = "lora=\(describe(error))"
                 return item

@@ -15,20 +15,37 @@ struct WorldCommand: ParsableCommand {
         Splits: train (pretraining), heldout (colour-shape pairs never in pretraining), reserved \
         (motions, concepts and styles kept for customization).
 
-        Example: customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
+        --motion NAME writes --clips clips of that one motion, each by a different object on a \
+        different background, straight into --out (00000.mp4 + 00000.txt, …): the folder layout \
+        train-motion reads. Motions: \(Motion.allCases.map(\.rawValue).joined(separator: ", ")) \
+        (zigzag, orbit and bounce are reserved: never in pretraining).
+
+        Examples:
+          customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
+          customize world --motion zigzag --clips 3 --out samples/clips
         """)
 
     @Option(help: "Output folder (created if missing).") var out: String
     @Option(help: "Number of still images.") var images = 0
     @Option(help: "Number of clips.") var clips = 0
-    @Option(help: "Which part of the world: train, heldout or reserved.") var split: String = "train"
+    @Option(help: "Which part of the world: train, heldout or reserved (default train).") var split: String?
+    @Option(help: "Write clips of this one motion only, straight into --out (e.g. zigzag).") var motion: String?
     @Option(help: "Seed; sample i of a split depends only on (seed, split, i).") var seed: UInt64 = 0
     @Option(help: "Frames per clip: 8 or 16.") var frames = 8
     @Option(help: "Frames per second of the MP4 clips.") var fps: Double = 8
 
     func validate() throws {
-        guard Split(rawValue: split) != nil else {
+        if let split, Split(rawValue: split) == nil {
             throw ValidationError("--split expects one of \(Split.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(split)\"")
+        }
+        if let motion {
+            guard Motion(rawValue: motion) != nil else {
+                throw ValidationError("--motion expects one of \(Motion.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(motion)\"")
+            }
+            guard images == 0, split == nil else {
+                throw ValidationError("--motion writes clips of one motion; leave out --images and --split")
+            }
+            guard clips > 0 else { throw ValidationError("--motion needs --clips N (at least 1)") }
         }
         guard images >= 0, clips >= 0, images + clips > 0 else {
             throw ValidationError("ask for at least one sample with --images N and/or --clips M")
@@ -38,7 +55,7 @@ struct WorldCommand: ParsableCommand {
     }
 
     func run() throws {
-        let split = Split(rawValue: self.split)!
+        let split = Split(rawValue: self.split ?? "train")!
         let sampler = WorldSampler(seed: seed, clipFrames: frames)
         let folder = URL(fileURLWithPath: out)
         let renderer = Renderer()
@@ -48,7 +65,7 @@ struct WorldCommand: ParsableCommand {
 
         func write(_ samples: [WorldSample], subfolder: String, isClip: Bool) throws {
             guard !samples.isEmpty else { return }
-            let directory = folder.appendingPathComponent(subfolder)
+            let directory = subfolder.isEmpty ? folder : folder.appendingPathComponent(subfolder)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             // Render in parallel (pure and deterministic), write in order.
             let batch = 16
@@ -72,13 +89,19 @@ struct WorldCommand: ParsableCommand {
                         try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", split.rawValue)])
                     }
                     try atomicWrite(sample.caption + "\n", to: directory.appendingPathComponent(name + ".txt").path)
-                    index.append(try jsonLine(file: subfolder + "/" + file, sample: sample))
+                    index.append(try jsonLine(file: subfolder.isEmpty ? file : subfolder + "/" + file, sample: sample))
                     done += 1
                     progress.update(done)
                 }
             }
         }
 
+        if let motion = motion.flatMap(Motion.init(rawValue:)) {
+            try write(sampler.motionClips(motion, count: clips), subfolder: "", isClip: true)
+            try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)
+            print("wrote \(clips) clips of the motion \(motion.rawValue) (\(motion.isReserved ? "reserved" : "train") split) to \(out)")
+            return
+        }
         try write((0..<images).map { sampler.image(split, index: $0) }, subfolder: "images", isClip: false)
         try write((0..<clips).map { sampler.clip(split, index: $0) }, subfolder: "clips", isClip: true)
         try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)

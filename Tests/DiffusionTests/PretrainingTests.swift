@@ -73,6 +73,17 @@ final class PretrainingTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(PretrainConfig.self, from: config.encoded()), config)
     }
 
+    func testTheDefaultAutoencoderNormalisesGroupsOfSeveralChannels() {
+        // A group norm over single channels is an instance norm: it removes each channel's mean, so
+        // a plain image's colour cannot survive the decoder's last norm before conv_out. (The first
+        // base run, with 32 groups over 32 channels, reconstructed every background washed out.)
+        let vae = PretrainConfig().vae
+        for channels in vae.blockOutChannels {
+            XCTAssertEqual(channels % vae.normNumGroups, 0)
+            XCTAssertGreaterThanOrEqual(channels / vae.normNumGroups, 4, "\(channels) channels in \(vae.normNumGroups) groups")
+        }
+    }
+
     func testTheDefaultModelFitsFortyMegabytesInF16() throws {
         var config = PretrainConfig()
         config.textEncoder.vocabSize = 600
