@@ -21,13 +21,14 @@ struct Customize: ParsableCommand {
           customize render "a red star on a gray background" --motion motions/zigzag/temporal.safetensors --out star.mp4
           customize animate star.png "a red star zigzagging" --motion motions/zigzag/temporal.safetensors
           customize train-lora samples/concepts/cat --token "<cat>" --class cat --out loras/cat.safetensors
+          customize compose "a cat on the left and a dog on the right" --lora cat --lora dog
           customize eval base --prompts 40
           customize bench engine --json
           customize bench motion --json
         """,
         version: "0.1.0",
-        subcommands: [Render.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self, TrainMotion.self,
-                      TrainLoRA.self, Animate.self, Eval.self, Bench.self])
+        subcommands: [Render.self, Compose.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self,
+                      TrainMotion.self, TrainLoRA.self, Animate.self, Eval.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {
