@@ -47,7 +47,7 @@ struct MotionEvalAdapters {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in
                     try MotionDirectorTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel, adjust: adjust)
                 }
-                try checkSameClips(training.clips, sources, folder: folder)
+                try checkSameRun(training.config, config, training.clips, sources, folder: folder)
             } else {
                 training = try MotionDirectorTraining(newRunIn: folder, pipeline: pipeline, config: config,
                                                       clips: clips(pipeline), baseModel: baseModel)
@@ -65,7 +65,7 @@ struct MotionEvalAdapters {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in
                     try PlainMotionLoRATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel, adjust: adjust)
                 }
-                try checkSameClips(training.clips, sources, folder: folder)
+                try checkSameRun(training.config, PlainMotionLoRATraining.plainConfig(config), training.clips, sources, folder: folder)
             } else {
                 training = try PlainMotionLoRATraining(newRunIn: folder, pipeline: pipeline, config: config,
                                                        clips: clips(pipeline), baseModel: baseModel)
@@ -102,8 +102,14 @@ struct MotionEvalAdapters {
         return run
     }
 
-    /// A cached run must have been trained on the clips being evaluated.
-    static func checkSameClips(_ cached: [MotionTrainingClip], _ sources: [MotionClipSource], folder: String) throws {
+    /// A cached run must have been trained with the settings asked for, on the clips being evaluated.
+    static func checkSameRun(_ cachedConfig: MotionDirectorConfig, _ config: MotionDirectorConfig, _ cached: [MotionTrainingClip],
+                             _ sources: [MotionClipSource], folder: String) throws {
+        guard cachedConfig.isSameRun(as: config) else {
+            throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds a run with other settings (rank \(cachedConfig.loraRank), "
+                                     + "learning rate \(cachedConfig.learningRate), seed \(cachedConfig.seed), …); "
+                                     + "choose another --out, or delete it to train again")
+        }
         let cachedClips = cached.map { "\($0.name): \($0.caption)" }, current = sources.map { "\($0.name): \($0.caption)" }
         guard cachedClips == current else {
             throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds a run on other clips (\(cached.map(\.name).joined(separator: ", "))); "

@@ -43,13 +43,7 @@ enum MotionRunFolder {
         }
         var config = record.config
         adjust(&config)
-        var comparable = config, original = record.config
-        for changeable in [\MotionDirectorConfig.maxTrainSteps, \.checkpointingSteps, \.validationSteps, \.checkpointsTotalLimit] {
-            comparable[keyPath: changeable] = 0
-            original[keyPath: changeable] = 0
-        }
-        comparable.validationData = original.validationData
-        guard comparable == original else {
+        guard config.isSameRun(as: record.config) else {
             throw MethodError.badRun(folder: folder, reason: "a resumed run keeps its adapters, data and seed; only the step count, intervals and previews may change")
         }
         try config.validate(file: path(folder, runFile))
