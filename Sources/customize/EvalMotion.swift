@@ -25,7 +25,8 @@ struct EvalMotion: ParsableCommand {
 
         Scores per row, read by the world's probes:
           motion fidelity  Pearson correlation of the main object's per-frame displacements \
-        (dx's then dy's) with the clips' mean; mean over prompts; a render without the object counts 0
+        (dx's then dy's) with the clips' mean; mean over prompts; a render where the object is found \
+        in fewer than half of the frames counts 0
           leakage          share of renders whose colour or shape is a clip's instead of the prompt's
           adherence        share of renders whose colour and shape are both the prompt's
           s/clip           seconds per rendered clip
@@ -104,10 +105,17 @@ struct EvalMotion: ParsableCommand {
         guard size.width == size.height else {
             throw ExitStatus.Failure(status: .failure, message: "\(model) renders \(size.width)x\(size.height) frames; the probes read square frames")
         }
+        // The clips are read as the training reads them (train_data.width/height, else the model's size).
+        let side = config.trainData.width ?? size.width
+        guard side == config.trainData.height ?? size.height, side % pipeline.vaeScaleFactor == 0 else {
+            throw ExitStatus.Failure(status: .failure, message: "the training frames must be square and a multiple of the VAE's "
+                                     + "downsampling \(pipeline.vaeScaleFactor) for the probes, got train_data.width/height "
+                                     + "\(side)x\(config.trainData.height ?? size.height)")
+        }
         let frames = config.trainData.sampleFrames
 
         // The clips: the reference motion and the looks to avoid.
-        let clipSet = try MotionEvalClips.read(clips, frames: frames, side: size.width, fps: config.trainData.fps,
+        let clipSet = try MotionEvalClips.read(clips, frames: frames, side: side, fps: config.trainData.fps,
                                                fallbackCaption: config.trainData.fallbackPrompt, probes: probes)
         TrainingMedia.warnSkipped(clipSet.skipped, command: "eval motion")
         for clip in clipSet.clips where clip.displacements == nil {
@@ -158,7 +166,7 @@ struct EvalMotion: ParsableCommand {
                 let shapeLeaked = reading.shape.map { clipShapes.contains($0) && $0 != prompt.shape } ?? false
                 rowOutcomes.append(MotionEvalReport.Outcome(
                     found: reading.found, colour: reading.colour, shape: reading.shape,
-                    fidelity: MotionFidelity.fidelity(reading.trajectory, reference: clipSet.reference),
+                    fidelity: MotionFidelity.fidelity(MotionFidelity.mainObjectTrajectory(probeFrames), reference: clipSet.reference),
                     leaked: colourLeaked || shapeLeaked, adherent: reading.colour == prompt.colour && reading.shape == prompt.shape,
                     seconds: seconds))
                 sheetRows.append(try RGBImage.contactSheet(images, spacing: 2))
