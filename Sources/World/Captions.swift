@@ -30,7 +30,8 @@ public enum Captions {
         return words.joined(separator: " ")
     }
 
-    static func backgroundPhrase(_ background: Background) -> String {
+    /// "on a blue background", "on an orange gradient background".
+    public static func backgroundPhrase(_ background: Background) -> String {
         let colour = background.colour.rawValue
         let article = "aeiou".contains(colour.first!) ? "an" : "a"
         switch background.kind {

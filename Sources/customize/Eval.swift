@@ -14,8 +14,9 @@ struct Eval: ParsableCommand {
         Examples:
           customize eval base --prompts 40 --json
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
+          customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self])
+        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self])
 }
 
 /// Where a model folder keeps its shape classifier.

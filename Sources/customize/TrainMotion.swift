@@ -31,6 +31,12 @@ struct TrainMotion: ParsableCommand {
         clip once) and motion_run.json. A killed run continues with --resume and loses at most one \
         checkpoint interval.
 
+        --plain trains the baseline issue 6 compares MotionDirector with instead: one LoRA on the same \
+        layers (spatial self-attention and feed-forward, and the temporal transformers), trained on \
+        whole clips with plain MSE — no spatial path, no per-clip appearance LoRAs, no debiasing — with \
+        the same rank, learning rate and steps. It writes plain.safetensors (apply it with render \
+        --lora) and plain_run.json; the default folder is motions/<clips folder name>-plain.
+
         --config reads a YAML file with the keys of MotionDirector's configs (lora_rank, learning_rate, \
         adam_weight_decay, max_train_steps, checkpointing_steps, validation_steps, train_data: \
         {n_sample_frames, width, height, fps, fallback_prompt}, validation_data: {prompt, num_inference_steps, \
@@ -42,6 +48,7 @@ struct TrainMotion: ParsableCommand {
           customize train-motion clips/ --prompt "a ball zigzagging" --steps 150 --beta 1 --out motions/ball
           customize train-motion clips/ --config motion.yaml --out motions/ball
           customize train-motion clips/ --out motions/ball --resume --steps 400
+          customize train-motion samples/clips --plain --out motions/zigzag-plain
         """)
 
     @Argument(help: "The folder of clips (captions in .txt files beside them).") var clips: String
@@ -53,6 +60,7 @@ struct TrainMotion: ParsableCommand {
     @Option(help: "Learning rate (learning_rate, default 5e-4).") var lr: Float?
     @Option(help: "β of the appearance-debiased loss (default 1; 0: plain MSE twice).") var beta: Float?
     @Flag(help: "One spatial LoRA shared by all clips instead of one per clip.") var singleSpatial = false
+    @Flag(help: "Train the plain LoRA baseline instead: one LoRA on the same layers, whole clips, plain MSE.") var plain = false
     @Option(help: "A checkpoint every N steps (checkpointing_steps, default 50).") var checkpointEvery: Int?
     @Option(help: "A preview every N steps (validation_steps, default 100; 0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (default 0).") var seed: UInt64?
@@ -69,6 +77,9 @@ struct TrainMotion: ParsableCommand {
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
         _ = try AdapterFileType.parse(dtype)
+        if plain, let given = [("--beta", beta != nil), ("--single-spatial", singleSpatial)].first(where: \.1) {
+            throw ValidationError("--plain trains one LoRA on whole clips without MotionDirector's split; leave out \(given.0)")
+        }
         if resume {
             let fixed: [(String, Bool)] = [("--config", config != nil), ("--prompt", prompt != nil), ("--rank", rank != nil),
                                            ("--lr", lr != nil), ("--beta", beta != nil), ("--single-spatial", singleSpatial),
@@ -80,7 +91,7 @@ struct TrainMotion: ParsableCommand {
     }
 
     var outputFolder: String {
-        out ?? "motions/" + (URL(fileURLWithPath: clips).standardizedFileURL.lastPathComponent)
+        out ?? "motions/" + (URL(fileURLWithPath: clips).standardizedFileURL.lastPathComponent) + (plain ? "-plain" : "")
     }
 
     func run() throws {
@@ -89,40 +100,65 @@ struct TrainMotion: ParsableCommand {
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let baseModel = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
                                               unetConfig: pipeline.unet.config)
-        let training: MotionDirectorTraining
-        if resume {
-            training = try MotionDirectorTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
-                if let steps { config.maxTrainSteps = steps }
-                if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
-                if let previewEvery { config.validationSteps = previewEvery }
-            }
-        } else {
+        let adjust = { (config: inout MotionDirectorConfig) in
+            if let steps { config.maxTrainSteps = steps }
+            if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
+            if let previewEvery { config.validationSteps = previewEvery }
+        }
+        var newRun: (config: MotionDirectorConfig, clips: [MotionTrainingClip])?
+        if !resume {
             if let contents = try? FileManager.default.contentsOfDirectory(atPath: folder), !contents.isEmpty {
-                let what = contents.contains(MotionDirectorTraining.runFile) ? "already holds a MotionDirector run" : "is not empty"
+                let what = contents.contains(MotionDirectorTraining.runFile) ? "already holds a MotionDirector run"
+                    : contents.contains(PlainMotionLoRATraining.runFile) ? "already holds a plain LoRA run" : "is not empty"
                 throw ExitStatus.Failure(status: .failure, message: "\(folder) \(what); pass --resume to continue it, or choose a new --out folder")
             }
             let config = try resolvedConfig()
-            let size = try trainingSize(config, pipeline: pipeline)
-            let scan = try TrainingMedia.clips(in: clips, frames: config.trainData.sampleFrames, width: size.width, height: size.height,
-                                               fps: config.trainData.fps, fallbackCaption: prompt ?? config.trainData.fallbackPrompt)
-            TrainingMedia.warnSkipped(scan.skipped, command: "train-motion")
-            let encoding = ProgressReporter("train-motion: encoding clips", total: scan.items.count, unit: "clip")
-            let cached = try MotionTrainingClip.encode(scan.items, pipeline: pipeline, flips: config.randomHorizontalFlip > 0,
-                                                       seed: config.seed) { done, _ in encoding.update(done) }
-            training = try MotionDirectorTraining(newRunIn: folder, pipeline: pipeline, config: config, clips: cached, baseModel: baseModel)
-        }
-        FileHandle.standardError.write("train-motion: \(training.clips.count) clip\(training.clips.count == 1 ? "" : "s") ("
-                                       + training.clips.map(\.name).joined(separator: ", ") + "), "
-                                       + "\(training.clips[0].latents.shape[2]) frames each, \(training.config.maxTrainSteps) steps\n")
-        AdapterTrainingReport.attach(training.training, label: "train-motion")
-        training.onPreview = { step, samples in
-            try AdapterTrainingReport.writePreview(samples, step: step, folder: folder)
+            newRun = (config, try encodedClips(config, pipeline: pipeline))
         }
         let started = Date()
-        try training.run()
-        let written = try training.saveAdapters(dtype: AdapterFileType.parse(dtype))
+        let written: [String]
+        if plain {
+            let training = try newRun.map {
+                try PlainMotionLoRATraining(newRunIn: folder, pipeline: pipeline, config: $0.config, clips: $0.clips, baseModel: baseModel)
+            } ?? PlainMotionLoRATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel, adjust: adjust)
+            announce(training.clips, steps: training.config.maxTrainSteps, label: "train-motion --plain")
+            AdapterTrainingReport.attach(training.training, label: "train-motion --plain")
+            training.onPreview = { step, samples in
+                try AdapterTrainingReport.writePreview(samples, step: step, folder: folder)
+            }
+            written = [try training.run(dtype: AdapterFileType.parse(dtype))]
+        } else {
+            let training = try newRun.map {
+                try MotionDirectorTraining(newRunIn: folder, pipeline: pipeline, config: $0.config, clips: $0.clips, baseModel: baseModel)
+            } ?? MotionDirectorTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel, adjust: adjust)
+            announce(training.clips, steps: training.config.maxTrainSteps, label: "train-motion")
+            AdapterTrainingReport.attach(training.training, label: "train-motion")
+            training.onPreview = { step, samples in
+                try AdapterTrainingReport.writePreview(samples, step: step, folder: folder)
+            }
+            try training.run()
+            written = try training.saveAdapters(dtype: AdapterFileType.parse(dtype))
+        }
         print("trained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); wrote "
               + written.joined(separator: ", "))
+    }
+
+    /// The clips of CLIPS_DIR sampled as `config` samples them, encoded by the VAE (cached latents).
+    func encodedClips(_ config: MotionDirectorConfig, pipeline: TextToVideoPipeline) throws -> [MotionTrainingClip] {
+        let size = try trainingSize(config, pipeline: pipeline)
+        let scan = try TrainingMedia.clips(in: clips, frames: config.trainData.sampleFrames, width: size.width, height: size.height,
+                                           fps: config.trainData.fps, fallbackCaption: prompt ?? config.trainData.fallbackPrompt)
+        TrainingMedia.warnSkipped(scan.skipped, command: "train-motion")
+        let encoding = ProgressReporter("train-motion: encoding clips", total: scan.items.count, unit: "clip")
+        // The plain LoRA never flips (a flipped clip moves the other way).
+        return try MotionTrainingClip.encode(scan.items, pipeline: pipeline, flips: !plain && config.randomHorizontalFlip > 0,
+                                             seed: config.seed) { done, _ in encoding.update(done) }
+    }
+
+    func announce(_ clips: [MotionTrainingClip], steps: Int, label: String) {
+        FileHandle.standardError.write("\(label): \(clips.count) clip\(clips.count == 1 ? "" : "s") ("
+                                       + clips.map(\.name).joined(separator: ", ") + "), "
+                                       + "\(clips[0].latents.shape[2]) frames each, \(steps) steps\n")
     }
 
     /// The config file (or the defaults) with the command line's options on top.

@@ -268,6 +268,19 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         adamWeightDecay ?? (clips <= 1 ? 1e-2 : 1e-4)
     }
 
+    /// Whether a run with this config is the run `other` started: the same adapters, data, optimiser
+    /// and seed; only the step count, the checkpoint intervals and the previews may differ (what a
+    /// resumed run may change).
+    public func isSameRun(as other: MotionDirectorConfig) -> Bool {
+        var mine = self, theirs = other
+        for changeable in [\MotionDirectorConfig.maxTrainSteps, \.checkpointingSteps, \.validationSteps, \.checkpointsTotalLimit] {
+            mine[keyPath: changeable] = 0
+            theirs[keyPath: changeable] = 0
+        }
+        mine.validationData = theirs.validationData
+        return mine == theirs
+    }
+
     /// The trainer's options for a run over `clips` clips.
     public func trainerOptions(clips: Int) -> TrainerOptions {
         TrainerOptions(steps: maxTrainSteps, learningRate: learningRate, lrScheduler: lrScheduler, lrWarmupSteps: lrWarmupSteps,

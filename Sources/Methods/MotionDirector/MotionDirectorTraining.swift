@@ -41,7 +41,9 @@ public final class MotionDirectorTraining {
 
     /// What motion_run.json holds.
     struct RunRecord: Codable {
-        var method = "motiondirector"
+        static let motionDirectorMethod = "motiondirector"
+
+        var method = motionDirectorMethod
         var config: MotionDirectorConfig
         var clips: [Clip]
         var baseModel: BaseModelIdentity
@@ -60,19 +62,8 @@ public final class MotionDirectorTraining {
     /// Starts a new run in `folder` (absent or empty) on `clips`, whose latents are cached there.
     public convenience init(newRunIn folder: String, pipeline: TextToVideoPipeline, config: MotionDirectorConfig,
                             clips: [MotionTrainingClip], baseModel: BaseModelIdentity) throws {
-        let fileManager = FileManager.default
-        if let contents = try? fileManager.contentsOfDirectory(atPath: folder), !contents.isEmpty {
-            let what = contents.contains(Self.runFile) ? "already holds a MotionDirector run" : "is not empty"
-            throw MethodError.badRun(folder: folder, reason: "\(what); resume it or choose a new output folder")
-        }
-        try config.validate(file: "config")
-        try Self.check(clips, config: config, pipeline: pipeline)
-        do { try fileManager.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-            throw MethodError.badRun(folder: folder, reason: "cannot create the folder: \(error.localizedDescription)")
-        }
-        try MotionTrainingClip.writeCache(clips, to: Self.path(folder, Self.cacheFile))
         let record = RunRecord(config: config, clips: clips.map { .init(name: $0.name, caption: $0.caption) }, baseModel: baseModel)
-        try Self.writeRecord(record, folder: folder)
+        try MotionRunFolder.create(folder, runFile: Self.runFile, what: Self.runDescription, record: record, clips: clips, pipeline: pipeline)
         try self.init(folder: folder, pipeline: pipeline, config: config, clips: clips, baseModel: baseModel)
     }
 
@@ -80,39 +71,18 @@ public final class MotionDirectorTraining {
     /// the previews; the adapters, data and seed stay as the run started.
     public convenience init(resumingIn folder: String, pipeline: TextToVideoPipeline, baseModel: BaseModelIdentity,
                             adjust: (inout MotionDirectorConfig) -> Void = { _ in }) throws {
-        let recordPath = Self.path(folder, Self.runFile)
-        guard FileManager.default.fileExists(atPath: recordPath) else {
-            throw MethodError.badRun(folder: folder, reason: "holds no MotionDirector run to resume (no \(Self.runFile))")
-        }
-        let record: RunRecord
-        do { record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: recordPath))) } catch {
-            throw MethodError.badRun(folder: recordPath, reason: "cannot read the run record: \(error)")
-        }
-        guard record.baseModel.unetConfigSHA256 == baseModel.unetConfigSHA256 else {
-            throw MethodError.badRun(folder: folder, reason: "the run was trained on \(record.baseModel.name) "
-                + "(U-Net config \(record.baseModel.unetConfigSHA256.prefix(12))), not on \(baseModel.name) "
-                + "(U-Net config \(baseModel.unetConfigSHA256.prefix(12))); resume it with the same --model")
-        }
-        var config = record.config
-        adjust(&config)
-        var comparable = config, original = record.config
-        for changeable in [\MotionDirectorConfig.maxTrainSteps, \.checkpointingSteps, \.validationSteps, \.checkpointsTotalLimit] {
-            comparable[keyPath: changeable] = 0
-            original[keyPath: changeable] = 0
-        }
-        comparable.validationData = original.validationData
-        guard comparable == original else {
-            throw MethodError.badRun(folder: folder, reason: "a resumed run keeps its adapters, data and seed; only the step count, intervals and previews may change")
-        }
-        try config.validate(file: recordPath)
-        let clips = try MotionTrainingClip.readCache(Self.path(folder, Self.cacheFile))
-        guard clips.map(\.name) == record.clips.map(\.name) else {
-            throw MethodError.badRun(folder: folder, reason: "the latent cache's clips differ from the run record's")
-        }
-        try Self.check(clips, config: config, pipeline: pipeline)
-        try Self.writeRecord(RunRecord(config: config, clips: record.clips, baseModel: record.baseModel), folder: folder)
-        try self.init(folder: folder, pipeline: pipeline, config: config, clips: clips, baseModel: record.baseModel)
+        let (record, clips) = try MotionRunFolder.reopen(folder, runFile: Self.runFile, what: Self.runDescription,
+                                                         method: RunRecord.motionDirectorMethod, pipeline: pipeline,
+                                                         baseModel: baseModel, adjust: adjust)
+        try self.init(folder: folder, pipeline: pipeline, config: record.config, clips: clips, baseModel: record.baseModel)
     }
+
+    /// The config recorded in the run folder `folder` (what `train-motion` resolved when it started).
+    public static func recordedConfig(in folder: String) throws -> MotionDirectorConfig {
+        try MotionRunFolder.read(folder, runFile: runFile, what: runDescription).config
+    }
+
+    static let runDescription = "MotionDirector run"
 
     private init(folder: String, pipeline: TextToVideoPipeline, config: MotionDirectorConfig, clips: [MotionTrainingClip],
                  baseModel: BaseModelIdentity) throws {
@@ -165,9 +135,7 @@ public final class MotionDirectorTraining {
     /// The clip of step `step`: every epoch (one pass over the clips) visits each clip once, in an
     /// order shuffled from (seed, epoch) — the reference's shuffled data loader with batch size 1.
     public func clipOrder(step: Int) -> Int {
-        let count = clips.count
-        var generator = RandomGenerator(seed: config.seed).derived(0xC11_905).derived(UInt64(step / count))
-        return generator.shuffled(Array(0..<count))[step % count]
+        MotionRunFolder.clipOrder(step: step, count: clips.count, seed: config.seed)
     }
 
     /// Writes temporal.safetensors (when trained) and the spatial files; returns their paths.
@@ -223,27 +191,11 @@ public final class MotionDirectorTraining {
     /// The validation prompts rendered with the temporal LoRA at 1 and the spatial LoRAs at
     /// `spatial_scale`, from the noise prior of the first clip when `noise_prior` > 0.
     func previewSamples() throws -> [PreviewSample] {
-        let validation = config.validationData
-        let frames = validation.numFrames ?? clips[0].latents.shape[2]
-        var initial: Tensor?
-        if validation.noisePrior > 0 {
-            if previewPrior == nil {
-                // The inversion uses the base model, as the reference's (made before any LoRA has learned).
-                for name in adapters.trainedNames { try adapters.set.setEnabled(false, for: name) }
-                previewPrior = try pipeline.invert(latents: clips[0].latents, steps: validation.numInferenceSteps)
-            }
-            var generator = RandomGenerator(seed: validation.seed)
-            initial = try NoisePrior.mix(inverted: previewPrior!, noise: generator.normal(previewPrior!.shape),
-                                         strength: validation.noisePrior)
-        }
-        try adapters.configureInference(spatialScale: validation.spatialScale)
         defer { try? adapters.restoreTrainingStrengths() }
-        let prompts = validation.prompt.isEmpty ? [clips[0].caption] : validation.prompt
-        return try prompts.map { prompt in
-            let video = try pipeline.generate(prompt: prompt, frames: frames, steps: validation.numInferenceSteps,
-                                              guidance: validation.guidanceScale, seed: validation.seed, initialLatents: initial)
-            return PreviewSample(prompt: prompt, frames: video.frames)
-        }
+        return try MotionPreviews.render(
+            pipeline: pipeline, validation: config.validationData, clip: clips[0], inversion: &previewPrior,
+            adaptersOff: { for name in adapters.trainedNames { try adapters.set.setEnabled(false, for: name) } },
+            adaptersOn: { try adapters.configureInference(spatialScale: config.validationData.spatialScale) })
     }
 
     // MARK: Helpers
@@ -290,14 +242,5 @@ public final class MotionDirectorTraining {
         }
     }
 
-    static func path(_ folder: String, _ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
-
-    static func writeRecord(_ record: RunRecord, folder: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let path = Self.path(folder, runFile)
-        do { try encoder.encode(record).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw MethodError.badRun(folder: path, reason: "cannot write the run record: \(error.localizedDescription)")
-        }
-    }
+    static func path(_ folder: String, _ name: String) -> String { MotionRunFolder.path(folder, name) }
 }

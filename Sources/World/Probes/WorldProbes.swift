@@ -29,30 +29,41 @@ public struct WorldProbes: Sendable {
     public func read(_ frames: [ProbeFrame], spec: SceneSpec) -> [ObjectReading] {
         let segmentations = frames.map(FrameSegmentation.init)
         return spec.objects.map { object in
-            func locate(_ segmentation: FrameSegmentation) -> DetectedObject? {
+            read(segmentations, side: frames[0].side) { segmentation in
                 spec.objects.count == 1 ? segmentation.objects.first : segmentation.object(coloured: object.colour)
             }
-            guard let first = locate(segmentations[0]) else { return ObjectReading(found: false) }
-            let side = frames[0].side
-            let shape = classifier.classify(first, side: side)
-            var reading = ObjectReading(found: true, colour: first.colour, shape: shape, position: first.centroid)
-            reading.size = SizeProbe.size(forRadius: SizeProbe.radius(of: first, shape: shape, side: side))
-            if frames.count > 1 {
-                let located = segmentations.map(locate)
-                let trajectory = Trajectory(centroids: located.map { $0?.centroid }, areas: located.map { $0?.area })
-                reading.trajectory = trajectory
-                reading.motion = trajectory.motion
-                reading.speed = trajectory.speed
-                // A clip's size is its median over the frames (growing and shrinking pass through
-                // their nominal size midway), except in place, where turning widens the extent
-                // and the first frame is read.
-                if reading.motion != .inPlace {
-                    let radii = located.compactMap { $0 }.map { SizeProbe.radius(of: $0, shape: shape, side: side) }.sorted()
-                    reading.size = SizeProbe.size(forRadius: radii[radii.count / 2])
-                }
-            }
-            return reading
         }
+    }
+
+    /// The reading of the largest object of each frame: what `read` gives for a one-object scene,
+    /// without a scene to compare with (a training clip's object, a render's main object).
+    public func readMainObject(_ frames: [ProbeFrame]) -> ObjectReading {
+        guard let side = frames.first?.side else { return ObjectReading(found: false) }
+        return read(frames.map(FrameSegmentation.init), side: side) { $0.objects.first }
+    }
+
+    /// One object's reading: `locate` finds it in each frame's segmentation; colour and shape are read
+    /// in the first frame (an object missing there counts as not found).
+    func read(_ segmentations: [FrameSegmentation], side: Int, locate: (FrameSegmentation) -> DetectedObject?) -> ObjectReading {
+        guard let first = locate(segmentations[0]) else { return ObjectReading(found: false) }
+        let shape = classifier.classify(first, side: side)
+        var reading = ObjectReading(found: true, colour: first.colour, shape: shape, position: first.centroid)
+        reading.size = SizeProbe.size(forRadius: SizeProbe.radius(of: first, shape: shape, side: side))
+        if segmentations.count > 1 {
+            let located = segmentations.map(locate)
+            let trajectory = Trajectory(centroids: located.map { $0?.centroid }, areas: located.map { $0?.area })
+            reading.trajectory = trajectory
+            reading.motion = trajectory.motion
+            reading.speed = trajectory.speed
+            // A clip's size is its median over the frames (growing and shrinking pass through
+            // their nominal size midway), except in place, where turning widens the extent
+            // and the first frame is read.
+            if reading.motion != .inPlace {
+                let radii = located.compactMap { $0 }.map { SizeProbe.radius(of: $0, shape: shape, side: side) }.sorted()
+                reading.size = SizeProbe.size(forRadius: radii[radii.count / 2])
+            }
+        }
+        return reading
     }
 
     /// Scores one sample into `scores`.

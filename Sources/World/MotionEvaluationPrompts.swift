@@ -1,0 +1,56 @@
+/// One prompt of the motion evaluation: an object whose colour and shape appear in none of the
+/// training clips, doing the clips' motion, on a background of a colour the clips do not use either.
+public struct MotionEvaluationPrompt: Codable, Equatable, Sendable {
+    public var caption: String
+    public var colour: NamedColour
+    public var shape: ObjectShape
+    public var background: NamedColour
+}
+
+public enum MotionEvaluationPromptError: Error, Equatable, CustomStringConvertible {
+    /// Fewer than two colours (an object and a background) are left once the clips' are excluded.
+    case noColoursLeft(used: [NamedColour])
+    case noShapesLeft(used: [ObjectShape])
+    case badCount(Int)
+
+    public var description: String {
+        switch self {
+        case let .noColoursLeft(used):
+            return "the clips use the colours \(used.map(\.rawValue).joined(separator: ", ")); fewer than two colours are left "
+                + "for an object and a background unlike them"
+        case let .noShapesLeft(used):
+            return "the clips show every shape (\(used.map(\.rawValue).joined(separator: ", "))); none is left for a prompt unlike them"
+        case let .badCount(count):
+            return "the number of prompts must be at least 1, got \(count)"
+        }
+    }
+}
+
+extension MotionEvaluationPrompt {
+    /// `count` prompts "a <size> <colour> <shape> <motion phrase> on a <background> background".
+    /// Shapes and colours not in `avoidingShapes` / `avoidingColours` are taken in the world's order,
+    /// cycling so that consecutive prompts differ in both; the background cycles through the same
+    /// colours at a growing offset, so it never equals the object's colour and pairs vary.
+    public static func make(count: Int, motionPhrase: String, size: ObjectSize, avoidingColours: Set<NamedColour>,
+                            avoidingShapes: Set<ObjectShape>) throws -> [MotionEvaluationPrompt] {
+        guard count >= 1 else { throw MotionEvaluationPromptError.badCount(count) }
+        let colours = NamedColour.allCases.filter { !avoidingColours.contains($0) }
+        let shapes = ObjectShape.allCases.filter { !avoidingShapes.contains($0) }
+        guard colours.count >= 2 else {
+            throw MotionEvaluationPromptError.noColoursLeft(used: NamedColour.allCases.filter(avoidingColours.contains))
+        }
+        guard !shapes.isEmpty else {
+            throw MotionEvaluationPromptError.noShapesLeft(used: ObjectShape.allCases.filter(avoidingShapes.contains))
+        }
+        return (0..<count).map { index in
+            let colour = colours[index % colours.count]
+            // Offsets 1 … colours.count − 1 in turn, one per pass over the colours.
+            let offset = 1 + (index / colours.count) % (colours.count - 1)
+            let background = colours[(index + offset) % colours.count]
+            let shape = shapes[index % shapes.count]
+            let caption = "a \(size.rawValue) \(colour.rawValue) \(shape.rawValue) \(motionPhrase) "
+                + Captions.backgroundPhrase(Background(kind: .plain, colour: background))
+            return MotionEvaluationPrompt(caption: caption, colour: colour, shape: shape, background: background)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Media
+import Methods
+import World
+
+/// `customize eval motion`: does a MotionDirector adapter carry the clips' motion to subjects that
+/// look nothing like them, better than a plain LoRA and than the base model? (Issue 6's evaluation.)
+struct EvalMotion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "motion",
+        abstract: "Compare MotionDirector, a plain LoRA and the base model on new subjects doing the clips' motion.",
+        discussion: """
+        Trains MotionDirector's adapters and the plain LoRA baseline (train-motion --plain: one LoRA on \
+        the same layers, whole clips, plain MSE) on the clips with the same settings, into \
+        <out>/motiondirector and <out>/plain — or takes them from --motion-adapters (a train-motion \
+        run folder) and --plain-adapter. Runs found under --out are continued, not retrained.
+
+        Then renders --prompts prompts "a <size> <colour> <shape> <motion> on a <colour> background" \
+        whose object colour, shape and background colour appear in none of the clips (by their \
+        captions and by the probes), with the clips' motion phrase; prompt i uses seed --seed + i. \
+        Each is rendered three ways: with MotionDirector's temporal LoRA only (its inference default), \
+        with the plain LoRA, and with the base model alone.
+
+        Scores per row, read by the world's probes:
+          motion fidelity  Pearson correlation of the main object's per-frame displacements \
+        (dx's then dy's) with the clips' mean; mean over prompts; a render where the object is found \
+        in fewer than half of the frames counts 0
+          leakage          share of renders whose colour or shape is a clip's instead of the prompt's
+          adherence        share of renders whose colour and shape are both the prompt's
+          s/clip           seconds per rendered clip
+        The training clips' own fidelity against the reference is shown as the probes' sanity check (≈ 1).
+
+        Bars (--require-bars exits with status 1 when one is missed): MotionDirector's motion fidelity \
+        ≥ 0.8, at least 0.2 above the base model's, and its leakage below the plain LoRA's.
+
+        Examples:
+          customize eval motion --clips samples/clips
+          customize eval motion --clips samples/clips --motion-adapters motions/zigzag --json
+        """)
+
+    @Option(help: "The folder of training clips (captions in .txt files beside them).") var clips: String
+    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
+    @Option(help: "A train-motion run folder to take temporal.safetensors (and its settings) from instead of training.")
+    var motionAdapters: String?
+    @Option(help: "A plain LoRA file (train-motion --plain's plain.safetensors) instead of training one.") var plainAdapter: String?
+    @Option(help: "Training steps of both adapters (default: MotionDirector's 300, or the --motion-adapters run's).")
+    var trainSteps: Int?
+    @Option(help: "LoRA rank of both adapters (default: MotionDirector's 32, or the --motion-adapters run's).") var rank: Int?
+    @Option(help: "Prompts to render (each three ways).") var prompts = 12
+    @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
+    @Option(help: "Denoising steps.") var steps = 25
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "The motion words of the prompts (default: the clips' captions' most common, e.g. \"zigzagging quickly\").")
+    var motionPhrase: String?
+    @Option(help: "Where trained adapters, the sheet and report.json go (default motions/eval-<clips folder name>).") var out: String?
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Exit with status 1 when MotionDirector misses a bar.") var requireBars = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        guard prompts >= 1 else { throw ValidationError("--prompts must be at least 1, got \(prompts)") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
+        if let trainSteps, trainSteps < 1 { throw ValidationError("--train-steps must be at least 1, got \(trainSteps)") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
+        if let motionPhrase, motionPhrase.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--motion-phrase must not be empty")
+        }
+    }
+
+    var outputFolder: String {
+        out ?? "motions/eval-" + URL(fileURLWithPath: clips).standardizedFileURL.lastPathComponent
+    }
+
+    /// MotionDirector's defaults, or the --motion-adapters run's recorded config, with --train-steps
+    /// and --rank on top and previews off; the plain LoRA trains with the same.
+    func trainingConfig() throws -> MotionDirectorConfig {
+        var config = MotionDirectorConfig()
+        if let motionAdapters {
+            let recorded = (motionAdapters as NSString).appendingPathComponent(MotionDirectorTraining.runFile)
+            if FileManager.default.fileExists(atPath: recorded) {
+                config = try MotionDirectorTraining.recordedConfig(in: motionAdapters)
+            } else {
+                FileHandle.standardError.write("eval motion: \(motionAdapters) has no \(MotionDirectorTraining.runFile); "
+                                               + "the plain LoRA trains with MotionDirector's default settings\n")
+            }
+        }
+        if let trainSteps { config.maxTrainSteps = trainSteps }
+        if let rank { config.loraRank = rank }
+        config.validationData.samplePreview = false
+        try config.validate(file: "options")
+        return config
+    }
+
+    func run() throws {
+        try threadOptions.apply()
+        let start = Date()
+        let probes = WorldProbes(classifier: try ShapeProbeFile.load(probe ?? ShapeProbeFile.defaultPath(model: model)))
+        let config = try trainingConfig()
+        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let size = pipeline.pixelSize
+        guard size.width == size.height else {
+            throw ExitStatus.Failure(status: .failure, message: "\(model) renders \(size.width)x\(size.height) frames; the probes read square frames")
+        }
+        // The clips are read as the training reads them (train_data.width/height, else the model's size).
+        let side = config.trainData.width ?? size.width
+        guard side == config.trainData.height ?? size.height, side % pipeline.vaeScaleFactor == 0 else {
+            throw ExitStatus.Failure(status: .failure, message: "the training frames must be square and a multiple of the VAE's "
+                                     + "downsampling \(pipeline.vaeScaleFactor) for the probes, got train_data.width/height "
+                                     + "\(side)x\(config.trainData.height ?? size.height)")
+        }
+        let frames = config.trainData.sampleFrames
+
+        // The clips: the reference motion and the looks to avoid.
+        let clipSet = try MotionEvalClips.read(clips, frames: frames, side: side, fps: config.trainData.fps,
+                                               fallbackCaption: config.trainData.fallbackPrompt, probes: probes)
+        TrainingMedia.warnSkipped(clipSet.skipped, command: "eval motion")
+        for clip in clipSet.clips where clip.displacements == nil {
+            FileHandle.standardError.write("customize eval motion: warning: the probes lost the object in '\(clip.source.name)'; "
+                                           + "it is left out of the reference motion\n")
+        }
+        guard let phrase = motionPhrase ?? clipSet.motionPhrase else {
+            throw ExitStatus.Failure(status: .failure, message: "no caption in '\(clips)' names a motion in the world's grammar "
+                                     + "(\"a <size> <colour> <shape> <motion> on a <colour> background\"); pass --motion-phrase")
+        }
+        let evaluationPrompts: [MotionEvaluationPrompt]
+        do {
+            evaluationPrompts = try MotionEvaluationPrompt.make(count: prompts, motionPhrase: phrase, size: clipSet.size,
+                                                                avoidingColours: clipSet.colours, avoidingShapes: clipSet.shapes)
+        } catch let error as MotionEvaluationPromptError {
+            throw ExitStatus.Failure(status: .failure, message: "'\(clips)': \(error)")
+        }
+
+        let folder = outputFolder
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let adapters = try MotionEvalAdapters.prepare(motionAdapters: motionAdapters, plainAdapter: plainAdapter, out: folder,
+                                                      config: config, sources: clipSet.clips.map(\.source), model: model)
+
+        // Render every prompt three ways; the adapters are merged once per row.
+        let rows: [(name: String, label: String, choices: [LoRAChoice])] = [
+            ("motiondirector", "MotionDirector", [LoRAChoice(name: adapters.temporal, path: adapters.temporal, scale: 1, role: .motion)]),
+            ("plain_lora", "plain LoRA", [LoRAChoice(name: adapters.plain, path: adapters.plain, scale: 1, role: .lora)]),
+            ("base", "base", []),
+        ]
+        let loras = PipelineLoRAs(pipeline)
+        let clipColours = Set(clipSet.clips.flatMap { [$0.caption.colour, $0.reading.colour].compactMap { $0 } })
+        let clipShapes = clipSet.shapes
+        var outcomes: [[MotionEvalReport.Outcome]] = []
+        var sheetRows: [RGBImage] = []
+        let progress = ProgressReporter("eval motion: rendering", total: rows.count * prompts, unit: "clip")
+        for (rowIndex, row) in rows.enumerated() {
+            for warning in try loras.apply(row.choices) { FileHandle.standardError.write("customize eval motion: warning: \(warning)\n") }
+            var rowOutcomes: [MotionEvalReport.Outcome] = []
+            for (index, prompt) in evaluationPrompts.enumerated() {
+                let started = Date()
+                let video = try pipeline.generate(prompt: prompt.caption, frames: frames, steps: steps, guidance: guidance,
+                                                  seed: seed &+ UInt64(index))
+                let seconds = Date().timeIntervalSince(started)
+                let images = try video.frames.map { try RGBImage(chwFloats: $0.values, width: $0.shape[2], height: $0.shape[1]) }
+                let probeFrames = try images.map { try ProbeFrame(side: $0.width, pixels: $0.pixels) }
+                let reading = probes.readMainObject(probeFrames)
+                let colourLeaked = reading.colour.map { clipColours.contains($0) && $0 != prompt.colour } ?? false
+                let shapeLeaked = reading.shape.map { clipShapes.contains($0) && $0 != prompt.shape } ?? false
+                rowOutcomes.append(MotionEvalReport.Outcome(
+                    found: reading.found, colour: reading.colour, shape: reading.shape,
+                    fidelity: MotionFidelity.fidelity(MotionFidelity.mainObjectTrajectory(probeFrames), reference: clipSet.reference),
+                    leaked: colourLeaked || shapeLeaked, adherent: reading.colour == prompt.colour && reading.shape == prompt.shape,
+                    seconds: seconds))
+                sheetRows.append(try RGBImage.contactSheet(images, spacing: 2))
+                progress.update(rowIndex * prompts + index + 1)
+            }
+            outcomes.append(rowOutcomes)
+        }
+        try loras.removeAll()
+
+        let reportRows = zip(rows, outcomes).map { row, rowOutcomes in
+            MotionEvalReport.Row(name: row.name, label: row.label, adapter: row.choices.first?.path, outcomes: rowOutcomes)
+        }
+        let bars = MotionEvalReport.bars(reportRows)
+        let ownFidelities = clipSet.ownFidelities
+        let report = MotionEvalReport(
+            model: model, clipsFolder: clips,
+            clips: zip(clipSet.clips, ownFidelities).map { clip, fidelity in
+                MotionEvalReport.ClipSummary(name: clip.source.name, caption: clip.source.caption, colour: clip.reading.colour,
+                                             shape: clip.reading.shape, fidelity: fidelity)
+            },
+            motionPhrase: phrase, prompts: prompts, seed: seed, steps: steps, guidance: guidance, frames: frames,
+            trainSteps: config.maxTrainSteps, rank: config.loraRank, referenceDisplacements: clipSet.reference,
+            trainingClipsFidelity: ownFidelities.reduce(0) { $0 + Double($1) } / Double(max(ownFidelities.count, 1)),
+            rows: reportRows,
+            samples: evaluationPrompts.enumerated().map { index, prompt in
+                MotionEvalReport.Sample(prompt: prompt, seed: seed &+ UInt64(index),
+                                        outcomes: Dictionary(uniqueKeysWithValues: zip(rows, outcomes).map { ($0.name, $1[index]) }))
+            },
+            bars: bars, passesBars: bars.allSatisfy(\.met), seconds: Date().timeIntervalSince(start))
+
+        let json = try report.json()
+        try json.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("report.json")), options: .atomic)
+        // The sheet: for each row in turn, one line of frames per prompt.
+        try EvalSheet.write(sheetRows, captions: rows.flatMap { row in evaluationPrompts.map { "\(row.label): \($0.caption)" } },
+                            to: (folder as NSString).appendingPathComponent("eval-motion.png"))
+        if self.json {
+            print(String(decoding: json, as: UTF8.self))
+        } else {
+            print(report.table)
+            print("wrote \((folder as NSString).appendingPathComponent("report.json")) and \((folder as NSString).appendingPathComponent("eval-motion.png"))")
+        }
+        if requireBars && !report.passesBars { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import World
+
+/// What `eval motion` measured: per row (MotionDirector, plain LoRA, base) and per prompt, with the
+/// settings and the bars. Printed as a table, or as one JSON object with --json; always written to
+/// `<out>/report.json`.
+struct MotionEvalReport: Encodable {
+    /// One render as the probes read it.
+    struct Outcome: Encodable {
+        var found: Bool
+        var colour: NamedColour?
+        var shape: ObjectShape?
+        var fidelity: Float
+        /// The probed colour or shape is a clip's instead of the prompt's.
+        var leaked: Bool
+        /// The probed colour and shape are both the prompt's.
+        var adherent: Bool
+        var seconds: Double
+    }
+
+    struct Row: Encodable {
+        var name: String
+        var label: String
+        /// The adapter file applied (nil for the base model).
+        var adapter: String?
+        var motionFidelity: Double
+        var leakage: Double
+        var adherence: Double
+        var found: Int
+        var prompts: Int
+        var secondsPerClip: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name, adapter, leakage, adherence, found, prompts
+            case motionFidelity = "motion_fidelity"
+            case secondsPerClip = "seconds_per_clip"
+        }
+
+        init(name: String, label: String, adapter: String?, outcomes: [Outcome]) {
+            self.name = name
+            self.label = label
+            self.adapter = adapter
+            let count = Double(max(outcomes.count, 1))
+            motionFidelity = outcomes.reduce(0) { $0 + Double($1.fidelity) } / count
+            leakage = Double(outcomes.filter(\.leaked).count) / count
+            adherence = Double(outcomes.filter(\.adherent).count) / count
+            found = outcomes.filter(\.found).count
+            prompts = outcomes.count
+            secondsPerClip = outcomes.reduce(0) { $0 + $1.seconds } / count
+        }
+    }
+
+    struct Sample: Encodable {
+        var prompt: MotionEvaluationPrompt
+        var seed: UInt64
+        /// Keyed by row name.
+        var outcomes: [String: Outcome]
+    }
+
+    struct ClipSummary: Encodable {
+        var name: String
+        var caption: String
+        var colour: NamedColour?
+        var shape: ObjectShape?
+        /// The clip's own trajectory against the reference (the probes' sanity check).
+        var fidelity: Float
+    }
+
+    struct Bar: Encodable {
+        var name: String
+        var requirement: String
+        var value: Double
+        var met: Bool
+    }
+
+    var model: String
+    var clipsFolder: String
+    var clips: [ClipSummary]
+    var motionPhrase: String
+    var prompts: Int
+    var seed: UInt64
+    var steps: Int
+    var guidance: Float
+    var frames: Int
+    var trainSteps: Int
+    var rank: Int
+    var referenceDisplacements: [Float]
+    var trainingClipsFidelity: Double
+    var rows: [Row]
+    var samples: [Sample]
+    var bars: [Bar]
+    var passesBars: Bool
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case model, clips, prompts, seed, steps, guidance, frames, rank, rows, samples, bars, seconds
+        case clipsFolder = "clips_folder"
+        case motionPhrase = "motion_phrase"
+        case trainSteps = "train_steps"
+        case referenceDisplacements = "reference_displacements"
+        case trainingClipsFidelity = "training_clips_fidelity"
+        case passesBars = "passes_bars"
+    }
+
+    /// MotionDirector's motion fidelity must reach this …
+    static let fidelityMinimum = 0.8
+    /// … and exceed the base model's by at least this ("clearly above").
+    static let marginOverBase = 0.2
+
+    /// The issue's bars on the rows named motiondirector, plain_lora and base.
+    static func bars(_ rows: [Row]) -> [Bar] {
+        guard let director = rows.first(where: { $0.name == "motiondirector" }), let plain = rows.first(where: { $0.name == "plain_lora" }),
+              let base = rows.first(where: { $0.name == "base" }) else { return [] }
+        let margin = director.motionFidelity - base.motionFidelity
+        return [
+            Bar(name: "motion_fidelity", requirement: "MotionDirector motion fidelity ≥ \(fidelityMinimum)",
+                value: director.motionFidelity, met: director.motionFidelity >= fidelityMinimum),
+            Bar(name: "above_base", requirement: "MotionDirector motion fidelity − base's ≥ \(marginOverBase)",
+                value: margin, met: margin >= marginOverBase - 1e-9),
+            Bar(name: "leakage_below_plain", requirement: "MotionDirector leakage − plain LoRA's < 0",
+                value: director.leakage - plain.leakage, met: director.leakage < plain.leakage),
+        ]
+    }
+
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+
+    /// The table `eval motion` prints without --json.
+    var table: String {
+        var lines: [String] = []
+        lines.append("motion evaluation: \(clips.count) clip\(clips.count == 1 ? "" : "s") in \(clipsFolder), motion \"\(motionPhrase)\", "
+                     + "\(prompts) prompt\(prompts == 1 ? "" : "s") × 3 renders, \(frames) frames, seed \(seed), \(steps) steps, "
+                     + "guidance \(Self.format(Double(guidance), digits: 1)), adapters of \(trainSteps) steps at rank \(rank), "
+                     + "\(Self.format(seconds, digits: 0)) s")
+        let own = clips.map { "\($0.name) \(Self.format(Double($0.fidelity)))" }.joined(separator: ", ")
+        lines.append("the probes on the training clips: motion fidelity \(Self.format(trainingClipsFidelity)) (\(own))")
+        lines.append("row              motion fidelity   leakage   adherence   found    s/clip")
+        for row in rows {
+            lines.append(row.label.padding(toLength: 17, withPad: " ", startingAt: 0)
+                         + Self.format(row.motionFidelity).padding(toLength: 18, withPad: " ", startingAt: 0)
+                         + Self.format(row.leakage).padding(toLength: 10, withPad: " ", startingAt: 0)
+                         + Self.format(row.adherence).padding(toLength: 12, withPad: " ", startingAt: 0)
+                         + "\(row.found)/\(row.prompts)".padding(toLength: 9, withPad: " ", startingAt: 0)
+                         + Self.format(row.secondsPerClip, digits: 2))
+        }
+        for bar in bars {
+            lines.append("bar \(bar.requirement): \(Self.format(bar.value)) \(bar.met ? "met" : "MISSED")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func format(_ value: Double, digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
+}
