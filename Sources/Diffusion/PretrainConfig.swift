@@ -35,7 +35,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             case trainer, batchSize = "batch_size", l1Weight = "l1_weight", l2Weight = "l2_weight", klWeight = "kl_weight"
         }
 
-        public init(trainer: TrainerOptions = TrainerOptions(steps: 3000, learningRate: 1e-3, lrScheduler: "cosine", lrWarmupSteps: 100,
+        public init(trainer: TrainerOptions = TrainerOptions(steps: 5000, learningRate: 1e-3, lrScheduler: "cosine", lrWarmupSteps: 100,
                                                              minLearningRate: 1e-4, adamWeightDecay: 0, checkpointingSteps: 250),
                     batchSize: Int = 8, l1Weight: Float = 1, l2Weight: Float = 1, klWeight: Float = 1e-6) {
             self.trainer = trainer
