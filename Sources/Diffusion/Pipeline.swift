@@ -32,6 +32,9 @@ public final class TextToVideoPipeline {
     public var schedulerConfig: SchedulerConfig
     /// The tokenizer folder's files, kept to save the pipeline again.
     public var tokenizerFiles: [String: Data]
+    /// Applied by `generate` to the conditional prompt's text states (not to the negative prompt's):
+    /// DECOR's projection hooks in here, set by the caller, so the pipeline knows no method.
+    public var conditionalTextTransform: (@Sendable (Tensor) throws -> Tensor)?
 
     public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet3DConditionModel, vae: AutoencoderKL,
                 schedulerConfig: SchedulerConfig, tokenizerFiles: [String: Data] = [:]) throws {
@@ -124,7 +127,8 @@ public final class TextToVideoPipeline {
             var scheduler = kind.make(config: schedulerConfig)
             try scheduler.setTimesteps(steps)
             let useGuidance = guidance > 1
-            let conditional = try encodePrompt(prompt)
+            let encoded = try encodePrompt(prompt)
+            let conditional = try conditionalTextTransform.map { try $0(encoded) } ?? encoded
             let textStates = useGuidance ? try Tensor.concat([encodePrompt(negative), conditional], axis: 0) : conditional
 
             let noise = initialLatents ?? generator.normal(shape)

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Media
+import Methods
 import Tensor
 
 /// Everything that decides a render's pixels, resolved: what a prompt line or the single-prompt
@@ -15,6 +16,8 @@ struct RenderSettings: Equatable, Codable {
     /// `ddim` or `euler` (a key of `Render.schedulers`).
     var scheduler: String
     var loras: [LoRAChoice]
+    /// DECOR's projection of the prompt's text states (`--decor-remove`), or nil.
+    var decor: DECORSetting? = nil
 
     /// Relative cost, for a batch's overall ETA: U-Net passes dominate (two per step with guidance).
     var workUnits: Double {
@@ -57,6 +60,7 @@ struct PromptRenderer {
         guard let scheduler = Render.schedulers[settings.scheduler] else {
             throw ExitStatus.Failure(status: .usage, message: "the scheduler is ddim or euler, got \"\(settings.scheduler)\"")
         }
+        try DECORSetting.install(settings.decor, on: pipeline)
         let progress = ProgressReporter("render", total: settings.steps, unit: "step")
         let video = try pipeline.generate(prompt: settings.prompt, negative: settings.negative, frames: settings.frames,
                                           steps: settings.steps, guidance: settings.guidance, seed: settings.seed,
@@ -70,7 +74,7 @@ struct PromptRenderer {
             ("prompt", settings.prompt), ("negative", settings.negative), ("seed", String(settings.seed)),
             ("steps", String(settings.steps)), ("guidance", String(settings.guidance)), ("scheduler", settings.scheduler),
             ("model", model), ("adapters", LoRAChoice.metadataLabel(settings.loras)),
-        ] + (latentsSource.map { [("latents", $0)] } ?? [])
+        ] + (latentsSource.map { [("latents", $0)] } ?? []) + (settings.decor.map { [("decor", $0.label)] } ?? [])
         let written = try output.write(images, metadata: metadata, fps: fps)
         return Result(written: written, video: video, images: images, metadata: metadata)
     }
