@@ -9,6 +9,11 @@ public struct GeneratedVideo {
     public var latents: Tensor
     /// One image `[3, H, W]` per frame, values in [-1, 1].
     public var frames: [Tensor]
+
+    public init(latents: Tensor, frames: [Tensor]) {
+        self.latents = latents
+        self.frames = frames
+    }
 }
 
 /// diffusers' `TextToVideoSDPipeline` (pipelines/text_to_video_synthesis/pipeline_text_to_video_synth.py):
