@@ -109,4 +109,42 @@ final class DECORTests: XCTestCase {
         try DECORSetting.install(nil, on: pipeline)
         XCTAssertEqual(try pipeline.generate(prompt: "a red star", frames: 1, steps: 2, seed: 4).latents.values, plain)
     }
+
+    func testComposeEncodesOnlyConditionalPromptsThroughTheProjection() throws {
+        let pipeline = try Support.pipeline()
+        let adapters = ConceptAdapters(pipeline: pipeline)
+        let plain = try adapters.encodePrompt("a red star", adapter: nil)
+        try DECORSetting.install(DECORSetting(words: "red"), on: pipeline)
+        let projection = try DECORProjection(removing: "red", pipeline: pipeline)
+        XCTAssertEqual(try adapters.encodeConditional("a red star", adapter: nil).values, try projection.apply(plain).values)
+        XCTAssertEqual(try adapters.encodePrompt("a red star", adapter: nil).values, plain.values)
+    }
+
+    func testDecorTrainProjectsTheCaptionsAndResumesWithIt() throws {
+        let images = (0..<2).map { index in
+            MotionTrainingClip(name: "img\(index).png", caption: "a photo of <cat> red cat",
+                               latents: Support.tensor([1, 4, 1, 10, 10], seed: 40 + UInt64(index)),
+                               flippedLatents: Support.tensor([1, 4, 1, 10, 10], seed: 50 + UInt64(index)))
+        }
+        var folders: [String] = []
+        defer { for folder in folders { try? FileManager.default.removeItem(atPath: folder) } }
+        func firstLoss(_ decor: DECORSetting?) throws -> (Float, SubjectLoRATraining) {
+            let folder = Support.temporaryFolder("decor-train")
+            folders.append(folder)
+            let pipeline = try Support.pipeline()
+            let config = SubjectLoRAConfig(rank: 2, maxTrainSteps: 1, validationSteps: 0, decor: decor)
+            let training = try SubjectLoRATraining(newRunIn: folder, pipeline: pipeline, config: config, images: images, token: "<cat>",
+                                                   className: "cat", baseModel: Support.identity(pipeline))
+            var random = RandomGenerator(seed: 1)
+            return (try training.loss(step: 0, random: &random).item, training)
+        }
+        let (plain, _) = try firstLoss(nil)
+        let (previewsOnly, _) = try firstLoss(DECORSetting(words: "red"))
+        let (projected, training) = try firstLoss(DECORSetting(words: "red", appliesToTraining: true))
+        XCTAssertEqual(plain, previewsOnly)
+        XCTAssertNotEqual(plain, projected)
+        let resumed = try SubjectLoRATraining(resumingIn: training.folder, pipeline: Support.pipeline(),
+                                              baseModel: Support.identity(Support.pipeline()))
+        XCTAssertEqual(resumed.config.decor, DECORSetting(words: "red", appliesToTraining: true))
+    }
 }
