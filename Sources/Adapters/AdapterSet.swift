@@ -231,7 +231,7 @@ public final class AdapterSet {
     }
 }
 
-extension String {
+public extension String {
     /// FNV-1a over the UTF-8 bytes: a hash that is the same on every run (Swift's `hashValue` is seeded per process).
     var hashStable: UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -9,6 +9,11 @@ public struct GeneratedVideo {
     public var latents: Tensor
     /// One image `[3, H, W]` per frame, values in [-1, 1].
     public var frames: [Tensor]
+
+    public init(latents: Tensor, frames: [Tensor]) {
+        self.latents = latents
+        self.frames = frames
+    }
 }
 
 /// diffusers' `TextToVideoSDPipeline` (pipelines/text_to_video_synthesis/pipeline_text_to_video_synth.py):
@@ -32,6 +37,9 @@ public final class TextToVideoPipeline {
     public var schedulerConfig: SchedulerConfig
     /// The tokenizer folder's files, kept to save the pipeline again.
     public var tokenizerFiles: [String: Data]
+    /// Applied by `generate` to the conditional prompt's text states (not to the negative prompt's):
+    /// DECOR's projection hooks in here, set by the caller, so the pipeline knows no method.
+    public var conditionalTextTransform: (@Sendable (Tensor) throws -> Tensor)?
 
     public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet3DConditionModel, vae: AutoencoderKL,
                 schedulerConfig: SchedulerConfig, tokenizerFiles: [String: Data] = [:]) throws {
@@ -124,7 +132,8 @@ public final class TextToVideoPipeline {
             var scheduler = kind.make(config: schedulerConfig)
             try scheduler.setTimesteps(steps)
             let useGuidance = guidance > 1
-            let conditional = try encodePrompt(prompt)
+            let encoded = try encodePrompt(prompt)
+            let conditional = try conditionalTextTransform.map { try $0(encoded) } ?? encoded
             let textStates = useGuidance ? try Tensor.concat([encodePrompt(negative), conditional], axis: 0) : conditional
 
             let noise = initialLatents ?? generator.normal(shape)

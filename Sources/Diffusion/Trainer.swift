@@ -44,8 +44,11 @@ public final class Trainer {
     ///   - folder: where checkpoints and loss.csv go (created when needed).
     ///   - parameters: the trained tensors with their paths (the keys in model.safetensors and
     ///     the optimizer state); they get `requiresGrad` and are named by their path.
+    ///   - learningRateMultiplier: each parameter's rate as a multiple of `options.learningRate`
+    ///     (torch's parameter groups; parameters of equal multiplier share a group, in order of first
+    ///     appearance). Break-for-Make trains the partner projection at a tenth of the rate.
     public init(folder: String, parameters: [(path: String, tensor: Tensor)], options: TrainerOptions,
-                optionsFile: String = "trainer options") throws {
+                optionsFile: String = "trainer options", learningRateMultiplier: (String) -> Float = { _ in 1 }) throws {
         try options.validate(file: optionsFile)
         self.folder = folder
         self.options = options
@@ -55,7 +58,20 @@ public final class Trainer {
             tensor.requiresGrad = true
         }
         let tensors = parameters.map(\.tensor)
-        optimizer = try AdamW(parameters: tensors, learningRate: options.learningRate,
+        var multipliers: [Float] = [], members: [[Tensor]] = []
+        for (path, tensor) in parameters {
+            let multiplier = learningRateMultiplier(path)
+            guard multiplier.isFinite, multiplier >= 0 else {
+                throw TrainingError.badOptions(file: optionsFile, key: "learning_rate",
+                                               reason: "the rate multiplier of \(path) must be a number of 0 or more, got \(multiplier)")
+            }
+            if let index = multipliers.firstIndex(of: multiplier) { members[index].append(tensor) } else {
+                multipliers.append(multiplier)
+                members.append([tensor])
+            }
+        }
+        let groups = zip(multipliers, members).map { ParameterGroup(parameters: $1, learningRate: options.learningRate * $0) }
+        optimizer = try AdamW(groups: groups.isEmpty ? [ParameterGroup(parameters: [], learningRate: options.learningRate)] : groups,
                               betas: (options.adamBeta1, options.adamBeta2), epsilon: options.adamEpsilon,
                               weightDecay: options.adamWeightDecay)
         ema = try options.emaDecay.map { try EMA(parameters: tensors, decay: $0, warmup: true) }

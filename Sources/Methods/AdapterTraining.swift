@@ -31,16 +31,17 @@ public final class AdapterTraining {
     static let dropoutStream: UInt64 = 0x10_1A
 
     /// Trains the named adapters of `adapters` (each parameter keyed `<adapter>/<module path>.lora_A.weight`
-    /// in checkpoints) with `options`.
+    /// in checkpoints) with `options`; `learningRateMultiplier` scales the rate per checkpoint key.
     public init(folder: String, adapters: AdapterSet, trainedAdapters: [String], options: TrainerOptions,
-                optionsFile: String = "config") throws {
+                optionsFile: String = "config", learningRateMultiplier: (String) -> Float = { _ in 1 }) throws {
         self.folder = folder
         self.adapters = adapters
         self.trainedAdapters = trainedAdapters
         let parameters = try trainedAdapters.flatMap { name in
             try adapters.parameters(of: name).map { (path: "\(name)/\($0.path)", tensor: $0.tensor) }
         }
-        trainer = try Trainer(folder: folder, parameters: parameters, options: options, optionsFile: optionsFile)
+        trainer = try Trainer(folder: folder, parameters: parameters, options: options, optionsFile: optionsFile,
+                              learningRateMultiplier: learningRateMultiplier)
     }
 
     public var step: Int { trainer.step }

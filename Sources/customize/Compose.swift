@@ -37,6 +37,9 @@ struct Compose: ParsableCommand {
         token; clips side by side). Outputs are written like render's: one frame as a PNG, several \
         as a video with <out>_frames/ and <out>_sheet.png; every PNG carries the settings.
 
+        --decor-remove "WORDS" [--decor-strength A] projects every conditional prompt (global and \
+        per concept) away from WORDS, as in render (DECOR).
+
         Examples:
           customize compose "a cat on the left and a dog on the right" --lora cat --lora dog
           customize compose "a cat and a dog" --lora cat --lora dog --region cat=0,0.2,0.45,0.9 --region dog=0.55,0.2,1,0.9
@@ -66,6 +69,7 @@ struct Compose: ParsableCommand {
     @Option(name: .customLong("lora-dir"), help: "Where a bare --lora NAME is looked for first (then samples/loras).")
     var loraDirectory = "loras"
     @Option(help: "Frames per second of the video.") var fps: Double = 8
+    @OptionGroup var decorOptions: DECOROptions
     @OptionGroup var threadOptions: ThreadOptions
 
     static let sampleLoRAs = "samples/loras"
@@ -78,6 +82,7 @@ struct Compose: ParsableCommand {
             throw ValidationError("--scheduler expects ddim or euler, got \"\(scheduler)\"")
         }
         guard !loras.isEmpty else { throw ValidationError("give at least one --lora NAME[:SCALE]") }
+        try decorOptions.validate(training: false)
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1, got \(frames)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
@@ -118,6 +123,7 @@ struct Compose: ParsableCommand {
         // 2. The model and the LoRAs (each file checked against the model before rendering).
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let adapters = ConceptAdapters(pipeline: pipeline)
+        try DECORSetting.install(decorOptions.setting, on: pipeline)
         var concepts: [CompositionConcept] = []
         for (index, concept) in plan.concepts.enumerated() {
             let adapter = "concept\(index + 1)"
@@ -194,6 +200,6 @@ struct Compose: ParsableCommand {
         return [("prompt", prompt), ("negative", negative), ("seed", String(seed)), ("steps", String(steps)),
                 ("guidance", String(guidance)), ("scheduler", scheduler), ("model", model),
                 ("adapters", LoRAChoice.metadataLabel(plan.concepts.map(\.choice))), ("method", plan.method.rawValue),
-                ("concepts", concepts.joined(separator: "; "))]
+                ("concepts", concepts.joined(separator: "; "))] + (decorOptions.setting.map { [("decor", $0.label)] } ?? [])
     }
 }

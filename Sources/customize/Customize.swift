@@ -28,7 +28,7 @@ struct Customize: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Render.self, Compose.self, Inspect.self, Frames.self, Encode.self, WorldCommand.self, Pretrain.self,
-                      TrainMotion.self, TrainLoRA.self, Animate.self, Eval.self, Bench.self])
+                      TrainMotion.self, TrainLoRA.self, TrainContent.self, TrainStyle.self, Make.self, TrainOnestep.self, Animate.self, Eval.self, Bench.self])
 
     /// Runs the command line with the project's error reporting and exit codes (see `ExitStatus`).
     static func main() {

@@ -52,13 +52,14 @@ struct LoRAChoice: Equatable, Codable {
     /// The file it resolved to.
     var path: String
     var scale: Float
-    /// What the file is for: a plain `--lora`, or MotionDirector's `--motion` (temporal) or
-    /// `--spatial` (appearance) LoRA. All are applied the same way; the role is what a render's
+    /// What the file is for: a plain `--lora`, MotionDirector's `--motion` (temporal) or
+    /// `--spatial` (appearance) LoRA, or HiPA's one-step adaptors (`--onestep`, which also switch
+    /// the render to one-step sampling). All are applied the same way; the role is what a render's
     /// metadata records and what a prompt line's `lora=` leaves in place.
     var role: Role = .lora
 
     enum Role: String, Codable {
-        case lora, motion, spatial
+        case lora, motion, spatial, onestep
     }
 
     /// `path:scale` for PNG metadata, e.g. `loras/style.safetensors:0.8`; `motion path:scale` and

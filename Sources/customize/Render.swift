@@ -3,6 +3,7 @@ import Checkpoints
 import Diffusion
 import Foundation
 import Media
+import Methods
 import Tensor
 
 /// `customize render "PROMPT"` / `customize render --prompts FILE`: text → video with a diffusers
@@ -31,6 +32,16 @@ struct Render: ParsableCommand {
         frames (an image is repeated over the frames): the result follows the clip's layout to a \
         degree set by P (0.1–0.5 for a motion learned from one clip, 0 for several).
 
+        --decor-remove "WORDS" projects the prompt's text embeddings (every token, padding included) \
+        away from the span of WORDS' own token embeddings (DECOR: X' = X − A·X·V·Vᵀ, V the right \
+        singular vectors above 1e-3 of the largest), at --decor-strength A (default 1). Use it when a \
+        style LoRA drags its reference's object or colour into the render: remove those words. \
+        Comma-separated phrases are encoded one by one; any text encodes.
+
+        --steps 1 --onestep FILE[:SCALE] renders in one step with HiPA adaptors (train-onestep's \
+        file): one U-Net pass on seeded noise at the last timestep, turned into the final latents; \
+        guidance and --scheduler do not apply (the metadata records guidance 1, scheduler onestep).
+
         --prompts FILE renders every line of FILE into the folder --out (default renders/<file \
         stem>): one prompt per line; '#' starts a comment; blank lines are skipped. Options follow \
         ' | ' as key=value, separated by '|' or spaces, values with spaces in double quotes: seed=, \
@@ -49,6 +60,7 @@ struct Render: ParsableCommand {
           customize render "a red star on a gray background" --motion motions/zigzag/temporal.safetensors --out star.mp4
           customize render "a cat" --motion run/temporal.safetensors:0.8 --spatial run/spatial-clip1.safetensors:0.5 \
             --noise-prior 0.3 --prior-clip clips/clip1.mp4 --out cat.mp4
+          customize render "a ball in <sty> style" --lora sty.safetensors --decor-remove "star, red" --out ball.png
         """)
 
     @Argument(help: "The prompt (or give --prompts FILE).") var prompt: String?
@@ -70,6 +82,10 @@ struct Render: ParsableCommand {
     @Option(name: .customLong("noise-prior"), help: "Start from the DDIM inversion of --prior-clip mixed in at this strength (0…1).")
     var noisePrior: Float?
     @Option(name: .customLong("prior-clip"), help: "The clip (or image) whose inversion --noise-prior mixes in.") var priorClip: String?
+    @Option(name: .customLong("onestep"), help: ArgumentHelp("HiPA one-step adaptors (train-onestep's file), FILE[:SCALE]; needs --steps 1.",
+                                                             valueName: "file[:scale]"))
+    var oneStep: String?
+    @OptionGroup var decorOptions: DECOROptions
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4). With --prompts: the output folder (default renders/<file stem>).")
     var out: String?
@@ -95,10 +111,16 @@ struct Render: ParsableCommand {
             throw ValidationError("--scheduler expects ddim or euler, got \"\(scheduler)\"")
         }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        try decorOptions.validate(training: false)
+        if oneStep != nil {
+            guard steps == 1 else { throw ValidationError("--onestep renders in one step; give --steps 1") }
+            if noisePrior != nil { throw ValidationError("--onestep starts from noise; leave out --noise-prior") }
+        }
         if let frames, frames < 1 { throw ValidationError("--frames must be at least 1, got \(frames)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
         guard fps.isFinite, fps > 0, fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000], got \(fps)") }
-        for (option, values) in [("--lora", loras), ("--motion", motion.map { [$0] } ?? []), ("--spatial", spatials)] {
+        for (option, values) in [("--lora", loras), ("--motion", motion.map { [$0] } ?? []), ("--spatial", spatials),
+                                 ("--onestep", oneStep.map { [$0] } ?? [])] {
             for value in values {
                 do { _ = try LoRARequest(parsing: value) } catch { throw ValidationError("\(option) \(describe(error))") }
             }
@@ -118,7 +140,7 @@ struct Render: ParsableCommand {
     func commandLineSettings(frames frameCount: Int) throws -> RenderSettings {
         var choices: [LoRAChoice] = []
         for (option, values, role) in [("--lora", loras, LoRAChoice.Role.lora), ("--motion", motion.map { [$0] } ?? [], .motion),
-                                       ("--spatial", spatials, .spatial)] {
+                                       ("--spatial", spatials, .spatial), ("--onestep", oneStep.map { [$0] } ?? [], .onestep)] {
             for value in values {
                 do {
                     var choice = try LoRARequest(parsing: value).resolve(loraFolder: loraDirectory)
@@ -130,7 +152,7 @@ struct Render: ParsableCommand {
             }
         }
         return RenderSettings(prompt: prompt ?? "", negative: negative, frames: frameCount, steps: steps, guidance: guidance,
-                              seed: seed, scheduler: scheduler, loras: choices)
+                              seed: seed, scheduler: scheduler, loras: choices, decor: decorOptions.setting)
     }
 
     func run() throws {

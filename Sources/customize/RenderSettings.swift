@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Media
+import Methods
 import Tensor
 
 /// Everything that decides a render's pixels, resolved: what a prompt line or the single-prompt
@@ -15,6 +16,11 @@ struct RenderSettings: Equatable, Codable {
     /// `ddim` or `euler` (a key of `Render.schedulers`).
     var scheduler: String
     var loras: [LoRAChoice]
+    /// DECOR's projection of the prompt's text states (`--decor-remove`), or nil.
+    var decor: DECORSetting? = nil
+
+    /// HiPA one-step sampling: an `--onestep` adaptor is among the LoRAs.
+    var isOneStep: Bool { loras.contains { $0.role == .onestep } }
 
     /// Relative cost, for a batch's overall ETA: U-Net passes dominate (two per step with guidance).
     var workUnits: Double {
@@ -57,20 +63,30 @@ struct PromptRenderer {
         guard let scheduler = Render.schedulers[settings.scheduler] else {
             throw ExitStatus.Failure(status: .usage, message: "the scheduler is ddim or euler, got \"\(settings.scheduler)\"")
         }
+        try DECORSetting.install(settings.decor, on: pipeline)
         let progress = ProgressReporter("render", total: settings.steps, unit: "step")
-        let video = try pipeline.generate(prompt: settings.prompt, negative: settings.negative, frames: settings.frames,
+        let video: GeneratedVideo
+        if settings.isOneStep {
+            // HiPA: one U-Net pass at t = T on the conditional prompt; guidance and sampler do not apply.
+            video = try OneStepSampler.generate(pipeline: pipeline, prompt: settings.prompt, frames: settings.frames, seed: settings.seed,
+                                                initialLatents: initialLatents)
+            progress.update(1)
+        } else {
+            video = try pipeline.generate(prompt: settings.prompt, negative: settings.negative, frames: settings.frames,
                                           steps: settings.steps, guidance: settings.guidance, seed: settings.seed,
                                           scheduler: scheduler, initialLatents: initialLatents) { done, _ in
-            progress.update(done)
+                progress.update(done)
+            }
         }
         let images = try video.frames.map { frame in
             try RGBImage(chwFloats: frame.values, width: frame.shape[2], height: frame.shape[1])
         }
         let metadata: [(String, String)] = [
             ("prompt", settings.prompt), ("negative", settings.negative), ("seed", String(settings.seed)),
-            ("steps", String(settings.steps)), ("guidance", String(settings.guidance)), ("scheduler", settings.scheduler),
+            ("steps", String(settings.steps)), ("guidance", settings.isOneStep ? "1" : String(settings.guidance)),
+            ("scheduler", settings.isOneStep ? "onestep" : settings.scheduler),
             ("model", model), ("adapters", LoRAChoice.metadataLabel(settings.loras)),
-        ] + (latentsSource.map { [("latents", $0)] } ?? [])
+        ] + (latentsSource.map { [("latents", $0)] } ?? []) + (settings.decor.map { [("decor", $0.label)] } ?? [])
         let written = try output.write(images, metadata: metadata, fps: fps)
         return Result(written: written, video: video, images: images, metadata: metadata)
     }

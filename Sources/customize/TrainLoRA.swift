@@ -43,6 +43,9 @@ struct TrainLoRA: ParsableCommand {
     @Option(help: "Store the LoRA file as f32, f16 or bf16.") var dtype = "f32"
     @Flag(help: "Continue the run from its newest checkpoint.") var resume = false
     @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @OptionGroup var decorOptions: DECOROptions
+    @Flag(name: .customLong("decor-train"), help: "Also apply --decor-remove to the training captions' text embeddings.")
+    var decorTrain = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -54,11 +57,12 @@ struct TrainLoRA: ParsableCommand {
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
         _ = try AdapterFileType.parse(dtype)
+        try decorOptions.validate(training: decorTrain)
         guard (out as NSString).pathExtension.lowercased() == "safetensors" else {
             throw ValidationError("--out names the LoRA file to write, ending in .safetensors, got '\(out)'")
         }
-        if resume, rank != nil || lr != nil || cropJitter != nil || seed != nil {
-            throw ValidationError("--resume continues with the run's own settings; leave out --rank, --lr, --crop-jitter and --seed")
+        if resume, rank != nil || lr != nil || cropJitter != nil || seed != nil || decorOptions.words != nil {
+            throw ValidationError("--resume continues with the run's own settings; leave out --rank, --lr, --crop-jitter, --seed and --decor-remove")
         }
     }
 
@@ -88,6 +92,7 @@ struct TrainLoRA: ParsableCommand {
             if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
             if let previewEvery { config.validationSteps = previewEvery }
             if let seed { config.seed = seed }
+            config.decor = decorOptions.setting(training: decorTrain)
             let sources = try readImages(pipeline: pipeline, jitter: config.cropJitter)
             let encoding = ProgressReporter("train-lora: encoding images", total: sources.count, unit: "image")
             let cached = try MotionTrainingClip.encode(sources, pipeline: pipeline, flips: config.randomFlip > 0, seed: config.seed) { done, _ in

@@ -146,7 +146,7 @@ public final class CLoRA {
         let textStates = try Tensor.withoutGrad {
             try zip(prompts, promptAdapters).map { prompt, adapter in
                 try CompositionSampling.textStates(negative: adapters.encodePrompt(settings.negative, adapter: adapter),
-                                                   positive: adapters.encodePrompt(prompt, adapter: adapter), guidance: guidance)
+                                                   positive: adapters.encodeConditional(prompt, adapter: adapter), guidance: guidance)
             }
         }
         let latentSize = pipeline.latentSize

@@ -106,6 +106,13 @@ public final class ConceptAdapters {
         return try pipeline.encodePrompt(text)
     }
 
+    /// `encodePrompt` for a conditional (positive) prompt: through the pipeline's
+    /// `conditionalTextTransform` (DECOR) when one is set; negative prompts use `encodePrompt`.
+    public func encodeConditional(_ text: String, adapter: String?) throws -> Tensor {
+        let states = try encodePrompt(text, adapter: adapter)
+        return try pipeline.conditionalTextTransform.map { try $0(states) } ?? states
+    }
+
     /// The U-Net LoRAs of `adapter` by module path (`…attn2.to_k`), for methods that apply an adapter
     /// to part of a layer's input only.
     public func unetLoRAsByPath(of adapter: String) throws -> [String: LoRA] {

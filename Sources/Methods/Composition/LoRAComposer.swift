@@ -113,9 +113,9 @@ public final class LoRAComposer {
         // prompt for its unconditional half) with the concept's text-encoder LoRA.
         let guidance = settings.usesGuidance
         let (globalPositive, globalNegative) = try Tensor.withoutGrad {
-            (try adapters.encodePrompt(settings.prompt, adapter: nil), try adapters.encodePrompt(settings.negative, adapter: nil))
+            (try adapters.encodeConditional(settings.prompt, adapter: nil), try adapters.encodePrompt(settings.negative, adapter: nil))
         }
-        let regionPositive = try Tensor.withoutGrad { try concepts.map { try adapters.encodePrompt($0.prompt, adapter: $0.adapter) } }
+        let regionPositive = try Tensor.withoutGrad { try concepts.map { try adapters.encodeConditional($0.prompt, adapter: $0.adapter) } }
         let regionNegative = try Tensor.withoutGrad { try concepts.map { try adapters.encodePrompt(settings.negative, adapter: $0.adapter) } }
         let denoisingRegionStates = try zip(regionNegative, regionPositive).map {
             try CompositionSampling.textStates(negative: $0, positive: $1, guidance: guidance)

@@ -23,9 +23,11 @@ public struct SubjectLoRAConfig: Codable, Equatable, Sendable {
     public var validationInferenceSteps: Int
     public var validationGuidance: Float
     public var seed: UInt64
+    /// DECOR's projection of the training prompts (and previews); nil: none.
+    public var decor: DECORSetting?
 
     enum CodingKeys: String, CodingKey {
-        case rank, seed
+        case rank, seed, decor
         case loraDropout = "lora_dropout"
         case learningRate = "learning_rate"
         case adamWeightDecay = "adam_weight_decay"
@@ -45,7 +47,7 @@ public struct SubjectLoRAConfig: Codable, Equatable, Sendable {
     public init(rank: Int = 16, loraDropout: Float = 0, learningRate: Float = 5e-4, adamWeightDecay: Float = 1e-2,
                 maxTrainSteps: Int = 300, checkpointingSteps: Int = 50, checkpointsTotalLimit: Int = 2, randomFlip: Float = 0.5,
                 cropJitter: Int = 1, validationSteps: Int = 100, validationPrompts: [String] = [], validationInferenceSteps: Int = 20,
-                validationGuidance: Float = 9, seed: UInt64 = 0) {
+                validationGuidance: Float = 9, seed: UInt64 = 0, decor: DECORSetting? = nil) {
         self.rank = rank
         self.loraDropout = loraDropout
         self.learningRate = learningRate
@@ -60,6 +62,7 @@ public struct SubjectLoRAConfig: Codable, Equatable, Sendable {
         self.validationInferenceSteps = validationInferenceSteps
         self.validationGuidance = validationGuidance
         self.seed = seed
+        self.decor = decor
     }
 
     public var trainerOptions: TrainerOptions {
@@ -77,6 +80,9 @@ public struct SubjectLoRAConfig: Codable, Equatable, Sendable {
         guard cropJitter >= 0 else { throw bad(.cropJitter, "must not be negative, got \(cropJitter)") }
         guard validationSteps >= 0 else { throw bad(.validationSteps, "must not be negative, got \(validationSteps)") }
         guard validationInferenceSteps >= 1 else { throw bad(.validationInferenceSteps, "must be at least 1") }
+        if let decor, !(decor.strength.isFinite && (0...1).contains(decor.strength)) {
+            throw bad(.decor, "strength must lie in [0, 1], got \(decor.strength)")
+        }
         try trainerOptions.validate(file: file)
     }
 }

@@ -123,7 +123,15 @@ public final class SubjectLoRATraining {
                             generator: RandomGenerator(seed: config.seed).derived(0x5B_1EC7))
         training = try AdapterTraining(folder: folder, adapters: adapters, trainedAdapters: [Self.adapterName],
                                        options: config.trainerOptions)
-        textStates = try images.map { try pipeline.encodePrompt($0.caption) }
+        // DECOR (when asked) projects the previews' prompts, and with `applies_to_training` the captions too.
+        try DECORSetting.install(config.decor, on: pipeline)
+        let captionStates = try images.map { try pipeline.encodePrompt($0.caption) }
+        if let decor = config.decor, decor.appliesToTraining {
+            let projection = try decor.projection(for: pipeline)
+            textStates = try captionStates.map { try projection.apply($0) }
+        } else {
+            textStates = captionStates
+        }
         scheduler = DDPMScheduler(config: pipeline.schedulerConfig)
         try training.resume()
     }
@@ -181,6 +189,10 @@ public final class SubjectLoRATraining {
             "captions": .array(images.map { .string($0.caption) }),
         ]
         if let className { training["class"] = .string(className) }
+        if let decor = config.decor {
+            training["decor"] = .object(["words": .string(decor.words), "strength": .number(decor.strength),
+                                         "applies_to_training": .bool(decor.appliesToTraining)])
+        }
         try adapters.save(Self.adapterName, to: output,
                           metadata: LoRAFileMetadata(method: "subject-lora", baseModel: baseModel, training: training), dtype: dtype)
     }

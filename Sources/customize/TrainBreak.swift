@@ -1,0 +1,147 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Methods
+
+/// What `train-content` and `train-style` share: one Break-for-Make "break" run (`BreakTraining`).
+struct BreakRunCommand {
+    let role: BreakTraining.Role
+    let images: String
+    let token: String
+    let auxiliary: [String]
+    let rank: Int?
+    let previewEvery: Int?
+    let options: BreakForMakeOptions
+    var label: String { role == .content ? "train-content" : "train-style" }
+
+    func run() throws {
+        try options.threadOptions.apply()
+        try RenderOutput.checkWritable(options.out, option: "--out")
+        let folder = options.runFolder
+        let (pipeline, baseModel) = try options.loadPipeline()
+        let training: BreakTraining
+        if options.resume {
+            training = try BreakTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
+                options.adjust(&config)
+                if let previewEvery { config.validationSteps = previewEvery }
+            }
+        } else {
+            try options.checkFreshFolder()
+            var config = options.config(rank: rank)
+            if let previewEvery { config.validationSteps = previewEvery }
+            let ownCaption = role == .content ? "a \(token)" : "a picture in \(token) style"
+            let own = try BreakForMakeImages.read(images, fallbackCaption: ownCaption, pipeline: pipeline,
+                                                  jitter: config.cropJitter, command: label)
+            for source in own where !source.caption.contains(token) {
+                FileHandle.standardError.write("customize \(label): warning: the caption of '\(source.name)' does not name \(token): \"\(source.caption)\"\n")
+            }
+            var partners: [MotionClipSource] = []
+            for folder in auxiliary {
+                let name = BreakForMakeImages.setName(folder)
+                let caption = role == .content ? "a picture in \(name) style" : "a \(name)"
+                partners += try BreakForMakeImages.read(folder, fallbackCaption: caption, prefix: name + "/", pipeline: pipeline,
+                                                        jitter: config.cropJitter, command: label)
+            }
+            let cachedOwn = try BreakForMakeImages.encode(own, pipeline: pipeline, config: config, label: "\(label): encoding images")
+            let cachedPartners = try BreakForMakeImages.encode(partners, pipeline: pipeline, config: config,
+                                                               label: "\(label): encoding auxiliary images")
+            training = try BreakTraining(newRunIn: folder, role: role, pipeline: pipeline, config: config, images: cachedOwn,
+                                         auxiliary: cachedPartners, token: token, baseModel: baseModel)
+        }
+        FileHandle.standardError.write("\(label): \(training.images.count) image\(training.images.count == 1 ? "" : "s"), "
+                                       + "\(training.auxiliary.count) auxiliary, \(training.config.maxTrainSteps) steps, rank \(training.config.rank)\n")
+        AdapterTrainingReport.attach(training.training, label: label)
+        training.onPreview = { step, samples in try AdapterTrainingReport.writePreview(samples, step: step, folder: folder) }
+        let started = Date()
+        try training.run(output: options.out, dtype: AdapterFileType.parse(options.dtype))
+        print("trained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); wrote \(options.out) (run in \(folder))")
+    }
+}
+
+/// `customize train-content IMAGES --token "<obj>" --aux-styles DIR... --out content.safetensors`.
+struct TrainContent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-content",
+        abstract: "Learn a content (object) adapter apart from style: Break-for-Make's first stage.",
+        discussion: """
+        A PLP adapter (a LoRA on every spatial attention's to_q, to_k, to_v and to_out.0 whose first \
+        half of A's columns and of B's rows is frozen) learns the object: the down projection's \
+        learnable columns from the images in IMAGES (captions from .txt files beside them, else \
+        "a <token>") at --lr, the up projection's learnable rows from the auxiliary style sets at a \
+        tenth of it (captions else "a picture in <folder name> style"). The partner half sees many \
+        styles, so it does not take on one. Train the style with train-style and the same --seed \
+        and --rank, then combine both with make.
+
+        The adapter goes to --out (rewritten at every checkpoint); the run (checkpoints, loss.csv, \
+        loss.png, previews of "a <token>", latent caches) to <out without extension>-run/. A killed \
+        run continues with --resume.
+
+        Example:
+          customize train-content samples/concepts/cat --token "<cat>" --aux-styles samples/styles/ink samples/styles/mosaic --out content.safetensors
+        """)
+
+    @Argument(help: "The folder of content images.") var images: String
+    @Option(help: "The new word that names the object, e.g. \"<cat>\".") var token: String
+    @Option(name: .customLong("aux-styles"), parsing: .upToNextOption, help: "Folders of auxiliary style images (one or more).")
+    var auxStyles: [String] = []
+    @Option(help: "Adapter rank (default 16).") var rank: Int?
+    @Option(help: "A preview every N steps (default 100; 0: none).") var previewEvery: Int?
+    @OptionGroup var options: BreakForMakeOptions
+
+    func validate() throws {
+        guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
+        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
+        if options.resume {
+            if rank != nil { throw ValidationError("--resume continues with the run's own rank; leave out --rank") }
+        } else if auxStyles.isEmpty {
+            throw ValidationError("--aux-styles needs at least one folder of style images")
+        }
+    }
+
+    func run() throws {
+        try BreakRunCommand(role: .content, images: images, token: token, auxiliary: auxStyles, rank: rank,
+                            previewEvery: previewEvery, options: options).run()
+    }
+}
+
+/// `customize train-style IMAGES --token "<sty>" --aux-contents DIR... --out style.safetensors`.
+struct TrainStyle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-style",
+        abstract: "Learn a style adapter apart from content: Break-for-Make's first stage.",
+        discussion: """
+        The mirror of train-content: the up projection's learnable rows learn the style from the \
+        images in IMAGES (captions from .txt files beside them, else "a picture in <token> style") \
+        at --lr, the down projection's learnable columns from the auxiliary content sets at a tenth \
+        of it (captions else "a <folder name>"). Use the same --seed and --rank as the content run, \
+        so that make can combine them.
+
+        Example:
+          customize train-style samples/styles/ink --token "<ink>" --aux-contents samples/concepts/cat samples/concepts/car --out style.safetensors
+        """)
+
+    @Argument(help: "The folder of style images.") var images: String
+    @Option(help: "The new word that names the style, e.g. \"<ink>\".") var token: String
+    @Option(name: .customLong("aux-contents"), parsing: .upToNextOption, help: "Folders of auxiliary content images (one or more).")
+    var auxContents: [String] = []
+    @Option(help: "Adapter rank (default 16).") var rank: Int?
+    @Option(help: "A preview every N steps (default 100; 0: none).") var previewEvery: Int?
+    @OptionGroup var options: BreakForMakeOptions
+
+    func validate() throws {
+        guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
+        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
+        if options.resume {
+            if rank != nil { throw ValidationError("--resume continues with the run's own rank; leave out --rank") }
+        } else if auxContents.isEmpty {
+            throw ValidationError("--aux-contents needs at least one folder of content images")
+        }
+    }
+
+    func run() throws {
+        try BreakRunCommand(role: .style, images: images, token: token, auxiliary: auxContents, rank: rank,
+                            previewEvery: previewEvery, options: options).run()
+    }
+}

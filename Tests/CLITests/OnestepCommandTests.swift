@@ -1,0 +1,47 @@
+import Checkpoints
+import Foundation
+import Media
+import XCTest
+
+/// `train-onestep` and `render --steps 1 --onestep`, end to end with the tiny pipeline.
+final class OnestepCommandTests: XCTestCase {
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "customize-onestep-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func path(_ name: String) -> String { folder + "/" + name }
+
+    @discardableResult
+    private func run(_ arguments: [String], status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> CLITests.Run {
+        let result = try CLITests.run(arguments + ["--model", RenderTests.model, "--threads", "1"])
+        XCTAssertEqual(result.status, status, "\(arguments.joined(separator: " "))\n\(result.stderr)", file: file, line: line)
+        return result
+    }
+
+    func testTrainThenRenderInOneStepAndResume() throws {
+        try Data("a red star\n# a comment\na blue ball\n".utf8).write(to: URL(fileURLWithPath: path("prompts.txt")))
+        let out = path("onestep.safetensors")
+        try run(["train-onestep", "--prompts", path("prompts.txt"), "--pairs", "2", "--teacher-steps", "2", "--rank", "2",
+                 "--steps", "2", "--checkpoint-every", "1", "--out", out])
+        let file = try SafeTensorsFile(path: out)
+        XCTAssertEqual(file.metadata["method"], "hipa-onestep")
+        XCTAssertTrue(file.names.contains { $0.contains("resnets.0.conv1.lora_A.weight") })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("onestep-run/pairs.safetensors")))
+        let resumed = try run(["train-onestep", "--steps", "3", "--resume", "--out", out])
+        XCTAssertTrue(resumed.stderr.contains("resuming at step 2 of 3"), resumed.stderr)
+
+        try run(["render", "a red star", "--frames", "1", "--steps", "1", "--onestep", out, "--out", path("one.png")])
+        let info = try PNGImage.readInfo(path: path("one.png"))
+        XCTAssertEqual(info.text["scheduler"], "onestep")
+        XCTAssertEqual(info.text["adapters"], "onestep \(out):1.0")
+        let wrongSteps = try run(["render", "a red star", "--steps", "2", "--onestep", out, "--out", path("two.png")], status: 64)
+        XCTAssertTrue(wrongSteps.stderr.contains("--steps 1"), wrongSteps.stderr)
+    }
+}

@@ -1,0 +1,219 @@
+@testable import Adapters
+import Checkpoints
+import Diffusion
+import Foundation
+import Tensor
+import XCTest
+@testable import Methods
+
+/// Break-for-Make: PLP initialisation and masks, the preconditioner, assembly checks, runs and resume.
+final class BreakForMakeTests: XCTestCase {
+    private var folders: [String] = []
+
+    override func tearDown() {
+        for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    private func folder(_ name: String) -> String {
+        let folder = Support.temporaryFolder(name)
+        folders.append(folder)
+        return folder
+    }
+
+    private func images(_ caption: String, seed: UInt64) -> [MotionTrainingClip] {
+        (0..<2).map { index in
+            MotionTrainingClip(name: "img\(index).png", caption: caption,
+                               latents: Support.tensor([1, 4, 1, 10, 10], seed: seed + UInt64(index)),
+                               flippedLatents: Support.tensor([1, 4, 1, 10, 10], seed: seed + 10 + UInt64(index)))
+        }
+    }
+
+    private func config(steps: Int, seed: UInt64 = 0, rank: Int = 2, checkpointEvery: Int = 100) -> BreakForMakeConfig {
+        BreakForMakeConfig(rank: rank, learningRate: 1e-2, maxTrainSteps: steps, checkpointingSteps: checkpointEvery,
+                           validationSteps: 0, seed: seed)
+    }
+
+    private func breakRun(_ role: BreakTraining.Role, steps: Int, seed: UInt64 = 0, rank: Int = 2, checkpointEvery: Int = 100,
+                          in folder: String? = nil) throws -> BreakTraining {
+        let pipeline = try Support.pipeline()
+        return try BreakTraining(newRunIn: folder ?? self.folder("break-\(role.rawValue)"), role: role, pipeline: pipeline,
+                                 config: config(steps: steps, seed: seed, rank: rank, checkpointEvery: checkpointEvery),
+                                 images: images(role == .content ? "a <cat>" : "a picture in <ink> style", seed: 40),
+                                 auxiliary: images(role == .content ? "a picture in mosaic style" : "a dog", seed: 60),
+                                 token: role == .content ? "<cat>" : "<ink>", baseModel: Support.identity(pipeline))
+    }
+
+    func testInitialisationFollowsTheFormulas() throws {
+        let geometry = LoRAGeometry.linear(inFeatures: 8, outFeatures: 8)
+        var generator = RandomGenerator(seed: 3)
+        let (down, up) = PLPAdapter.initialFactors(geometry: geometry, rank: 4, generator: &generator)
+        // The frozen A columns and frozen B rows are rows of one Q with orthonormal columns, from disjoint
+        // row sets: stacked, the 8 rows of [Aᵀ frozen; B frozen] are Q's rows permuted, so QᵀQ = I.
+        var stacked: [[Float]] = []
+        for j in 0..<4 { stacked.append((0..<4).map { down.data[$0 * 8 + j] }) }
+        for i in 0..<4 { stacked.append((0..<4).map { up.data[i * 4 + $0] }) }
+        for a in 0..<4 {
+            for b in 0..<4 {
+                let dot = stacked.reduce(Float(0)) { $0 + $1[a] * $1[b] }
+                XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-5)
+            }
+        }
+        // B₂ = 0; A₂ is a Gaussian draw (nonzero).
+        XCTAssertTrue((16..<32).allSatisfy { up.data[$0] == 0 })
+        XCTAssertTrue((0..<4).contains { k in (4..<8).contains { down.data[k * 8 + $0] != 0 } })
+        // Where in ≠ out: B = 0.
+        var other = RandomGenerator(seed: 3)
+        let (_, crossUp) = PLPAdapter.initialFactors(geometry: .linear(inFeatures: 16, outFeatures: 8), rank: 4, generator: &other)
+        XCTAssertTrue(crossUp.values.allSatisfy { $0 == 0 })
+        // More rank than inputs: orthonormal rows instead.
+        var wide = RandomGenerator(seed: 5)
+        let q = PLPAdapter.orthonormal(rows: 3, columns: 5, generator: &wide)
+        for a in 0..<3 { for b in 0..<3 { XCTAssertEqual(zip(q[a], q[b]).reduce(0) { $0 + $1.0 * $1.1 }, a == b ? 1 : 0, accuracy: 1e-12) } }
+    }
+
+    func testSameSeedGivesIdenticalFrozenHalvesAndOtherSeedsDiffer() throws {
+        let content = try breakRun(.content, steps: 0), style = try breakRun(.style, steps: 0)
+        XCTAssertFalse(content.loras.isEmpty)
+        XCTAssertTrue(content.loras.allSatisfy { $0.modulePath.contains(".attentions.") })
+        XCTAssertTrue(content.loras.contains { $0.modulePath.hasSuffix("attn2.to_k") } && content.loras.contains { $0.modulePath.hasSuffix("attn1.to_out.0") })
+        for (a, b) in zip(content.loras, style.loras) {
+            XCTAssertEqual(a.down.values, b.down.values)
+            XCTAssertEqual(a.up.values, b.up.values)
+        }
+        let other = try breakRun(.style, steps: 0, seed: 9)
+        XCTAssertNotEqual(content.loras[0].down.values, other.loras[0].down.values)
+    }
+
+    func testMasksFreezeExactlyTheStatedHalves() throws {
+        let run = try breakRun(.content, steps: 3)
+        let before = run.loras.map { ($0.down.values, $0.up.values) }
+        try run.run(output: run.folder + "/content.safetensors")
+        var ownMoved = false, partnerMoved = false
+        for (lora, (down, up)) in zip(run.loras, before) {
+            let inputs = lora.geometry.inputs, frozenColumns = inputs / 2, frozenRows = lora.geometry.outputs / 2
+            for k in 0..<lora.rank {
+                for j in 0..<inputs {
+                    let index = k * inputs + j
+                    if j < frozenColumns { XCTAssertEqual(lora.down.data[index].bitPattern, down[index].bitPattern, lora.modulePath) }
+                    else if lora.down.data[index] != down[index] { ownMoved = true }
+                }
+            }
+            for index in 0..<lora.up.count {
+                if index / lora.rank < frozenRows { XCTAssertEqual(lora.up.data[index].bitPattern, up[index].bitPattern, lora.modulePath) }
+                else if lora.up.data[index] != up[index] { partnerMoved = true }
+            }
+        }
+        XCTAssertTrue(ownMoved, "A₂ should learn")
+        XCTAssertTrue(partnerMoved, "B₂ should learn from the auxiliary set")
+    }
+
+    func testEachLossReachesOnlyItsHalf() throws {
+        let run = try breakRun(.content, steps: 1)
+        var random = RandomGenerator(seed: 1)
+        // The auxiliary backward runs inside `loss`: after it only B has gradients.
+        let loss = try run.loss(step: 0, random: &random)
+        XCTAssertTrue(run.loras.allSatisfy { $0.down.grad == nil })
+        XCTAssertTrue(run.loras.contains { $0.up.grad != nil })
+        let upGradients = run.loras.map { $0.up.grad?.values }
+        try loss.backward()
+        XCTAssertTrue(run.loras.contains { $0.down.grad != nil })
+        XCTAssertEqual(run.loras.map { $0.up.grad?.values }, upGradients, "the own loss must not reach B")
+    }
+
+    func testPartnerHalfTrainsAtATenthOfTheRate() throws {
+        let run = try breakRun(.style, steps: 1)
+        let groups = run.training.trainer.optimizer.groups
+        XCTAssertEqual(groups.count, 2)
+        let rates = Dictionary(uniqueKeysWithValues: groups.flatMap { group in group.parameters.map { ($0.name ?? "", group.learningRate) } })
+        for (key, rate) in rates {
+            XCTAssertEqual(rate, key.hasSuffix("lora_B.weight") ? 1e-2 : 1e-3, accuracy: 1e-9, key)
+        }
+    }
+
+    func testPreconditionedGradientMatchesAHandComputation() throws {
+        let lora = try LoRA(adapterName: "x", modulePath: "m", geometry: .linear(inFeatures: 3, outFeatures: 2), alpha: 2,
+                            down: Tensor(shape: [2, 3], values: [1, 0, 2, 0, 1, 1]), up: Tensor(shape: [2, 2], values: [1, 2, 0, 1]))
+        let preconditioner = try RiemannianPreconditioner(lora: lora, delta: 0.5)
+        // A Aᵀ + δI = [[5.5, 2], [2, 2.5]], inverse = [[2.5, -2], [-2, 5.5]] / 9.75.
+        let gradB = try preconditioner.preconditionUp(Tensor(shape: [2, 2], values: [1, 0, 0, 1]))
+        let expectedB: [Float] = [2.5, -2, -2, 5.5].map { $0 / 9.75 }
+        for (a, b) in zip(gradB.values, expectedB) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        // Bᵀ B + δI = [[1.5, 2], [2, 5.5]], inverse = [[5.5, -2], [-2, 1.5]] / 4.25; times G = [[1, 2, 3], [0, 1, 0]].
+        let gradA = try preconditioner.preconditionDown(Tensor(shape: [2, 3], values: [1, 2, 3, 0, 1, 0]))
+        let expectedA: [Float] = [5.5, 9, 16.5, -2, -2.5, -6].map { $0 / 4.25 }
+        for (a, b) in zip(gradA.values, expectedA) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testMakeRefusesMismatchedHalvesAndAssemblesMatchingOnes() throws {
+        let content = try breakRun(.content, steps: 1), style = try breakRun(.style, steps: 1)
+        let otherSeed = try breakRun(.style, steps: 1, seed: 7), otherRank = try breakRun(.style, steps: 1, rank: 3)
+        let files = [content, style, otherSeed, otherRank].enumerated().map { index, run -> String in
+            let path = run.folder + "/adapter\(index).safetensors"
+            try? run.run(output: path)
+            return path
+        }
+        let pipeline = try Support.pipeline()
+        XCTAssertThrowsError(try PLPAssembly.assemble(content: files[0], style: files[2], model: pipeline.unet, adapterName: "m")) { error in
+            XCTAssertTrue("\(error)".contains("frozen half"), "\(error)")
+        }
+        XCTAssertThrowsError(try PLPAssembly.assemble(content: files[0], style: files[3], model: pipeline.unet, adapterName: "m")) { error in
+            XCTAssertTrue("\(error)".contains("rank"), "\(error)")
+        }
+        XCTAssertThrowsError(try PLPAssembly.assemble(content: files[1], style: files[0], model: pipeline.unet, adapterName: "m")) { error in
+            XCTAssertTrue("\(error)".contains("train-content"), "\(error)")
+        }
+        let made = try PLPAssembly.assemble(content: files[0], style: files[1], model: pipeline.unet, adapterName: "m")
+        for (lora, (c, s)) in zip(made, zip(content.loras, style.loras)) {
+            XCTAssertEqual(lora.down.values, c.down.values)
+            XCTAssertEqual(lora.up.values, s.up.values)
+        }
+        // The scratch loads leave the model without adapters.
+        XCTAssertTrue(AdapterSet(model: pipeline.unet).adaptableLayers.allSatisfy { $0.layer.deltas.isEmpty })
+    }
+
+    func testMakeKeepsLoadedWeightsAndResumesBitExactly() throws {
+        let content = try breakRun(.content, steps: 2), style = try breakRun(.style, steps: 2)
+        let contentFile = content.folder + "/content.safetensors", styleFile = style.folder + "/style.safetensors"
+        try content.run(output: contentFile)
+        try style.run(output: styleFile)
+        func make(_ name: String, steps: Int, checkpointEvery: Int) throws -> MakeTraining {
+            let pipeline = try Support.pipeline()
+            return try MakeTraining(newRunIn: folder(name), pipeline: pipeline, config: config(steps: steps, checkpointEvery: checkpointEvery),
+                                    contentAdapter: contentFile, styleAdapter: styleFile, contentImages: images("a <cat>", seed: 40),
+                                    styleImages: images("a picture in <ink> style", seed: 50), baseModel: Support.identity(pipeline))
+        }
+        let fresh = try make("make-fresh", steps: 0, checkpointEvery: 100)
+        for (lora, (c, s)) in zip(fresh.loras, zip(content.loras, style.loras)) {
+            XCTAssertEqual(lora.down.values, c.down.values, "loaded, not re-initialised")
+            XCTAssertEqual(lora.up.values, s.up.values)
+        }
+        let whole = try make("make-whole", steps: 4, checkpointEvery: 2)
+        try whole.run(output: whole.folder + "/made.safetensors")
+        let interrupted = try make("make-cut", steps: 4, checkpointEvery: 2)
+        interrupted.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
+        XCTAssertThrowsError(try interrupted.run(output: interrupted.folder + "/made.safetensors"))
+        let resumed = try MakeTraining(resumingIn: interrupted.folder, pipeline: Support.pipeline(), baseModel: Support.identity(Support.pipeline()))
+        XCTAssertEqual(resumed.training.step, 2)
+        try resumed.run(output: resumed.folder + "/made.safetensors")
+        XCTAssertEqual(try Support.values(resumed.adapters, [MakeTraining.adapterName]),
+                       try Support.values(whole.adapters, [MakeTraining.adapterName]))
+        // Frozen halves stayed the shared ones.
+        for (lora, c) in zip(whole.loras, content.loras) {
+            let inputs = lora.geometry.inputs
+            for k in 0..<lora.rank { for j in 0..<(inputs / 2) { XCTAssertEqual(lora.down.data[k * inputs + j], c.down.data[k * inputs + j]) } }
+        }
+    }
+
+    func testBreakRunResumesBitExactly() throws {
+        let whole = try breakRun(.style, steps: 4, checkpointEvery: 2)
+        try whole.run(output: whole.folder + "/style.safetensors")
+        let cut = try breakRun(.style, steps: 4, checkpointEvery: 2)
+        cut.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
+        XCTAssertThrowsError(try cut.run(output: cut.folder + "/style.safetensors"))
+        let resumed = try BreakTraining(resumingIn: cut.folder, pipeline: Support.pipeline(), baseModel: Support.identity(Support.pipeline()))
+        XCTAssertEqual(resumed.training.step, 2)
+        try resumed.run(output: resumed.folder + "/style.safetensors")
+        XCTAssertEqual(try Support.values(resumed.adapters, [BreakTraining.adapterName]),
+                       try Support.values(whole.adapters, [BreakTraining.adapterName]))
+    }
+}
