@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
           customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self])
+        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalOnestep.self])
 }
 
 /// Where a model folder keeps its shape classifier.

@@ -43,5 +43,18 @@ final class OnestepCommandTests: XCTestCase {
         XCTAssertEqual(info.text["adapters"], "onestep \(out):1.0")
         let wrongSteps = try run(["render", "a red star", "--steps", "2", "--onestep", out, "--out", path("two.png")], status: 64)
         XCTAssertTrue(wrongSteps.stderr.contains("--steps 1"), wrongSteps.stderr)
+
+        let probe = path("probe.safetensors")
+        let trained = try CLITests.run(["eval", "train-probe", "--out", probe, "--images", "100", "--steps", "5", "--threads", "1"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let report = try run(["eval", "onestep", "--onestep", out, "--probe", probe, "--prompts", "2", "--teacher-steps", "2", "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as! [String: Any]
+        let rows = object["rows"] as! [[String: Any]]
+        XCTAssertEqual(rows.map { $0["name"] as? String }, ["teacher", "one step", "one step + HiPA"])
+        XCTAssertEqual(rows[0]["distance"] as? Double, 0)
+        XCTAssertEqual(rows[0]["hf_ratio"] as? Double, 1)
+        XCTAssertGreaterThan(rows[1]["distance"] as? Double ?? 0, 0)
+        XCTAssertNotNil(object["speedup"] as? Double)
+        XCTAssertNotNil(object["passes_bars"] as? Bool)
     }
 }

@@ -30,6 +30,14 @@ final class HiPATests: XCTestCase {
         XCTAssertEqual(edges[0], -6)
     }
 
+    func testHighFrequencyEnergyMatchesTheFilter() throws {
+        let filter = try HighFrequencyLoss(height: 6, width: 5)
+        let x = Support.tensor([2, 6, 5], seed: 8)
+        let filtered = try filter.fftHighPass(x).values.reduce(0.0) { $0 + Double($1) * Double($1) }
+        XCTAssertEqual(HighFrequencyLoss.highFrequencyEnergy(x), filtered, accuracy: 1e-4 * max(1, filtered))
+        XCTAssertEqual(HighFrequencyLoss.highFrequencyEnergy(Tensor(repeating: 2, shape: [3, 4, 4])), 0, accuracy: 1e-9)
+    }
+
     func testLossIsZeroAtTheTargetAndWeightsTheHighFrequencies() throws {
         let target = Support.tensor([1, 4, 1, 8, 8], seed: 1), prediction = Support.tensor([1, 4, 1, 8, 8], seed: 2)
         let plain = try HighFrequencyLoss(height: 8, width: 8, weight: 0), weighted = try HighFrequencyLoss(height: 8, width: 8, weight: 1)

@@ -72,6 +72,51 @@ public struct HighFrequencyLoss {
         return try Tensor.matmul(x.reshaped([planes, height * width]), highPass).reshaped(x.shape)
     }
 
+    /// Σ over the planes of `x` `[…, h, w]` of ‖H x‖², H the FFT high-pass beyond `cutoff`: by Parseval
+    /// (1/(h·w)) Σ over passing frequencies of |X(u, v)|², with a separable DFT in Double — no h·w × h·w
+    /// matrix, so it suits decoded frames too.
+    public static func highFrequencyEnergy(_ x: Tensor, cutoff: Double = 0.5) -> Double {
+        guard x.shape.count >= 2 else { return 0 }
+        let h = x.shape[x.shape.count - 2], w = x.shape[x.shape.count - 1]
+        guard h > 0, w > 0 else { return 0 }
+        let planes = x.count / (h * w)
+        func table(_ n: Int) -> (cos: [Double], sin: [Double]) {
+            ((0..<n).map { cos(2 * Double.pi * Double($0) / Double(n)) }, (0..<n).map { sin(2 * Double.pi * Double($0) / Double(n)) })
+        }
+        let rowTable = table(w), columnTable = table(h)
+        var total = 0.0
+        let data = x.data
+        for plane in 0..<planes {
+            let base = plane * h * w
+            // Row transforms: R[y][v] = Σ_x x[y][x]·e^{−2πi·v·x/w}.
+            var re = [Double](repeating: 0, count: h * w), im = [Double](repeating: 0, count: h * w)
+            for y in 0..<h {
+                for v in 0..<w {
+                    var a = 0.0, b = 0.0
+                    for column in 0..<w {
+                        let value = Double(data[base + y * w + column]), k = (v * column) % w
+                        a += value * rowTable.cos[k]
+                        b -= value * rowTable.sin[k]
+                    }
+                    re[y * w + v] = a
+                    im[y * w + v] = b
+                }
+            }
+            for u in 0..<h {
+                for v in 0..<w where passes(u: u, v: v, height: h, width: w, cutoff: cutoff) {
+                    var a = 0.0, b = 0.0
+                    for y in 0..<h {
+                        let k = (u * y) % h, c = columnTable.cos[k], s = columnTable.sin[k]
+                        a += re[y * w + v] * c + im[y * w + v] * s
+                        b += im[y * w + v] * c - re[y * w + v] * s
+                    }
+                    total += a * a + b * b
+                }
+            }
+        }
+        return total / Double(h * w)
+    }
+
     /// `x` `[…, h, w]` through the Laplacian (zero padding).
     public func edges(_ x: Tensor) throws -> Tensor {
         let planes = x.count / (height * width)
