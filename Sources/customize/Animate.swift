@@ -98,8 +98,7 @@ struct Animate: ParsableCommand {
     /// training adapters are taken off the U-Net afterwards, so the render sees only the files.
     func trainAppearance(pipeline: TextToVideoPipeline, pixels: Tensor) throws -> String {
         let folder = work ?? (out as NSString).deletingPathExtension + "_appearance"
-        let baseModel = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
-                                              unetConfig: pipeline.unet.config)
+        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let training: MotionDirectorTraining
         if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(MotionDirectorTraining.runFile)) {
             training = try MotionDirectorTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { $0.maxTrainSteps = trainSteps }

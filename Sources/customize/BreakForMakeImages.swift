@@ -96,17 +96,9 @@ struct BreakForMakeOptions: ParsableArguments {
         if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
     }
 
-    /// Refuses a new run into a folder that holds something.
-    func checkFreshFolder() throws {
-        if let contents = try? FileManager.default.contentsOfDirectory(atPath: runFolder), !contents.isEmpty {
-            throw ExitStatus.Failure(status: .failure, message: "the run folder \(runFolder) is not empty; pass --resume to continue it, or choose another --out or --run-dir")
-        }
-    }
-
     func loadPipeline() throws -> (TextToVideoPipeline, BaseModelIdentity) {
         let pipeline = try TextToVideoPipeline.load(folder: model)
-        let identity = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
-                                             unetConfig: pipeline.unet.config)
+        let identity = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         return (pipeline, identity)
     }
 }

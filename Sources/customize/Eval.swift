@@ -154,11 +154,12 @@ struct EvalBase: ParsableCommand {
         let sampler = WorldSampler(seed: seed)
         let renderer = Renderer()
         var generated = ProbeScores(), truth = ProbeScores()
-        var rows: [RGBImage] = []
+        var rows: [RGBImage] = [], captions: [String] = []
         let progress = ProgressReporter("eval base", total: prompts, unit: "prompt")
         let start = Date()
         for index in 0..<prompts {
             let sample = index % 2 == 0 ? sampler.image(.heldout, index: index / 2) : sampler.clip(.heldout, index: index / 2)
+            captions.append(sample.caption)
             let video = try pipeline.generate(prompt: sample.caption, frames: sample.spec.frames, steps: steps, guidance: guidance,
                                               seed: seed &+ UInt64(index))
             let images = try video.frames.map { try RGBImage(chwFloats: $0.values, width: $0.shape[2], height: $0.shape[1]) }
@@ -179,9 +180,7 @@ struct EvalBase: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(start)
         if let out {
-            try EvalSheet.write(rows, captions: (0..<prompts).map { index in
-                (index % 2 == 0 ? sampler.image(.heldout, index: index / 2) : sampler.clip(.heldout, index: index / 2)).caption
-            }, to: (out as NSString).appendingPathComponent("eval-base.png"))
+            try EvalSheet.write(rows, captions: captions, to: (out as NSString).appendingPathComponent("eval-base.png"))
         }
         let passes = Self.bars.allSatisfy { (generated[keyPath: $0.key].accuracy ?? 0) >= $0.minimum }
         if json {

@@ -41,7 +41,7 @@ struct Make: ParsableCommand {
         if options.resume {
             training = try MakeTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { options.adjust(&$0) }
         } else {
-            try options.checkFreshFolder()
+            try RunFolder.requireFresh(options.runFolder)
             let config = options.config(rank: nil)
             let contentToken = try Self.token(of: content), styleToken = try Self.token(of: style)
             let contentSources = try BreakForMakeImages.read(contentImages, fallbackCaption: "a \(contentToken)", pipeline: pipeline,

@@ -41,7 +41,7 @@ struct MotionEvalAdapters {
         if motionAdapters == nil {
             let folder = (out as NSString).appendingPathComponent(motionDirectorFolder)
             let pipeline = try TextToVideoPipeline.load(folder: model)
-            let baseModel = try identity(model, pipeline)
+            let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
             let training: MotionDirectorTraining
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(MotionDirectorTraining.runFile)) {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in
@@ -59,7 +59,7 @@ struct MotionEvalAdapters {
         if plainAdapter == nil {
             let folder = (out as NSString).appendingPathComponent(plainFolder)
             let pipeline = try TextToVideoPipeline.load(folder: model)
-            let baseModel = try identity(model, pipeline)
+            let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
             let training: PlainMotionLoRATraining
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(PlainMotionLoRATraining.runFile)) {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in
@@ -74,10 +74,6 @@ struct MotionEvalAdapters {
             plain = try training.run()
         }
         return MotionEvalAdapters(temporal: temporal, plain: plain)
-    }
-
-    static func identity(_ model: String, _ pipeline: TextToVideoPipeline) throws -> BaseModelIdentity {
-        try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent, unetConfig: pipeline.unet.config)
     }
 
     static func requireFile(_ path: String, option: String, hint: String) throws {

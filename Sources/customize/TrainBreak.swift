@@ -14,6 +14,18 @@ struct BreakRunCommand {
     let options: BreakForMakeOptions
     var label: String { role == .content ? "train-content" : "train-style" }
 
+    /// The checks train-content and train-style share; `auxiliaryOption` names the partner sets.
+    func validate(auxiliaryOption: String, auxiliaryKind: String) throws {
+        guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
+        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
+        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
+        if options.resume {
+            if rank != nil { throw ValidationError("--resume continues with the run's own rank; leave out --rank") }
+        } else if auxiliary.isEmpty {
+            throw ValidationError("\(auxiliaryOption) needs at least one folder of \(auxiliaryKind) images")
+        }
+    }
+
     func run() throws {
         try options.threadOptions.apply()
         try RenderOutput.checkWritable(options.out, option: "--out")
@@ -26,7 +38,7 @@ struct BreakRunCommand {
                 if let previewEvery { config.validationSteps = previewEvery }
             }
         } else {
-            try options.checkFreshFolder()
+            try RunFolder.requireFresh(options.runFolder)
             var config = options.config(rank: rank)
             if let previewEvery { config.validationSteps = previewEvery }
             let ownCaption = role == .content ? "a \(token)" : "a picture in \(token) style"
@@ -88,20 +100,17 @@ struct TrainContent: ParsableCommand {
     @Option(help: "A preview every N steps (default 100; 0: none).") var previewEvery: Int?
     @OptionGroup var options: BreakForMakeOptions
 
+    var command: BreakRunCommand {
+        BreakRunCommand(role: .content, images: images, token: token, auxiliary: auxStyles, rank: rank,
+                        previewEvery: previewEvery, options: options)
+    }
+
     func validate() throws {
-        guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
-        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
-        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
-        if options.resume {
-            if rank != nil { throw ValidationError("--resume continues with the run's own rank; leave out --rank") }
-        } else if auxStyles.isEmpty {
-            throw ValidationError("--aux-styles needs at least one folder of style images")
-        }
+        try command.validate(auxiliaryOption: "--aux-styles", auxiliaryKind: "style")
     }
 
     func run() throws {
-        try BreakRunCommand(role: .content, images: images, token: token, auxiliary: auxStyles, rank: rank,
-                            previewEvery: previewEvery, options: options).run()
+        try command.run()
     }
 }
 
@@ -129,19 +138,16 @@ struct TrainStyle: ParsableCommand {
     @Option(help: "A preview every N steps (default 100; 0: none).") var previewEvery: Int?
     @OptionGroup var options: BreakForMakeOptions
 
+    var command: BreakRunCommand {
+        BreakRunCommand(role: .style, images: images, token: token, auxiliary: auxContents, rank: rank,
+                        previewEvery: previewEvery, options: options)
+    }
+
     func validate() throws {
-        guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
-        if let rank, rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
-        if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
-        if options.resume {
-            if rank != nil { throw ValidationError("--resume continues with the run's own rank; leave out --rank") }
-        } else if auxContents.isEmpty {
-            throw ValidationError("--aux-contents needs at least one folder of content images")
-        }
+        try command.validate(auxiliaryOption: "--aux-contents", auxiliaryKind: "content")
     }
 
     func run() throws {
-        try BreakRunCommand(role: .style, images: images, token: token, auxiliary: auxContents, rank: rank,
-                            previewEvery: previewEvery, options: options).run()
+        try command.run()
     }
 }

@@ -71,8 +71,7 @@ struct TrainLoRA: ParsableCommand {
         try RenderOutput.checkWritable(out, option: "--out")
         let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
         let pipeline = try TextToVideoPipeline.load(folder: model)
-        let baseModel = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
-                                              unetConfig: pipeline.unet.config)
+        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let training: SubjectLoRATraining
         if resume {
             training = try SubjectLoRATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
@@ -81,9 +80,7 @@ struct TrainLoRA: ParsableCommand {
                 if let previewEvery { config.validationSteps = previewEvery }
             }
         } else {
-            if let contents = try? FileManager.default.contentsOfDirectory(atPath: folder), !contents.isEmpty {
-                throw ExitStatus.Failure(status: .failure, message: "the run folder \(folder) is not empty; pass --resume to continue it, or choose another --out or --run-dir")
-            }
+            try RunFolder.requireFresh(folder)
             var config = SubjectLoRAConfig()
             if let rank { config.rank = rank }
             if let steps { config.maxTrainSteps = steps }

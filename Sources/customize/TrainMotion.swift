@@ -98,8 +98,7 @@ struct TrainMotion: ParsableCommand {
         try threadOptions.apply()
         let folder = outputFolder
         let pipeline = try TextToVideoPipeline.load(folder: model)
-        let baseModel = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
-                                              unetConfig: pipeline.unet.config)
+        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let adjust = { (config: inout MotionDirectorConfig) in
             if let steps { config.maxTrainSteps = steps }
             if let checkpointEvery { config.checkpointingSteps = checkpointEvery }

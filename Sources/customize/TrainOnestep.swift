@@ -70,8 +70,7 @@ struct TrainOnestep: ParsableCommand {
         try RenderOutput.checkWritable(out, option: "--out")
         let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
         let pipeline = try TextToVideoPipeline.load(folder: model)
-        let baseModel = try BaseModelIdentity(name: URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent,
-                                              unetConfig: pipeline.unet.config)
+        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let training: HiPATraining
         if resume {
             training = try HiPATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
@@ -79,9 +78,7 @@ struct TrainOnestep: ParsableCommand {
                 if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
             }
         } else {
-            if let contents = try? FileManager.default.contentsOfDirectory(atPath: folder), !contents.isEmpty {
-                throw ExitStatus.Failure(status: .failure, message: "the run folder \(folder) is not empty; pass --resume to continue it, or choose another --out or --run-dir")
-            }
+            try RunFolder.requireFresh(folder)
             var config = HiPAConfig()
             if let pairs { config.pairs = pairs }
             if let teacherSteps { config.teacherSteps = teacherSteps }

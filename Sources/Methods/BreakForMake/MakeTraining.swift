@@ -93,9 +93,7 @@ public final class MakeTraining {
                             adjust: (inout BreakForMakeConfig) -> Void = { _ in }) throws {
         let path = MotionDirectorTraining.path(folder, Self.runFile)
         var record: RunRecord = try RunRecordFile.read(path, folder: folder, what: "make run")
-        guard record.baseModel.unetConfigSHA256 == baseModel.unetConfigSHA256 else {
-            throw MethodError.badRun(folder: folder, reason: "the run was trained on \(record.baseModel.name), not on \(baseModel.name); resume it with the same --model")
-        }
+        try baseModel.requireSameModel(as: record.baseModel, folder: folder)
         record.config = try record.config.adjustedForResume(folder: folder, adjust: adjust)
         try record.config.validate(file: path)
         let contentImages = try MotionTrainingClip.readCache(MotionDirectorTraining.path(folder, Self.contentCacheFile))

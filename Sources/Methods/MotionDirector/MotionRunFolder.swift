@@ -36,11 +36,7 @@ enum MotionRunFolder {
         guard record.method == method else {
             throw MethodError.badRun(folder: path(folder, runFile), reason: "records a \(record.method) run, not a \(what)")
         }
-        guard record.baseModel.unetConfigSHA256 == baseModel.unetConfigSHA256 else {
-            throw MethodError.badRun(folder: folder, reason: "the run was trained on \(record.baseModel.name) "
-                + "(U-Net config \(record.baseModel.unetConfigSHA256.prefix(12))), not on \(baseModel.name) "
-                + "(U-Net config \(baseModel.unetConfigSHA256.prefix(12))); resume it with the same --model")
-        }
+        try baseModel.requireSameModel(as: record.baseModel, folder: folder)
         var config = record.config
         adjust(&config)
         guard config.isSameRun(as: record.config) else {

@@ -90,9 +90,7 @@ public final class SubjectLoRATraining {
         do { record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
             throw MethodError.badRun(folder: path, reason: "cannot read the run record: \(error)")
         }
-        guard record.baseModel.unetConfigSHA256 == baseModel.unetConfigSHA256 else {
-            throw MethodError.badRun(folder: folder, reason: "the run was trained on \(record.baseModel.name), not on \(baseModel.name); resume it with the same --model")
-        }
+        try baseModel.requireSameModel(as: record.baseModel, folder: folder)
         var config = record.config
         adjust(&config)
         var comparable = config
