@@ -122,51 +122,16 @@ struct Compose: ParsableCommand {
 
         // 2. The model and the LoRAs (each file checked against the model before rendering).
         let pipeline = try TextToVideoPipeline.load(folder: model)
-        let adapters = ConceptAdapters(pipeline: pipeline)
         try DECORSetting.install(decorOptions.setting, on: pipeline)
-        var concepts: [CompositionConcept] = []
-        for (index, concept) in plan.concepts.enumerated() {
-            let adapter = "concept\(index + 1)"
-            do {
-                let loaded = try adapters.load(concept.choice.path, as: adapter, scale: concept.choice.scale)
-                if let example = loaded.ignoredTensors.first {
-                    FileHandle.standardError.write("customize: warning: LoRA '\(concept.choice.path)': \(loaded.ignoredTensors.count) tensor(s) for components this pipeline lacks were ignored (e.g. \(example))\n")
-                }
-            } catch {
-                throw ExitStatus.Failure(status: .failure, message: "--lora \(concept.name): \(describe(error))")
-            }
-            concepts.append(CompositionConcept(name: concept.name, adapter: adapter, prompt: concept.prompt,
-                                               words: concept.words, box: concept.box))
-        }
+        let (adapters, concepts) = try ComposeRunner.load(plan, on: pipeline)
         let settings = CompositionSettings(prompt: prompt, negative: negative, frames: frames, steps: steps, guidance: guidance,
                                            seed: seed, scheduler: Render.schedulers[scheduler]!)
 
         // 3. The method; token positions are shown before the long part starts.
         let progress = ProgressReporter("compose", total: steps, unit: "step")
-        let report = { (done: Int, _: Int, note: String) in progress.update(done, note: note) }
-        let recordsAttention = saveAttention != nil
-        let result: CompositionResult
-        do {
-            switch plan.method {
-            case .composer:
-                var options = LoRAComposerOptions()
-                options.recordsAttention = recordsAttention
-                let composer = try LoRAComposer(pipeline: pipeline, adapters: adapters, concepts: concepts, options: options)
-                printTokens(composer.tokenChoices)
-                result = try composer.generate(settings, progress: report)
-            case .clora:
-                var options = CLoRAOptions()
-                options.recordsAttention = recordsAttention
-                let clora = try CLoRA(pipeline: pipeline, adapters: adapters, concepts: concepts, options: options)
-                printTokens(try clora.tokenIndices(basePrompt: prompt).choices)
-                result = try clora.generate(settings, progress: report)
-            case .merge:
-                printTokens(WeightedLoRAMerge.tokenChoices(concepts: concepts, prompt: prompt, tokenizer: pipeline.tokenizer))
-                result = try WeightedLoRAMerge.generate(pipeline: pipeline, adapters: adapters, concepts: concepts, settings: settings,
-                                                        recordsAttention: recordsAttention, progress: report)
-            }
-        } catch let error as CompositionError {
-            throw ExitStatus.Failure(status: .failure, message: describe(error))
+        let result = try ComposeRunner.run(plan.method, pipeline: pipeline, adapters: adapters, concepts: concepts, settings: settings,
+                                           recordsAttention: saveAttention != nil, tokens: printTokens) { done, _, note in
+            progress.update(done, note: note)
         }
         for note in result.notes { FileHandle.standardError.write("customize: \(note)\n") }
 
@@ -188,7 +153,6 @@ struct Compose: ParsableCommand {
             print("tokens of \(choice.concept) in \"\(choice.prompt)\": \(choice.positions.isEmpty ? "none" : choice.description)")
         }
     }
-
     /// The PNG text of every output: render's keys plus the method and each concept's settings.
     func metadataEntries(_ plan: ComposePlan) -> [(String, String)] {
         let concepts = plan.concepts.map { concept -> String in
@@ -201,5 +165,58 @@ struct Compose: ParsableCommand {
                 ("guidance", String(guidance)), ("scheduler", scheduler), ("model", model),
                 ("adapters", LoRAChoice.metadataLabel(plan.concepts.map(\.choice))), ("method", plan.method.rawValue),
                 ("concepts", concepts.joined(separator: "; "))] + (decorOptions.setting.map { [("decor", $0.label)] } ?? [])
+    }
+}
+
+/// Loads a plan's LoRAs and runs one composition method: what `compose` and `eval compose` share.
+enum ComposeRunner {
+    /// Every concept's LoRA loaded (disabled) as adapter concept1, concept2, …, each checked against
+    /// the model; a file for another model or with keys that do not fit fails naming the --lora.
+    static func load(_ plan: ComposePlan, on pipeline: TextToVideoPipeline) throws -> (ConceptAdapters, [CompositionConcept]) {
+        let adapters = ConceptAdapters(pipeline: pipeline)
+        var concepts: [CompositionConcept] = []
+        for (index, concept) in plan.concepts.enumerated() {
+            let adapter = "concept\(index + 1)"
+            do {
+                let loaded = try adapters.load(concept.choice.path, as: adapter, scale: concept.choice.scale)
+                if let example = loaded.ignoredTensors.first {
+                    FileHandle.standardError.write("customize: warning: LoRA '\(concept.choice.path)': \(loaded.ignoredTensors.count) tensor(s) for components this pipeline lacks were ignored (e.g. \(example))\n")
+                }
+            } catch {
+                throw ExitStatus.Failure(status: .failure, message: "--lora \(concept.name): \(describe(error))")
+            }
+            concepts.append(CompositionConcept(name: concept.name, adapter: adapter, prompt: concept.prompt,
+                                               words: concept.words, box: concept.box))
+        }
+        return (adapters, concepts)
+    }
+
+    /// Runs `method`; `tokens` sees the token positions it reads before the denoising starts.
+    static func run(_ method: ComposePlan.Method, pipeline: TextToVideoPipeline, adapters: ConceptAdapters,
+                    concepts: [CompositionConcept], settings: CompositionSettings, recordsAttention: Bool,
+                    tokens: ([ConceptTokenChoice]) -> Void,
+                    progress: @escaping (Int, Int, String) -> Void) throws -> CompositionResult {
+        do {
+            switch method {
+            case .composer:
+                var options = LoRAComposerOptions()
+                options.recordsAttention = recordsAttention
+                let composer = try LoRAComposer(pipeline: pipeline, adapters: adapters, concepts: concepts, options: options)
+                tokens(composer.tokenChoices)
+                return try composer.generate(settings, progress: progress)
+            case .clora:
+                var options = CLoRAOptions()
+                options.recordsAttention = recordsAttention
+                let clora = try CLoRA(pipeline: pipeline, adapters: adapters, concepts: concepts, options: options)
+                tokens(try clora.tokenIndices(basePrompt: settings.prompt).choices)
+                return try clora.generate(settings, progress: progress)
+            case .merge:
+                tokens(WeightedLoRAMerge.tokenChoices(concepts: concepts, prompt: settings.prompt, tokenizer: pipeline.tokenizer))
+                return try WeightedLoRAMerge.generate(pipeline: pipeline, adapters: adapters, concepts: concepts, settings: settings,
+                                                      recordsAttention: recordsAttention, progress: progress)
+            }
+        } catch let error as CompositionError {
+            throw ExitStatus.Failure(status: .failure, message: describe(error))
+        }
     }
 }

@@ -16,91 +16,155 @@ struct Eval: ParsableCommand {
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
           customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalOnestep.self])
+        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalOnestep.self])
 }
 
-/// Where a model folder keeps its shape classifier.
-enum ShapeProbeFile {
-    static func defaultPath(model: String) -> String { (model as NSString).appendingPathComponent("probes/shape-classifier.safetensors") }
+/// The learned probes a model folder keeps in `probes/`: the shape classifier (eval base, motion,
+/// onestep), the concept classifier (eval compose) and the style classifier (eval b4m, decor).
+enum ProbeKind: String, CaseIterable, ExpressibleByArgument {
+    case shape, concept, style
 
-    static func load(_ path: String) throws -> ShapeClassifier {
+    var title: String { "\(rawValue) classifier" }
+
+    func defaultPath(model: String) -> String {
+        (model as NSString).appendingPathComponent("probes/\(rawValue)-classifier.safetensors")
+    }
+}
+
+/// Reads and writes the probes' classifier files, naming the file and key on bad input.
+enum ProbeFile {
+    static func weights(_ kind: ProbeKind, _ path: String) throws -> [String: Tensor] {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ExitStatus.Failure(status: .failure, message: "no shape classifier at \(path); train one with `customize eval train-probe --out \(path)`")
+            throw ExitStatus.Failure(status: .failure, message: "no \(kind.title) at \(path); train one with `customize eval train-probe --kind \(kind.rawValue) --out \(path)`")
         }
         let file = try SafeTensorsFile(path: path)
         var weights: [String: Tensor] = [:]
-        for key in ShapeClassifier.keys {
+        for key in MLPClassifier.keys {
             guard let entry = file.entries[key] else {
-                throw ExitStatus.Failure(status: .failure, message: "\(path): tensor \"\(key)\" is missing (expected the keys \(ShapeClassifier.keys.joined(separator: ", ")))")
+                throw ExitStatus.Failure(status: .failure, message: "\(path): tensor \"\(key)\" is missing (expected the keys \(MLPClassifier.keys.joined(separator: ", ")))")
             }
             weights[key] = try Tensor(shape: entry.shape, values: try file.floats(key))
         }
+        return weights
+    }
+
+    /// Builds the probe from the file's weights, prefixing construction errors with the path.
+    static func load<Probe>(_ kind: ProbeKind, _ path: String, _ make: ([String: Tensor]) throws -> Probe) throws -> Probe {
+        let weights = try weights(kind, path)
         do {
-            return try ShapeClassifier(weights: weights)
+            return try make(weights)
         } catch {
             throw ExitStatus.Failure(status: .failure, message: "\(path): \(describe(error))")
         }
     }
 
-    static func save(_ classifier: ShapeClassifier, metadata: [String: String], to path: String) throws {
-        let tensors = try classifier.weights.sorted { $0.key < $1.key }.map { name, tensor in
+    static func shape(_ path: String) throws -> ShapeClassifier { try load(.shape, path, ShapeClassifier.init(weights:)) }
+    static func concept(_ path: String) throws -> ConceptProbe { try load(.concept, path, ConceptProbe.init(weights:)) }
+    static func style(_ path: String) throws -> StyleProbe { try load(.style, path, StyleProbe.init(weights:)) }
+
+    /// The shape probes for a command's `--probe` option (default: the model's own).
+    static func worldProbes(probe: String?, model: String) throws -> WorldProbes {
+        WorldProbes(classifier: try shape(probe ?? ProbeKind.shape.defaultPath(model: model)))
+    }
+
+    static func save(_ network: MLPClassifier, metadata: [String: String], to path: String) throws {
+        let tensors = try network.weights.sorted { $0.key < $1.key }.map { name, tensor in
             SafeTensors.TensorToWrite(name: name, shape: tensor.shape, values: tensor.values)
         }
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
 }
 
-/// `customize eval train-probe`: trains the shape classifier the probes use.
+/// One bar of an evaluation: what is required, the measured value and whether it is met.
+struct EvalBar: Encodable {
+    var name: String
+    var requirement: String
+    var value: Double
+    var met: Bool
+}
+
+/// A confusion matrix as an aligned text table.
+struct ConfusionTable {
+    var labels: [String]
+    var counts: [[Int]]
+
+    var text: String {
+        let width = max(labels.map(\.count).max() ?? 0, 5)
+        func pad(_ text: String) -> String { String(repeating: " ", count: max(width - text.count, 0)) + text }
+        var lines = [pad("") + " " + labels.map(pad).joined(separator: " ")]
+        for (label, row) in zip(labels, counts) {
+            lines.append(pad(label) + " " + row.map { pad(String($0)) }.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `customize eval train-probe`: trains one of the probes' classifiers.
 struct EvalTrainProbe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-probe",
-        abstract: "Train the probes' shape classifier on world renders and save it beside a model.",
+        abstract: "Train one of the probes' classifiers on world renders and save it beside a model.",
         discussion: """
-        The classifier reads an object's silhouette (found by the probes' segmentation) and names \
-        its shape. It trains on renders of the world's train split (half of them roughened with \
-        noise and blur, as decoded latents are) and reports its accuracy on the held-out split.
+        shape: reads an object's silhouette (found by the probes' segmentation) and names its \
+        shape; trains on the world's train split and reports accuracy on the held-out split. \
+        concept: names the reserved concept (cat, dog, robot, or other) in one half of a two-thing \
+        render, cut out as eval compose cuts a region. style: names the style a frame is drawn in \
+        (none, neon, pixel, sketch). Each trains on renders of which half are roughened with noise \
+        and blur, as decoded latents are.
 
-        Example:
+        Examples:
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
+          customize eval train-probe --kind concept --out samples/base/probes/concept-classifier.safetensors
+          customize eval train-probe --kind style --out samples/base/probes/style-classifier.safetensors
         """)
 
-    @Option(help: "Where to write the classifier (safetensors).") var out = ShapeProbeFile.defaultPath(model: "samples/base")
-    @Option(help: "World images to train on.") var images = 6000
-    @Option(help: "Optimizer steps.") var steps = 8000
+    @Option(help: "Which classifier: shape, concept or style.") var kind: ProbeKind = .shape
+    @Option(help: "Where to write the classifier (default: samples/base/probes/<kind>-classifier.safetensors).") var out: String?
+    @Option(help: "World images to train on (default: shape 6000, concept 3000, style 3000).") var images: Int?
+    @Option(help: "Optimizer steps (default: shape 8000, concept 6000, style 4000).") var steps: Int?
     @Option(help: "World and initialisation seed.") var seed: UInt64 = 0
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
-        guard images >= 100 else { throw ValidationError("--images must be at least 100, got \(images)") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if let images { guard images >= 100 else { throw ValidationError("--images must be at least 100, got \(images)") } }
+        if let steps { guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") } }
     }
 
     func run() throws {
         try threadOptions.apply()
+        let out = self.out ?? kind.defaultPath(model: "samples/base")
         let folder = (out as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try RenderOutput.checkWritable(out, option: "--out")
-        var training = ShapeClassifierTraining()
-        training.trainImages = images
-        training.steps = steps
-        training.seed = seed
         var reporter: ProgressReporter?
         var stage = ""
-        let start = Date()
-        let report = try training.run { name, done, total in
+        let progress: (String, Int, Int) -> Void = { name, done, total in
             if name != stage { stage = name; reporter = ProgressReporter("train-probe \(name)", total: total, unit: name == "render" ? "image" : "step") }
             reporter?.update(done)
         }
+        let start = Date()
+        var training: any WorldProbeTraining = switch kind {
+        case .shape: ShapeClassifierTraining()
+        case .concept: ConceptProbeTraining()
+        case .style: StyleProbeTraining()
+        }
+        training.seed = seed
+        if let images { training.trainImages = images }
+        if let steps { training.steps = steps }
+        let report = try training.run(progress: progress)
         let seconds = Date().timeIntervalSince(start)
         let metadata = [
-            "format": "customize shape classifier", "seed": String(seed), "train_images": String(images), "steps": String(steps),
+            "format": "customize \(kind.title)", "labels": report.network.labels.joined(separator: ","), "seed": String(seed),
+            "train_images": String(training.trainImages), "steps": String(training.steps),
             "train_accuracy": String(format: "%.4f", report.trainAccuracy),
             "heldout_accuracy": String(format: "%.4f", report.validationAccuracy),
             "heldout_degraded_accuracy": String(format: "%.4f", report.degradedValidationAccuracy),
         ]
-        try ShapeProbeFile.save(report.classifier, metadata: metadata, to: out)
-        print(String(format: "shape classifier: %d examples, accuracy train %.4f, held-out %.4f, held-out roughened %.4f (%.0f s)",
-                     report.examples, report.trainAccuracy, report.validationAccuracy, report.degradedValidationAccuracy, seconds))
+        try ProbeFile.save(report.network, metadata: metadata, to: out)
+        print(String(format: "%@: %d examples, accuracy train %.4f, held-out %.4f, held-out roughened %.4f (%.0f s)",
+                     kind.title, report.examples, report.trainAccuracy, report.validationAccuracy, report.degradedValidationAccuracy, seconds))
+        print("held-out roughened, by true label (rows) and reading (columns):")
+        print(ConfusionTable(labels: report.network.labels, counts: report.degradedConfusion).text)
         print("wrote \(out)")
     }
 }
@@ -148,7 +212,7 @@ struct EvalBase: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let probes = WorldProbes(classifier: try ShapeProbeFile.load(probe ?? ShapeProbeFile.defaultPath(model: model)))
+        let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let sampler = WorldSampler(seed: seed)

@@ -98,7 +98,7 @@ struct EvalMotion: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         let start = Date()
-        let probes = WorldProbes(classifier: try ShapeProbeFile.load(probe ?? ShapeProbeFile.defaultPath(model: model)))
+        let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         let config = try trainingConfig()
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let size = pipeline.pixelSize

@@ -78,7 +78,7 @@ struct EvalOnestep: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let probes = WorldProbes(classifier: try ShapeProbeFile.load(probe ?? ShapeProbeFile.defaultPath(model: model)))
+        let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let adapters = AdapterSet(model: pipeline.unet, component: "unet")
         do { try adapters.load(onestep, as: "onestep") } catch {

@@ -66,12 +66,7 @@ struct MotionEvalReport: Encodable {
         var fidelity: Float
     }
 
-    struct Bar: Encodable {
-        var name: String
-        var requirement: String
-        var value: Double
-        var met: Bool
-    }
+    typealias Bar = EvalBar
 
     var model: String
     var clipsFolder: String

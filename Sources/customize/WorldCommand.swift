@@ -20,9 +20,16 @@ struct WorldCommand: ParsableCommand {
         train-motion reads. Motions: \(Motion.allCases.map(\.rawValue).joined(separator: ", ")) \
         (zigzag, orbit and bounce are reserved: never in pretraining).
 
+        --concept NAME writes --images images of that one reserved concept (\(Concept.allCases.map(\.rawValue).joined(separator: ", "))) \
+        in varied places, sizes and backgrounds, and --style NAME images of varied shapes drawn in \
+        that reserved style (\(Style.allCases.map(\.rawValue).joined(separator: ", "))), straight into --out: the \
+        folder layout train-lora, train-content and train-style read.
+
         Examples:
           customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
           customize world --motion zigzag --clips 3 --out samples/clips
+          customize world --concept cat --images 8 --out samples/concepts/cat
+          customize world --style neon --images 8 --out samples/styles/neon
         """)
 
     @Option(help: "Output folder (created if missing).") var out: String
@@ -30,6 +37,8 @@ struct WorldCommand: ParsableCommand {
     @Option(help: "Number of clips.") var clips = 0
     @Option(help: "Which part of the world: train, heldout or reserved (default train).") var split: String?
     @Option(help: "Write clips of this one motion only, straight into --out (e.g. zigzag).") var motion: String?
+    @Option(help: "Write images of this one reserved concept only, straight into --out (e.g. cat).") var concept: String?
+    @Option(help: "Write images in this one reserved style only, straight into --out (e.g. neon).") var style: String?
     @Option(help: "Seed; sample i of a split depends only on (seed, split, i).") var seed: UInt64 = 0
     @Option(help: "Frames per clip: 8 or 16.") var frames = 8
     @Option(help: "Frames per second of the MP4 clips.") var fps: Double = 8
@@ -46,6 +55,19 @@ struct WorldCommand: ParsableCommand {
                 throw ValidationError("--motion writes clips of one motion; leave out --images and --split")
             }
             guard clips > 0 else { throw ValidationError("--motion needs --clips N (at least 1)") }
+        }
+        guard [motion, concept, style].compactMap({ $0 }).count <= 1 else {
+            throw ValidationError("give one of --motion, --concept and --style")
+        }
+        for (option, value, names) in [("--concept", concept, Concept.allCases.map(\.rawValue)), ("--style", style, Style.allCases.map(\.rawValue))] {
+            guard let value else { continue }
+            guard names.contains(value) else {
+                throw ValidationError("\(option) expects one of \(names.joined(separator: ", ")), got \"\(value)\"")
+            }
+            guard clips == 0, split == nil else {
+                throw ValidationError("\(option) writes still images of one reserved \(option.dropFirst(2)); leave out --clips and --split")
+            }
+            guard images > 0 else { throw ValidationError("\(option) needs --images N (at least 1)") }
         }
         guard images >= 0, clips >= 0, images + clips > 0 else {
             throw ValidationError("ask for at least one sample with --images N and/or --clips M")
@@ -86,7 +108,7 @@ struct WorldCommand: ParsableCommand {
                     if isClip {
                         try VideoWriter.write(frames, to: path, options: .init(fps: fps))
                     } else {
-                        try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", split.rawValue)])
+                        try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", sample.split.rawValue)])
                     }
                     try atomicWrite(sample.caption + "\n", to: directory.appendingPathComponent(name + ".txt").path)
                     index.append(try jsonLine(file: subfolder.isEmpty ? file : subfolder + "/" + file, sample: sample))
@@ -100,6 +122,16 @@ struct WorldCommand: ParsableCommand {
             try write(sampler.motionClips(motion, count: clips), subfolder: "", isClip: true)
             try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)
             print("wrote \(clips) clips of the motion \(motion.rawValue) (\(motion.isReserved ? "reserved" : "train") split) to \(out)")
+            return
+        }
+        let single: (samples: [WorldSample], what: String)? =
+            if let concept = concept.flatMap(Concept.init(rawValue:)) { (sampler.conceptImages(concept, count: images), "the concept \(concept.rawValue)") }
+            else if let style = style.flatMap(Style.init(rawValue:)) { (sampler.styleImages(style, count: images), "the style \(style.rawValue)") }
+            else { nil }
+        if let single {
+            try write(single.samples, subfolder: "", isClip: false)
+            try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)
+            print("wrote \(images) images of \(single.what) (reserved split) to \(out)")
             return
         }
         try write((0..<images).map { sampler.image(split, index: $0) }, subfolder: "images", isClip: false)

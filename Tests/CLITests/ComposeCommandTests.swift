@@ -102,6 +102,52 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path("maps")).sorted(), ["dog-05-dog.png", "kitty-02-cat.png"])
     }
 
+    func testEvalComposeScoresEveryMethodWithTheConceptProbe() throws {
+        let probe = path("probes/concept.safetensors")
+        let trained = try CLITests.run(["eval", "train-probe", "--kind", "concept", "--out", probe, "--images", "300", "--steps", "400", "--threads", "1"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertTrue(trained.stdout.contains("concept classifier") && trained.stdout.contains("robot"), trained.stdout)
+        XCTAssertEqual(try SafeTensorsFile(path: probe).metadata["labels"], "cat,dog,robot,other")
+
+        let arguments = ["eval", "compose", "--model", RenderTests.model, "--probe", probe, "--lora-dir", path("loras"),
+                         "--seeds", "2", "--steps", "2", "--threads", "1", "--out", path("eval")]
+        let run = try CLITests.run(arguments + ["--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let rows = report["rows"] as! [[String: Any]]
+        XCTAssertEqual(rows.map { $0["method"] as! String }, ["composer", "clora", "merge"])
+        for row in rows {
+            XCTAssertEqual(row["images"] as? Int, 2)
+            let placed = row["placed"] as! Double, present = row["present"] as! Double
+            XCTAssertLessThanOrEqual(placed, present)
+            XCTAssertEqual(present + (row["vanished"] as! Double), 1, accuracy: 1e-9)
+            XCTAssertEqual(Set((row["per_concept"] as! [String: Double]).keys), ["cat", "dog"])
+        }
+        let samples = report["samples"] as! [[String: Any]]
+        XCTAssertEqual(samples.count, 6)
+        // Seed 1 swaps the sides; the kitty file is named by its token and class.
+        XCTAssertEqual(samples[0]["prompt"] as? String, "a <cat> cat on the left and a dog on the right on a green background")
+        XCTAssertEqual(samples[3]["left"] as? String, "dog")
+        // The probe reads the world's own drawings of these scenes.
+        XCTAssertGreaterThanOrEqual(report["probe_accuracy_on_true_drawings"] as! Double, 0.5)
+        XCTAssertEqual(report["passes_bars"] as? Bool, false, "a two-step fixture model cannot compose")
+        XCTAssertTrue(exists("eval/eval-compose.png") && exists("eval/report.json"))
+
+        let table = try CLITests.run(arguments + ["--methods", "merge,composer", "--require-bars"])
+        XCTAssertEqual(table.status, 1)
+        XCTAssertTrue(table.stdout.contains("probe on the world's own drawings") && table.stdout.contains("bar missed composer placed"), table.stdout)
+
+        // A LoRA that names no concept the probe knows, one concept, and a bad method.
+        try writeLoRA("loras/ball.safetensors", salt: 2.5)
+        let unknown = try CLITests.run(arguments + ["--lora", "cat", "--lora", "ball"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("--lora ball: none of its names (ball) is a concept the probe knows"), unknown.stderr)
+        let single = try CLITests.run(arguments + ["--lora", "cat"])
+        XCTAssertTrue(single.status != 0 && single.stderr.contains("at least two --lora"), single.stderr)
+        let method = try CLITests.run(arguments + ["--methods", "composer,blend"])
+        XCTAssertTrue(method.status != 0 && method.stderr.contains(#""blend" is not a method"#), method.stderr)
+    }
+
     func testBadInputIsANamedErrorAndNothingIsWritten() throws {
         let base = ["a cat and a dog", "--lora", "cat", "--lora", "dog", "--out", path("out.png"), "--save-attention", path("maps")]
         let cases: [(arguments: [String], message: String)] = [

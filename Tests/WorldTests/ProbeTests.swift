@@ -64,7 +64,7 @@ final class ProbeTests: XCTestCase {
         print("shape classifier: train \(report.trainAccuracy) validation \(report.validationAccuracy) degraded \(report.degradedValidationAccuracy) examples \(report.examples)")
         XCTAssertGreaterThanOrEqual(report.validationAccuracy, 0.95)
 
-        let probes = WorldProbes(classifier: report.classifier)
+        let probes = WorldProbes(classifier: ShapeClassifier(network: report.network))
         let sampler = WorldSampler(seed: 9)
         var scores = ProbeScores()
         for index in 0..<120 {

@@ -28,12 +28,14 @@ public struct ProbeFrame: Sendable {
 
 public enum ProbeError: Error, CustomStringConvertible {
     case badFrame(expected: String, got: Int)
-    case badClassifier(key: String, reason: String)
+    case badClassifier(name: String, key: String, reason: String)
+    case noExamples(name: String)
 
     public var description: String {
         switch self {
         case let .badFrame(expected, got): return "a probe frame must be \(expected); got \(got) bytes"
-        case let .badClassifier(key, reason): return "shape classifier weights: \(key): \(reason)"
+        case let .badClassifier(name, key, reason): return "\(name) weights: \(key): \(reason)"
+        case let .noExamples(name): return "\(name): no training examples (the probes found nothing in the renders)"
         }
     }
 }
