@@ -27,12 +27,13 @@ public enum MotionEvaluationPromptError: Error, Equatable, CustomStringConvertib
 }
 
 extension MotionEvaluationPrompt {
-    /// `count` prompts "a <size> <colour> <shape> <motion phrase> on a <background> background".
+    /// `count` prompts "a <size> <colour> <shape> <motion phrase> on a <background> background<suffix>"
+    /// (an empty motion phrase is left out: a still image).
     /// Shapes and colours not in `avoidingShapes` / `avoidingColours` are taken in the world's order,
     /// cycling so that consecutive prompts differ in both; the background cycles through the same
     /// colours at a growing offset, so it never equals the object's colour and pairs vary.
     public static func make(count: Int, motionPhrase: String, size: ObjectSize, avoidingColours: Set<NamedColour>,
-                            avoidingShapes: Set<ObjectShape>) throws -> [MotionEvaluationPrompt] {
+                            avoidingShapes: Set<ObjectShape>, suffix: String = "") throws -> [MotionEvaluationPrompt] {
         guard count >= 1 else { throw MotionEvaluationPromptError.badCount(count) }
         let colours = NamedColour.allCases.filter { !avoidingColours.contains($0) }
         let shapes = ObjectShape.allCases.filter { !avoidingShapes.contains($0) }
@@ -48,8 +49,8 @@ extension MotionEvaluationPrompt {
             let offset = 1 + (index / colours.count) % (colours.count - 1)
             let background = colours[(index + offset) % colours.count]
             let shape = shapes[index % shapes.count]
-            let caption = "a \(size.rawValue) \(colour.rawValue) \(shape.rawValue) \(motionPhrase) "
-                + Captions.backgroundPhrase(Background(kind: .plain, colour: background))
+            let caption = (["a", size.rawValue, colour.rawValue, shape.rawValue, motionPhrase].filter { !$0.isEmpty }
+                + [Captions.backgroundPhrase(Background(kind: .plain, colour: background))]).joined(separator: " ") + suffix
             return MotionEvaluationPrompt(caption: caption, colour: colour, shape: shape, background: background)
         }
     }

@@ -75,11 +75,12 @@ public struct WorldSampler: Sendable {
         }
     }
 
-    /// Images of varied shapes in one style (for a style adapter).
-    public func styleImages(_ style: Style, count: Int) -> [WorldSample] {
+    /// Images of varied shapes in one style (for a style adapter), or of one `content` (colour and
+    /// shape) in varied places, sizes and backgrounds: a style reference whose content can leak.
+    public func styleImages(_ style: Style, count: Int, content: (NamedColour, ObjectShape)? = nil) -> [WorldSample] {
         (0..<count).map { index in
             var random = SplitMix(seed: seed, stream: 0x5700 + UInt64(Style.allCases.firstIndex(of: style)!), index: UInt64(index))
-            let spec = styleScene(style, frames: 1, &random)
+            let spec = styleScene(style, frames: 1, content: content, &random)
             return WorldSample(spec: spec, caption: Captions.caption(spec), split: .reserved)
         }
     }
@@ -184,8 +185,9 @@ public struct WorldSampler: Sendable {
         return SceneSpec(background: bg, objects: [object], frames: frames)
     }
 
-    func styleScene(_ style: Style, frames: Int, _ random: inout SplitMix) -> SceneSpec {
-        let (colour, shape) = pickColourShape(.train, &random)
+    func styleScene(_ style: Style, frames: Int, content: (NamedColour, ObjectShape)? = nil, _ random: inout SplitMix) -> SceneSpec {
+        let picked = pickColourShape(.train, &random)
+        let (colour, shape) = content ?? picked
         var object = SceneObject(kind: .shape(shape), colour: colour, size: [.medium, .large][random.below(2)])
         if frames > 1 {
             object.motion = [.still, .left, .right, .rotating][random.below(4)]

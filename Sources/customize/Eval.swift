@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
           customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalOnestep.self])
+        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalDecor.self, EvalOnestep.self])
 }
 
 /// The learned probes a model folder keeps in `probes/`: the shape classifier (eval base, motion,
@@ -75,6 +75,19 @@ enum ProbeFile {
     }
 }
 
+/// A report an evaluation prints with --json and writes to report.json.
+protocol EvalReport: Encodable {}
+
+extension EvalReport {
+    /// Pretty, key-sorted JSON; a non-finite figure becomes a string rather than an error.
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+}
+
 /// One bar of an evaluation: what is required, the measured value and whether it is met.
 struct EvalBar: Encodable {
     var name: String
@@ -83,19 +96,30 @@ struct EvalBar: Encodable {
     var met: Bool
 }
 
+/// Rows of cells as aligned text: the first column left-aligned, the others right-aligned.
+struct TextTable {
+    var header: [String]
+    var rows: [[String]]
+
+    var text: String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        return all.map { cells in
+            cells.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: max(widths[column] - cell.count, 0))
+                return column == 0 ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
 /// A confusion matrix as an aligned text table.
 struct ConfusionTable {
     var labels: [String]
     var counts: [[Int]]
 
     var text: String {
-        let width = max(labels.map(\.count).max() ?? 0, 5)
-        func pad(_ text: String) -> String { String(repeating: " ", count: max(width - text.count, 0)) + text }
-        var lines = [pad("") + " " + labels.map(pad).joined(separator: " ")]
-        for (label, row) in zip(labels, counts) {
-            lines.append(pad(label) + " " + row.map { pad(String($0)) }.joined(separator: " "))
-        }
-        return lines.joined(separator: "\n")
+        TextTable(header: ["true \\ read"] + labels, rows: zip(labels, counts).map { [$0] + $1.map(String.init) }).text
     }
 }
 

@@ -180,7 +180,7 @@ struct EvalCompose: ParsableCommand {
 }
 
 /// What `eval compose` measured, per method and per picture, with the bars.
-struct ComposeEvalReport: Encodable {
+struct ComposeEvalReport: EvalReport {
     struct Sample: Encodable {
         var method: String
         var prompt: String
@@ -307,22 +307,15 @@ struct ComposeEvalReport: Encodable {
         try container.encode(samples, forKey: .samples); try container.encode(seconds, forKey: .seconds)
     }
 
-    func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
-    }
 
     var table: String {
         let conceptNames = concepts.map(\.rawValue)
-        var lines = [String(format: "%-10@ %7@ %8@ %9@ %9@", "method" as NSString, "placed" as NSString, "present" as NSString,
-                            "vanished" as NSString, "confused" as NSString)
-                     + conceptNames.map { String(format: " %7@", $0 as NSString) }.joined() + "  s/image"]
-        for row in rows {
-            lines.append(String(format: "%-10@ %7.2f %8.2f %9.2f %9.2f", row.method as NSString, row.placed, row.present, row.vanished, row.confused)
-                         + conceptNames.map { name in row.perConcept[name].map { String(format: " %7.2f", $0) } ?? "       -" }.joined()
-                         + String(format: "  %7.1f", row.secondsPerImage))
+        let cells = rows.map { row in
+            [row.method] + [row.placed, row.present, row.vanished, row.confused].map { String(format: "%.2f", $0) }
+                + conceptNames.map { name in row.perConcept[name].map { String(format: "%.2f", $0) } ?? "-" }
+                + [String(format: "%.1f", row.secondsPerImage)]
         }
+        var lines = [TextTable(header: ["method", "placed", "present", "vanished", "confused"] + conceptNames + ["s/image"], rows: cells).text]
         lines.append(String(format: "probe on the world's own drawings of the same scenes: %.2f placed", probeAccuracy))
         for bar in bars {
             lines.append("bar \(bar.met ? "met   " : "missed") \(bar.requirement): \(String(format: "%.2f", bar.value))")

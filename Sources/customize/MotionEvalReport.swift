@@ -4,7 +4,7 @@ import World
 /// What `eval motion` measured: per row (MotionDirector, plain LoRA, base) and per prompt, with the
 /// settings and the bars. Printed as a table, or as one JSON object with --json; always written to
 /// `<out>/report.json`.
-struct MotionEvalReport: Encodable {
+struct MotionEvalReport: EvalReport {
     /// One render as the probes read it.
     struct Outcome: Encodable {
         var found: Bool
@@ -117,12 +117,6 @@ struct MotionEvalReport: Encodable {
         ]
     }
 
-    func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
-    }
 
     /// The table `eval motion` prints without --json.
     var table: String {

@@ -1,0 +1,348 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Media
+import Methods
+import World
+
+/// `customize eval decor`: does DECOR stop a style LoRA from leaking its reference's content, at
+/// little cost to prompt adherence? (Issue 8's DECOR evaluation.)
+struct EvalDecor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decor",
+        abstract: "Measure a style LoRA's content leakage with and without DECOR, read by the probes.",
+        discussion: """
+        The style reference is --reference-images world images of one content (--reference, e.g. \
+        "red heart") drawn in --style, in varied places, sizes and backgrounds, written to \
+        <out>/reference/ with their captions. A style LoRA is trained on them (train-lora --token \
+        <style>, --train-steps steps) into <out>/style.safetensors, or taken from --style-lora; a run \
+        found under --out is continued, not retrained.
+
+        Then --prompts prompts "a medium <colour> <shape> on a <colour> background in <style> style" \
+        whose colour and shape are not the reference's are rendered (prompt i with seed --seed + i) \
+        three ways: the style LoRA alone, the style LoRA with DECOR removing the reference's content \
+        words from the prompt's text embeddings (--decor-strength), and the base model alone.
+
+        Scores per row, read by the world's probes (in sketch style, drawn in grey whatever the colour \
+        asked for, only the shape counts):
+          leakage     share of pictures whose colour or shape is the reference's instead of the prompt's
+          adherence   share whose colour and shape are both the prompt's
+          style       share the style probe reads as --style
+          s/image     seconds per picture
+        The world's own drawings of the prompts, read the same way, give the probes' accuracy.
+
+        Bars (--require-bars exits with status 1 when one is missed): DECOR's leakage at most half the \
+        plain style LoRA's, and its adherence no more than 0.05 below it.
+
+        Examples:
+          customize eval decor
+          customize eval decor --style neon --reference "yellow star" --json
+        """)
+
+    @Option(help: "The style (neon, pixel or sketch).") var style = "sketch"
+    @Option(help: "The reference's content, \"<colour> <shape>\".") var reference = "red heart"
+    @Option(help: "Reference images to draw.") var referenceImages = 8
+    @Option(help: "A style LoRA to evaluate instead of training one on the reference.") var styleLora: String?
+    @Option(help: "Training steps of the style LoRA (train-lora's default 300).") var trainSteps: Int?
+    @Option(help: "DECOR's strength α (0…1).") var decorStrength: Float = 1
+    @Option(help: "Prompts to render (each three ways).") var prompts = 12
+    @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
+    @Option(help: "Denoising steps.") var steps = 25
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
+    @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?
+    @Option(help: "Where the reference, the style LoRA, the sheet and report.json go.") var out = "decor-eval"
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Exit with status 1 when DECOR misses a bar.") var requireBars = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    var referenceContent: (NamedColour, ObjectShape)? {
+        let words = reference.split(separator: " ").map(String.init)
+        guard words.count == 2, let colour = NamedColour(rawValue: words[0]), let shape = ObjectShape(rawValue: words[1]) else { return nil }
+        return (colour, shape)
+    }
+
+    func validate() throws {
+        guard Style(rawValue: style) != nil else {
+            throw ValidationError("--style expects one of \(Style.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(style)\"")
+        }
+        guard referenceContent != nil else {
+            throw ValidationError("--reference expects \"<colour> <shape>\" from the world's words (e.g. \"red heart\"), got \"\(reference)\"")
+        }
+        guard referenceImages >= 1 else { throw ValidationError("--reference-images must be at least 1, got \(referenceImages)") }
+        guard prompts >= 1 else { throw ValidationError("--prompts must be at least 1, got \(prompts)") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
+        guard decorStrength.isFinite, (0...1).contains(decorStrength) else {
+            throw ValidationError("--decor-strength must lie in [0, 1], got \(decorStrength)")
+        }
+        if let trainSteps, trainSteps < 1 { throw ValidationError("--train-steps must be at least 1, got \(trainSteps)") }
+        if let styleLora { try MotionEvalAdapters.requireFile(styleLora, option: "--style-lora", hint: "train-lora writes one") }
+    }
+
+    func run() throws {
+        try threadOptions.apply()
+        let start = Date()
+        let style = Style(rawValue: style)!, (referenceColour, referenceShape) = referenceContent!
+        let probes = try ProbeFile.worldProbes(probe: probe, model: model)
+        let styleReader = try ProbeFile.style(styleProbe ?? ProbeKind.style.defaultPath(model: model))
+        let side = try TextToVideoPipeline.load(folder: model).pixelSize
+        guard side.width == side.height else {
+            throw ExitStatus.Failure(status: .failure, message: "\(model) renders \(side.width)x\(side.height) pictures; the probes read square ones")
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+
+        // 1. The reference and the style LoRA trained on it.
+        let referenceFolder = (out as NSString).appendingPathComponent("reference")
+        let samples = WorldSampler(seed: seed).styleImages(style, count: referenceImages, content: (referenceColour, referenceShape))
+        try writeReference(samples, to: referenceFolder)
+        let lora = try styleLora ?? trainStyleLoRA(referenceFolder: referenceFolder, token: style.rawValue)
+
+        // 2. Prompts unlike the reference, rendered three ways.
+        let suffix = " in \(style.rawValue) style"
+        let evaluationPrompts: [MotionEvaluationPrompt]
+        do {
+            evaluationPrompts = try MotionEvaluationPrompt.make(count: prompts, motionPhrase: "", size: .medium,
+                                                                avoidingColours: [referenceColour], avoidingShapes: [referenceShape],
+                                                                suffix: suffix)
+        } catch {
+            throw ExitStatus.Failure(status: .failure, message: describe(error))
+        }
+        let decor = DECORSetting(words: reference, strength: decorStrength)
+        let rows: [(name: String, label: String, lora: Bool, decor: DECORSetting?)] = [
+            ("style_lora", "style LoRA", true, nil),
+            ("style_lora_decor", "style LoRA + DECOR", true, decor),
+            ("base", "base", false, nil),
+        ]
+        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let loras = PipelineLoRAs(pipeline)
+        let renderer = Renderer()
+        var outcomes: [[DecorEvalReport.Outcome]] = [], sheetRows: [RGBImage] = []
+        let progress = ProgressReporter("eval decor: rendering", total: rows.count * prompts, unit: "image")
+        for (rowIndex, row) in rows.enumerated() {
+            for warning in try loras.apply(row.lora ? [LoRAChoice(name: lora, path: lora, scale: 1, role: .lora)] : []) {
+                FileHandle.standardError.write("customize eval decor: warning: \(warning)\n")
+            }
+            try DECORSetting.install(row.decor, on: pipeline)
+            var rowOutcomes: [DecorEvalReport.Outcome] = [], images: [RGBImage] = []
+            for (index, prompt) in evaluationPrompts.enumerated() {
+                let started = Date()
+                let video = try pipeline.generate(prompt: prompt.caption, frames: 1, steps: steps, guidance: guidance, seed: seed &+ UInt64(index))
+                let seconds = Date().timeIntervalSince(started)
+                let image = try RGBImage(chwFloats: video.frames[0].values, width: video.frames[0].shape[2], height: video.frames[0].shape[1])
+                rowOutcomes.append(DecorEvalReport.Outcome(read: try ProbeFrame(side: image.width, pixels: image.pixels), prompt: prompt,
+                                                           reference: (referenceColour, referenceShape), style: style,
+                                                           probes: probes, styleReader: styleReader, seconds: seconds))
+                images.append(image)
+                progress.update(rowIndex * prompts + index + 1)
+            }
+            outcomes.append(rowOutcomes)
+            sheetRows.append(try RGBImage.contactSheet(images, spacing: 2))
+        }
+        try DECORSetting.install(nil, on: pipeline)
+        try loras.removeAll()
+        // The probes' own accuracy: the world's drawings of the same prompts.
+        let truth = try evaluationPrompts.map { prompt -> DecorEvalReport.Outcome in
+            let spec = SceneSpec(background: Background(kind: .plain, colour: prompt.background),
+                                 objects: [SceneObject(kind: .shape(prompt.shape), colour: prompt.colour, size: .medium)], style: style)
+            return DecorEvalReport.Outcome(read: try ProbeFrame(side: renderer.side, pixels: renderer.render(spec)[0]), prompt: prompt,
+                                           reference: (referenceColour, referenceShape), style: style,
+                                           probes: probes, styleReader: styleReader, seconds: 0)
+        }
+
+        let report = DecorEvalReport(
+            model: model, style: style, reference: reference, styleLoRA: lora, decorStrength: decorStrength, prompts: prompts,
+            seed: seed, steps: steps, guidance: guidance,
+            rows: zip(rows, outcomes).map { DecorEvalReport.Row(name: $0.name, label: $0.label, outcomes: $1) },
+            trueDrawings: DecorEvalReport.Row(name: "true_drawings", label: "world's drawings", outcomes: truth),
+            samples: evaluationPrompts.enumerated().map { index, prompt in
+                DecorEvalReport.Sample(prompt: prompt.caption, seed: seed &+ UInt64(index),
+                                       outcomes: Dictionary(uniqueKeysWithValues: zip(rows, outcomes).map { ($0.name, $1[index]) }
+                                                            + [("true_drawing", truth[index])]))
+            },
+            seconds: Date().timeIntervalSince(start))
+        let data = try report.json()
+        let reportPath = (out as NSString).appendingPathComponent("report.json"), sheetPath = (out as NSString).appendingPathComponent("eval-decor.png")
+        try data.write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        try EvalSheet.write(sheetRows, captions: rows.map(\.label), to: sheetPath)
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(report.table)
+            print("wrote \(reportPath) and \(sheetPath)")
+        }
+        if requireBars && !report.passesBars { throw ExitCode(1) }
+    }
+
+    /// The reference images with their captions; an existing folder must hold the same captions.
+    func writeReference(_ samples: [WorldSample], to folder: String) throws {
+        let renderer = Renderer()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for (index, sample) in samples.enumerated() {
+            let name = String(format: "%05d", index)
+            let captionPath = (folder as NSString).appendingPathComponent(name + ".txt")
+            if let existing = try? String(contentsOfFile: captionPath, encoding: .utf8) {
+                guard existing.trimmingCharacters(in: .whitespacesAndNewlines) == sample.caption else {
+                    throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds another reference (\(name).txt: \"\(existing.trimmingCharacters(in: .whitespacesAndNewlines))\"); "
+                                             + "choose another --out, or delete it")
+                }
+                continue
+            }
+            let image = try RGBImage(width: renderer.side, height: renderer.side, pixels: renderer.render(sample.spec)[0])
+            try PNGImage.write(image, to: (folder as NSString).appendingPathComponent(name + ".png"), text: [("caption", sample.caption)])
+            try atomicWrite(sample.caption + "\n", to: captionPath)
+        }
+    }
+
+    /// train-lora on the reference, or its run under --out continued (a finished one is reused).
+    func trainStyleLoRA(referenceFolder: String, token: String) throws -> String {
+        let file = (out as NSString).appendingPathComponent("style.safetensors")
+        let runFolder = (out as NSString).appendingPathComponent("style-run")
+        var arguments = [referenceFolder, "--token", token, "--out", file, "--run-dir", runFolder, "--model", model,
+                         "--preview-every", "0", "--threads", String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)]
+        if let trainSteps { arguments += ["--steps", String(trainSteps)] }
+        if FileManager.default.fileExists(atPath: (runFolder as NSString).appendingPathComponent(SubjectLoRATraining.runFile)) {
+            arguments = [referenceFolder, "--token", token, "--out", file, "--run-dir", runFolder, "--model", model, "--resume",
+                         "--threads", String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)]
+                + (trainSteps.map { ["--steps", String($0)] } ?? [])
+        }
+        var command = try TrainLoRA.parse(arguments)
+        // train-lora reports on stdout; here that belongs to the evaluation's table or JSON.
+        fflush(stdout)
+        let saved = dup(STDOUT_FILENO)
+        dup2(STDERR_FILENO, STDOUT_FILENO)
+        defer { fflush(stdout); dup2(saved, STDOUT_FILENO); close(saved) }
+        try command.run()
+        return file
+    }
+}
+
+/// What `eval decor` measured, per row and per prompt, with the bars.
+struct DecorEvalReport: EvalReport {
+    struct Outcome: Encodable {
+        var found: Bool
+        var colour: NamedColour?
+        var shape: ObjectShape?
+        var style: String
+        /// The probed colour or shape is the reference's instead of the prompt's.
+        var leaked: Bool
+        var adherent: Bool
+        var styled: Bool
+        var seconds: Double
+
+        init(read frame: ProbeFrame, prompt: MotionEvaluationPrompt, reference: (NamedColour, ObjectShape), style: Style,
+             probes: WorldProbes, styleReader: StyleProbe, seconds: Double) {
+            let reading = probes.readMainObject([frame])
+            let read = styleReader.read(frame)
+            found = reading.found
+            colour = reading.colour
+            shape = reading.shape
+            self.style = read?.rawValue ?? "none"
+            // Sketches are drawn in grey whatever the colour asked for: there, only the shape is content.
+            let countsColour = style != .sketch
+            let colourLeaked = countsColour && reading.colour == reference.0 && prompt.colour != reference.0
+            leaked = colourLeaked || (reading.shape == reference.1 && prompt.shape != reference.1)
+            adherent = (!countsColour || reading.colour == prompt.colour) && reading.shape == prompt.shape
+            styled = read == style
+            self.seconds = seconds
+        }
+    }
+
+    struct Row: Encodable {
+        var name: String
+        var label: String
+        var leakage: Double
+        var adherence: Double
+        var style: Double
+        var images: Int
+        var secondsPerImage: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name, leakage, adherence, style, images
+            case secondsPerImage = "seconds_per_image"
+        }
+
+        init(name: String, label: String, outcomes: [Outcome]) {
+            self.name = name
+            self.label = label
+            let count = Double(max(outcomes.count, 1))
+            leakage = Double(outcomes.filter(\.leaked).count) / count
+            adherence = Double(outcomes.filter(\.adherent).count) / count
+            style = Double(outcomes.filter(\.styled).count) / count
+            images = outcomes.count
+            secondsPerImage = outcomes.reduce(0) { $0 + $1.seconds } / count
+        }
+    }
+
+    struct Sample: Encodable {
+        var prompt: String
+        var seed: UInt64
+        var outcomes: [String: Outcome]
+    }
+
+    typealias Bar = EvalBar
+
+    var model: String
+    var style: Style
+    var reference: String
+    var styleLoRA: String
+    var decorStrength: Float
+    var prompts: Int
+    var seed: UInt64
+    var steps: Int
+    var guidance: Float
+    var rows: [Row]
+    var trueDrawings: Row
+    var samples: [Sample]
+    var seconds: Double
+
+    static let leakageRatioMaximum = 0.5
+    static let adherenceDropMaximum = 0.05
+
+    var bars: [Bar] {
+        guard let plain = rows.first(where: { $0.name == "style_lora" }), let decor = rows.first(where: { $0.name == "style_lora_decor" }) else { return [] }
+        // With no leakage to begin with, there is nothing to halve: the bar holds only at zero.
+        let halved = decor.leakage <= Self.leakageRatioMaximum * plain.leakage + 1e-9 && (plain.leakage > 0 || decor.leakage == 0)
+        let drop = plain.adherence - decor.adherence
+        return [
+            Bar(name: "leakage_halved", requirement: "DECOR leakage ≤ \(Self.leakageRatioMaximum) × the style LoRA's (\(String(format: "%.2f", plain.leakage)))",
+                value: decor.leakage, met: halved),
+            Bar(name: "adherence_kept", requirement: "style LoRA adherence − DECOR's ≤ \(Self.adherenceDropMaximum)",
+                value: drop, met: drop <= Self.adherenceDropMaximum + 1e-9),
+        ]
+    }
+
+    var passesBars: Bool { bars.count == 2 && bars.allSatisfy(\.met) }
+
+    enum CodingKeys: String, CodingKey {
+        case model, style, reference, prompts, seed, steps, guidance, rows, bars, samples, seconds
+        case styleLoRA = "style_lora", decorStrength = "decor_strength", trueDrawings = "true_drawings", passesBars = "passes_bars"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(model, forKey: .model); try container.encode(style, forKey: .style)
+        try container.encode(reference, forKey: .reference); try container.encode(styleLoRA, forKey: .styleLoRA)
+        try container.encode(decorStrength, forKey: .decorStrength); try container.encode(prompts, forKey: .prompts)
+        try container.encode(seed, forKey: .seed); try container.encode(steps, forKey: .steps); try container.encode(guidance, forKey: .guidance)
+        try container.encode(rows, forKey: .rows); try container.encode(trueDrawings, forKey: .trueDrawings)
+        try container.encode(bars, forKey: .bars); try container.encode(passesBars, forKey: .passesBars)
+        try container.encode(samples, forKey: .samples); try container.encode(seconds, forKey: .seconds)
+    }
+
+
+    var table: String {
+        let cells = (rows + [trueDrawings]).map { row in
+            [row.label, String(format: "%.2f", row.leakage), String(format: "%.2f", row.adherence), String(format: "%.2f", row.style),
+             String(format: "%.1f", row.secondsPerImage)]
+        }
+        var lines = ["decor evaluation: style \(style.rawValue), reference \"\(reference)\", \(prompts) prompts × 3 rows, "
+                     + "DECOR strength \(decorStrength), \(steps) steps, \(String(format: "%.0f", seconds)) s",
+                     TextTable(header: ["row", "leakage", "adherence", "style", "s/image"], rows: cells).text]
+        for bar in bars {
+            lines.append("bar \(bar.met ? "met   " : "missed") \(bar.requirement): \(String(format: "%.2f", bar.value))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
