@@ -40,7 +40,7 @@ public struct Renderer: Sendable {
                 }
             }
         }
-        if spec.style == .pixel { pixelate(&pixels, block: 8) }
+        if spec.style == .pixel { pixelate(&pixels, block: Swift.max(side / Self.pixelBlocksPerSide, 1)) }
         return pixels
     }
 
@@ -136,6 +136,10 @@ public struct Renderer: Sendable {
             return inside(p / 0.7) ? nil : base
         }
     }
+
+    /// Pixel-art blocks across the canvas: 16 (4×4-pixel blocks at 64 pixels) keeps a medium
+    /// object three to four blocks wide, coarse but still a recognisable shape.
+    public static let pixelBlocksPerSide = 16
 
     /// Mosaic: every block takes its mean colour.
     func pixelate(_ pixels: inout [UInt8], block: Int) {

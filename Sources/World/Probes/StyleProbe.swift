@@ -7,7 +7,7 @@ import Darwin
 
 /// What the style classifier sees of a frame: the whole frame averaged to a 16×16 grid of colours,
 /// plus texture statistics: how the clear colour changes between neighbouring pixels (edges, not
-/// noise) spread over the pair's offset from the grid of 8×8-pixel blocks (pixel art puts them on
+/// noise) spread over the pair's offset from the grid of the renderer's pixel-art blocks (pixel art puts them on
 /// the block boundaries, or within one pixel of them when blurred; other drawings spread them
 /// evenly), the mean change and the density of clear changes (both high for hatching).
 public enum StyleFeatures {
@@ -17,8 +17,6 @@ public enum StyleFeatures {
     public static let count = gridSide * gridSide * 3 + profileBins + 2
     /// An L1 colour change between neighbours above this is an edge, not noise.
     static let clearChange: Float = 0.2
-    /// Pixel-art blocks per side, as the world's renderer draws them.
-    static let blocksPerSide = 8
 
     public static func features(_ frame: ProbeFrame) -> [Float] {
         let side = frame.side
@@ -37,7 +35,7 @@ public enum StyleFeatures {
         }
         // Where the clear colour changes between neighbours fall relative to the block grid (bin 0
         // straddles a boundary), over horizontal and vertical pairs.
-        let block = Swift.max(side / blocksPerSide, 1)
+        let block = Swift.max(side / Renderer.pixelBlocksPerSide, 1)
         var clear = [Float](repeating: 0, count: profileBins)
         var total: Float = 0, pairs: Float = 0
         func add(_ change: Float, offset: Int) {
