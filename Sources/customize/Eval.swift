@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
           customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalDecor.self, EvalOnestep.self])
+        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalDecor.self, EvalB4M.self, EvalOnestep.self])
 }
 
 /// The learned probes a model folder keeps in `probes/`: the shape classifier (eval base, motion,
@@ -86,6 +86,13 @@ extension EvalReport {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try encoder.encode(self)
     }
+}
+
+/// One prompt of an evaluation with what each row made of it, keyed by row name.
+struct EvalSample<Outcome: Encodable>: Encodable {
+    var prompt: String
+    var seed: UInt64
+    var outcomes: [String: Outcome]
 }
 
 /// One bar of an evaluation: what is required, the measured value and whether it is met.

@@ -197,24 +197,11 @@ struct EvalDecor: ParsableCommand {
 
     /// train-lora on the reference, or its run under --out continued (a finished one is reused).
     func trainStyleLoRA(referenceFolder: String, token: String) throws -> String {
-        let file = (out as NSString).appendingPathComponent("style.safetensors")
-        let runFolder = (out as NSString).appendingPathComponent("style-run")
-        var arguments = [referenceFolder, "--token", token, "--out", file, "--run-dir", runFolder, "--model", model,
-                         "--preview-every", "0", "--threads", String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)]
-        if let trainSteps { arguments += ["--steps", String(trainSteps)] }
-        if FileManager.default.fileExists(atPath: (runFolder as NSString).appendingPathComponent(SubjectLoRATraining.runFile)) {
-            arguments = [referenceFolder, "--token", token, "--out", file, "--run-dir", runFolder, "--model", model, "--resume",
-                         "--threads", String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)]
-                + (trainSteps.map { ["--steps", String($0)] } ?? [])
-        }
-        var command = try TrainLoRA.parse(arguments)
-        // train-lora reports on stdout; here that belongs to the evaluation's table or JSON.
-        fflush(stdout)
-        let saved = dup(STDOUT_FILENO)
-        dup2(STDERR_FILENO, STDOUT_FILENO)
-        defer { fflush(stdout); dup2(saved, STDOUT_FILENO); close(saved) }
-        try command.run()
-        return file
+        let threads = String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        return try EvalTrainingRun.ensure(TrainLoRA.self, output: (out as NSString).appendingPathComponent("style.safetensors"),
+                                          runFolder: (out as NSString).appendingPathComponent("style-run"), runFile: SubjectLoRATraining.runFile,
+                                          common: [referenceFolder, "--token", token, "--model", model, "--preview-every", "0", "--threads", threads]
+                                              + (trainSteps.map { ["--steps", String($0)] } ?? []))
     }
 }
 
@@ -275,11 +262,7 @@ struct DecorEvalReport: EvalReport {
         }
     }
 
-    struct Sample: Encodable {
-        var prompt: String
-        var seed: UInt64
-        var outcomes: [String: Outcome]
-    }
+    typealias Sample = EvalSample<Outcome>
 
     typealias Bar = EvalBar
 

@@ -121,7 +121,8 @@ public struct ConceptProbe: Sendable {
 }
 
 /// Trains the concept classifier on world renders: each render holds two things side by side
-/// (concepts or plain shapes of any colour and texture) and each half is one example, cut out
+/// (concepts or plain shapes of any colour and texture; a third of the renders in a reserved
+/// style) and each half is one example, cut out
 /// exactly as `ConceptProbe` cuts a composition's region. Half the renders are roughened like
 /// decoded latents. Validation renders use another seed.
 public struct ConceptProbeTraining: WorldProbeTraining, Sendable {
@@ -174,7 +175,10 @@ public struct ConceptProbeTraining: WorldProbeTraining, Sendable {
         var colour: NamedColour
         repeat { colour = NamedColour.allCases[random.below(NamedColour.allCases.count)] } while avoid.contains(colour)
         let background = Background(kind: BackgroundKind.allCases[random.below(BackgroundKind.allCases.count)], colour: colour)
-        return (SceneSpec(background: background, objects: objects), labels)
+        // A third of the scenes are drawn in one of the reserved styles, so a concept is still
+        // named in neon, pixel art or sketch (eval b4m renders concepts in a style).
+        let style: Style? = random.chance(1.0 / 3) ? Style.allCases[random.below(Style.allCases.count)] : nil
+        return (SceneSpec(background: background, objects: objects, style: style), labels)
     }
 
     static let halves: [SIMD4<Float>] = [[0, 0, 0.5, 1], [0.5, 0, 1, 1]]
