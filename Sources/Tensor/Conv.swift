@@ -74,13 +74,16 @@ struct ConvStrategy: Equatable, CustomStringConvertible {
 
     init(imagesPerGemm: Int) { self.imagesPerGemm = Swift.max(1, imagesPerGemm) }
 
-    /// Enough images for 512 GEMM columns, and no more than a 32 MB column buffer.
+    /// Enough images for 1024 GEMM columns, and no more than a 32 MB column buffer.
     ///
     /// Measured at the U-Net's shapes (16 images, 64-128 channels, 3x3): one image per GEMM is
     /// best on one thread while an image has >= 256 output positions (the buffer stays in L2),
     /// but 8x8 and 4x4 outputs give GEMMs too narrow for OpenBLAS's kernels (0.59 of raw sgemm
-    /// at 4x4 with one image, 0.77 with sixteen), and two threads want ~512 columns to split.
-    /// All 16 images in one GEMM was never the fastest: its 9-19 MB buffer falls out of cache.
+    /// at 4x4 with one image, 0.77 with sixteen). On two threads (AMD EPYC, Zen 3, Haswell
+    /// kernels; 6 runs alternating 512 and 1024 columns) 1024 columns beat 512: 64 channels at
+    /// 16x16 ran at 63-76 GFLOP/s against 35-59, 128 channels at 77-94 against 66-83, and 8x8
+    /// outputs at least as fast. 2048 and 4096 columns were slower than both (the 64-channel
+    /// conv fell to 45 GFLOP/s): their 5-19 MB buffers fall out of cache.
     /// A pointwise kernel always goes one image at a time: straight from NCHW, with no copy at
     /// all, it beat every grouping (1.0-1.2x raw sgemm against 0.75-0.98).
     init(for geometry: ConvGeometry) {
@@ -88,7 +91,7 @@ struct ConvStrategy: Equatable, CustomStringConvertible {
             self.init(imagesPerGemm: 1)
             return
         }
-        let wanted = (512 + geometry.outPlane - 1) / geometry.outPlane
+        let wanted = (1024 + geometry.outPlane - 1) / geometry.outPlane
         let bufferFloatsPerImage = Swift.max(1, geometry.columnRows * geometry.outPlane)
         let affordable = Swift.max(1, (8 << 20) / bufferFloatsPerImage)
         self.init(imagesPerGemm: Swift.min(wanted, affordable, geometry.batch))
