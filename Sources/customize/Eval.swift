@@ -75,16 +75,38 @@ enum ProbeFile {
     }
 }
 
-/// A report an evaluation prints with --json and writes to report.json.
-protocol EvalReport: Encodable {}
+/// A report an evaluation prints with --json and writes to report.json: its own fields, then its
+/// bars (derived from its figures, never stored) and whether all were met.
+protocol EvalReport: Encodable {
+    var bars: [EvalBar] { get }
+}
 
 extension EvalReport {
+    var passesBars: Bool { !bars.isEmpty && bars.allSatisfy(\.met) }
+
     /// Pretty, key-sorted JSON; a non-finite figure becomes a string rather than an error.
     func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
+        return try encoder.encode(EvalReportWithBars(report: self))
+    }
+}
+
+/// The report's synthesised fields and, in the same JSON object, `bars` and `passes_bars`.
+private struct EvalReportWithBars<Report: EvalReport>: Encodable {
+    let report: Report
+
+    enum CodingKeys: String, CodingKey {
+        case bars
+        case passesBars = "passes_bars"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(report.bars, forKey: .bars)
+        try container.encode(report.passesBars, forKey: .passesBars)
     }
 }
 

@@ -288,22 +288,9 @@ struct B4MEvalReport: EvalReport {
         ]
     }
 
-    var passesBars: Bool { bars.count == 4 && bars.allSatisfy(\.met) }
-
     enum CodingKeys: String, CodingKey {
-        case model, concept, style, adapters, prompts, seed, steps, guidance, rows, bars, samples, seconds
-        case trueDrawings = "true_drawings", passesBars = "passes_bars"
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(model, forKey: .model); try container.encode(concept, forKey: .concept)
-        try container.encode(style, forKey: .style); try container.encode(adapters, forKey: .adapters)
-        try container.encode(prompts, forKey: .prompts); try container.encode(seed, forKey: .seed)
-        try container.encode(steps, forKey: .steps); try container.encode(guidance, forKey: .guidance)
-        try container.encode(rows, forKey: .rows); try container.encode(trueDrawings, forKey: .trueDrawings)
-        try container.encode(bars, forKey: .bars); try container.encode(passesBars, forKey: .passesBars)
-        try container.encode(samples, forKey: .samples); try container.encode(seconds, forKey: .seconds)
+        case model, concept, style, adapters, prompts, seed, steps, guidance, rows, samples, seconds
+        case trueDrawings = "true_drawings"
     }
 
     var table: String {

@@ -285,8 +285,9 @@ struct DecorEvalReport: EvalReport {
 
     var bars: [Bar] {
         guard let plain = rows.first(where: { $0.name == "style_lora" }), let decor = rows.first(where: { $0.name == "style_lora_decor" }) else { return [] }
-        // With no leakage to begin with, there is nothing to halve: the bar holds only at zero.
-        let halved = decor.leakage <= Self.leakageRatioMaximum * plain.leakage + 1e-9 && (plain.leakage > 0 || decor.leakage == 0)
+        // A style LoRA that does not leak shows nothing for DECOR to halve: the bar is then missed,
+        // since the evaluation could not show the reduction (train longer, or a stronger reference).
+        let halved = plain.leakage > 0 && decor.leakage <= Self.leakageRatioMaximum * plain.leakage + 1e-9
         let drop = plain.adherence - decor.adherence
         return [
             Bar(name: "leakage_halved", requirement: "DECOR leakage ≤ \(Self.leakageRatioMaximum) × the style LoRA's (\(String(format: "%.2f", plain.leakage)))",
@@ -296,24 +297,10 @@ struct DecorEvalReport: EvalReport {
         ]
     }
 
-    var passesBars: Bool { bars.count == 2 && bars.allSatisfy(\.met) }
-
     enum CodingKeys: String, CodingKey {
-        case model, style, reference, prompts, seed, steps, guidance, rows, bars, samples, seconds
-        case styleLoRA = "style_lora", decorStrength = "decor_strength", trueDrawings = "true_drawings", passesBars = "passes_bars"
+        case model, style, reference, prompts, seed, steps, guidance, rows, samples, seconds
+        case styleLoRA = "style_lora", decorStrength = "decor_strength", trueDrawings = "true_drawings"
     }
-
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(model, forKey: .model); try container.encode(style, forKey: .style)
-        try container.encode(reference, forKey: .reference); try container.encode(styleLoRA, forKey: .styleLoRA)
-        try container.encode(decorStrength, forKey: .decorStrength); try container.encode(prompts, forKey: .prompts)
-        try container.encode(seed, forKey: .seed); try container.encode(steps, forKey: .steps); try container.encode(guidance, forKey: .guidance)
-        try container.encode(rows, forKey: .rows); try container.encode(trueDrawings, forKey: .trueDrawings)
-        try container.encode(bars, forKey: .bars); try container.encode(passesBars, forKey: .passesBars)
-        try container.encode(samples, forKey: .samples); try container.encode(seconds, forKey: .seconds)
-    }
-
 
     var table: String {
         let cells = (rows + [trueDrawings]).map { row in

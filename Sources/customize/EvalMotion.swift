@@ -179,7 +179,6 @@ struct EvalMotion: ParsableCommand {
         let reportRows = zip(rows, outcomes).map { row, rowOutcomes in
             MotionEvalReport.Row(name: row.name, label: row.label, adapter: row.choices.first?.path, outcomes: rowOutcomes)
         }
-        let bars = MotionEvalReport.bars(reportRows)
         let ownFidelities = clipSet.ownFidelities
         let report = MotionEvalReport(
             model: model, clipsFolder: clips,
@@ -195,7 +194,7 @@ struct EvalMotion: ParsableCommand {
                 MotionEvalReport.Sample(prompt: prompt, seed: seed &+ UInt64(index),
                                         outcomes: Dictionary(uniqueKeysWithValues: zip(rows, outcomes).map { ($0.name, $1[index]) }))
             },
-            bars: bars, passesBars: bars.allSatisfy(\.met), seconds: Date().timeIntervalSince(start))
+            seconds: Date().timeIntervalSince(start))
 
         let json = try report.json()
         try json.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("report.json")), options: .atomic)

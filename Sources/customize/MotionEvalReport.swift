@@ -83,18 +83,15 @@ struct MotionEvalReport: EvalReport {
     var trainingClipsFidelity: Double
     var rows: [Row]
     var samples: [Sample]
-    var bars: [Bar]
-    var passesBars: Bool
     var seconds: Double
 
     enum CodingKeys: String, CodingKey {
-        case model, clips, prompts, seed, steps, guidance, frames, rank, rows, samples, bars, seconds
+        case model, clips, prompts, seed, steps, guidance, frames, rank, rows, samples, seconds
         case clipsFolder = "clips_folder"
         case motionPhrase = "motion_phrase"
         case trainSteps = "train_steps"
         case referenceDisplacements = "reference_displacements"
         case trainingClipsFidelity = "training_clips_fidelity"
-        case passesBars = "passes_bars"
     }
 
     /// MotionDirector's motion fidelity must reach this …
@@ -103,6 +100,8 @@ struct MotionEvalReport: EvalReport {
     static let marginOverBase = 0.2
 
     /// The bars on the rows named motiondirector, plain_lora and base.
+    var bars: [Bar] { Self.bars(rows) }
+
     static func bars(_ rows: [Row]) -> [Bar] {
         guard let director = rows.first(where: { $0.name == "motiondirector" }), let plain = rows.first(where: { $0.name == "plain_lora" }),
               let base = rows.first(where: { $0.name == "base" }) else { return [] }
