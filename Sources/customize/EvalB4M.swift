@@ -106,7 +106,9 @@ struct EvalB4M: ParsableCommand {
             throw ExitStatus.Failure(status: .failure, message: "Break-for-Make needs auxiliary sets: give --aux-styles DIR... and --aux-contents DIR... "
                                      + "(none found beside '\(styleImages)' or '\(contentImages)')")
         }
-        let size = try TextToVideoPipeline.load(folder: model).pixelSize
+        // Loaded once, before training: the training commands load their own copy.
+        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let size = pipeline.pixelSize
         guard size.width == size.height else {
             throw ExitStatus.Failure(status: .failure, message: "\(model) renders \(size.width)x\(size.height) pictures; the probes read square ones")
         }
@@ -149,7 +151,6 @@ struct EvalB4M: ParsableCommand {
                                               LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
             ("base", "base", []),
         ]
-        let pipeline = try TextToVideoPipeline.load(folder: model)
         let loras = PipelineLoRAs(pipeline)
         var outcomes: [[B4MEvalReport.Outcome]] = [], sheetRows: [RGBImage] = []
         let progress = ProgressReporter("eval b4m: rendering", total: rows.count * prompts, unit: "image")

@@ -87,7 +87,9 @@ struct EvalDecor: ParsableCommand {
         let style = Style(rawValue: style)!, (referenceColour, referenceShape) = referenceContent!
         let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         let styleReader = try ProbeFile.style(styleProbe ?? ProbeKind.style.defaultPath(model: model))
-        let side = try TextToVideoPipeline.load(folder: model).pixelSize
+        // Loaded once, before training: the training commands load their own copy.
+        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let side = pipeline.pixelSize
         guard side.width == side.height else {
             throw ExitStatus.Failure(status: .failure, message: "\(model) renders \(side.width)x\(side.height) pictures; the probes read square ones")
         }
@@ -115,7 +117,6 @@ struct EvalDecor: ParsableCommand {
             ("style_lora_decor", "style LoRA + DECOR", true, decor),
             ("base", "base", false, nil),
         ]
-        let pipeline = try TextToVideoPipeline.load(folder: model)
         let loras = PipelineLoRAs(pipeline)
         let renderer = Renderer()
         var outcomes: [[DecorEvalReport.Outcome]] = [], sheetRows: [RGBImage] = []
