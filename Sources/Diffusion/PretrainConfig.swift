@@ -179,6 +179,16 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         scheduler.clipSample = false
         scheduler.setAlphaToOne = false
         scheduler.stepsOffset = 1
+        // Velocity prediction on a schedule rescaled to zero terminal SNR, sampled from t = 999
+        // ("Common Diffusion Noise Schedules and Sample Steps are Flawed", Lin et al. 2024). On
+        // Stable Diffusion's own schedule, √ᾱ at t = 999 is 0.068: a noised latent still tells its
+        // background colour, so the U-Net never had to read it from the caption. Measured on this
+        // world with ε-prediction: after 3400 steps the caption changed the loss by 2 % (right
+        // against shuffled captions) and renders took their background from the seed, not the
+        // prompt; with v-prediction the same weights began to follow the prompt within 400 steps.
+        scheduler.predictionType = .vPrediction
+        scheduler.rescaleBetasZeroSnr = true
+        scheduler.timestepSpacing = .trailing
         self.scheduler = scheduler
         vaeTraining = VAETraining()
         unetTraining = UNetTraining()

@@ -26,6 +26,10 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public var padTokenId: Int?
     public var transformersVersion: String?
 
+    /// The keys transformers types as float, written as decimals even when whole (`1.0`).
+    static let decimalKeys: Set<String> = [CodingKeys.layerNormEps, .attentionDropout, .initializerRange, .initializerFactor]
+        .reduce(into: []) { $0.insert($1.rawValue) }
+
     enum CodingKeys: String, CodingKey {
         case architectures
         case modelType = "model_type"

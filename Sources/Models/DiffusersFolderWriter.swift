@@ -99,7 +99,7 @@ public enum DiffusersFolderWriter {
         let components: [(name: String, config: Data, configName: String, weights: [(String, Tensor)], weightsName: String)] = [
             ("unet", try JSONFiles.encode(unetConfig), "config.json", contents.unet.stateDict(), DiffusersFolder.diffusersWeightsFile),
             ("vae", try JSONFiles.encode(vaeConfig), "config.json", contents.vae.stateDict(), DiffusersFolder.diffusersWeightsFile),
-            ("text_encoder", try JSONFiles.encode(textConfig), "config.json", contents.textEncoder.stateDict(),
+            ("text_encoder", try JSONFiles.encode(textConfig, decimalKeys: CLIPTextConfig.decimalKeys), "config.json", contents.textEncoder.stateDict(),
              DiffusersFolder.transformersWeightsFile),
         ]
         for component in components {

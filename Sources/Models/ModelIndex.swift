@@ -71,4 +71,25 @@ enum JSONFiles {
         data.append(UInt8(ascii: "\n"))
         return data
     }
+
+    /// `encode(value)` with the whole-number values of `decimalKeys` written as decimals (`1.0`,
+    /// not `1`): transformers 5 checks its config fields' types and refuses an integer where a
+    /// float belongs (`initializer_factor`). Works on the pretty-printed text, one key per line.
+    static func encode<Value: Encodable>(_ value: Value, decimalKeys: Set<String>) throws -> Data {
+        let text = String(decoding: try encode(value), as: UTF8.self)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let trimmed = line.drop { $0 == " " }
+            guard let close = trimmed.dropFirst().firstIndex(of: "\""), trimmed.first == "\"",
+                  decimalKeys.contains(String(trimmed[trimmed.index(after: trimmed.startIndex)..<close])) else { return String(line) }
+            let rest = trimmed[trimmed.index(after: close)...]
+            guard rest.hasPrefix(" : ") else { return String(line) }
+            var number = rest.dropFirst(3)
+            let comma = number.hasSuffix(",")
+            if comma { number = number.dropLast() }
+            let digits = number.hasPrefix("-") ? number.dropFirst() : number
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return String(line) }
+            return String(line.prefix(line.count - rest.count + 3)) + number + ".0" + (comma ? "," : "")
+        }
+        return Data(lines.joined(separator: "\n").utf8)
+    }
 }

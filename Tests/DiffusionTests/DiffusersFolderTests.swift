@@ -134,6 +134,14 @@ final class DiffusersFolderTests: XCTestCase {
         }())
         XCTAssertEqual(loaded.schedulerConfig, pipeline.schedulerConfig)
         XCTAssertEqual(loaded.tokenizer.maxLength, 16)
+        // transformers 5 refuses an integer in a float field: whole floats are written as 1.0.
+        let textJSON = try String(contentsOfFile: saved + "/text_encoder/config.json", encoding: .utf8)
+        let written = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(textJSON.utf8)) as? [String: Any])
+        XCTAssertEqual((written["initializer_factor"] as? NSNumber)?.doubleValue, Double(pipeline.textEncoder.config.initializerFactor))
+        for key in ["initializer_factor", "initializer_range", "layer_norm_eps", "attention_dropout"] {
+            let line = try XCTUnwrap(textJSON.split(separator: "\n").first { $0.contains("\"\(key)\"") }, key)
+            XCTAssertTrue(line.contains(".") || line.contains("e-"), "\(key) is written as an integer: \(line)")
+        }
         // The fixture's weights are F16 values: F16 and F32 keep them exactly, BF16 rounds them.
         for (module, original) in [(loaded.unet as Module, pipeline.unet as Module), (loaded.vae, pipeline.vae), (loaded.textEncoder, pipeline.textEncoder)] {
             let reloaded = Dictionary(uniqueKeysWithValues: module.stateDict())
