@@ -19,7 +19,7 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case let .incompatibleFile(file, problems):
-            var lines = ["\(file): LoRA does not fit the model (\(problems.count) problem\(problems.count == 1 ? "" : "s")); load with allow-partial to skip them:"]
+            var lines = ["\(file): LoRA does not fit the model (\(problems.count) problem\(problems.count == 1 ? "" : "s")); --allow-partial loads the modules that fit and skips these:"]
             lines += problems.map { "  \($0)" }
             return lines.joined(separator: "\n")
         case let .unknownAdapter(name, known):

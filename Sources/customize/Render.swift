@@ -86,6 +86,8 @@ struct Render: ParsableCommand {
                                                              valueName: "file[:scale]"))
     var oneStep: String?
     @OptionGroup var decorOptions: DECOROptions
+    @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
+    var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4). With --prompts: the output folder (default renders/<file stem>).")
     var out: String?
@@ -160,7 +162,7 @@ struct Render: ParsableCommand {
         if let prompts {
             let stem = ((prompts as NSString).lastPathComponent as NSString).deletingPathExtension
             try RenderBatch(promptsPath: prompts, folder: out ?? "renders/\(stem)", defaults: commandLineSettings(frames: frames ?? 8),
-                            loraFolder: loraDirectory, model: model, fps: fps).run()
+                            loraFolder: loraDirectory, model: model, fps: fps, allowPartial: allowPartial).run()
             return
         }
         let initial = try latents.map(RenderLatents.read)
@@ -173,7 +175,8 @@ struct Render: ParsableCommand {
         let output = try RenderOutput(out: out ?? (frameCount == 1 ? "render.png" : "render.mp4"), frames: frameCount)
         if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
 
-        let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps)
+        let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps,
+                                      allowPartial: allowPartial)
         var start = initial, source = latents
         if let noisePrior, let priorClip {
             // Inverted with the base model, before the render fuses any LoRA in.

@@ -16,6 +16,8 @@ struct RenderBatch {
     let loraFolder: String
     let model: String
     let fps: Double
+    /// `--allow-partial`, for every line's LoRAs.
+    var allowPartial = false
 
     /// One line of the file on its way through the batch.
     struct Item {
@@ -33,7 +35,8 @@ struct RenderBatch {
         var index = BatchIndex(folder: folder, entries: items.map(entry))
         var pending = items.indices.filter { items[$0].error == nil }
         if !pending.isEmpty {
-            let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps)
+            let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps,
+                                          allowPartial: allowPartial)
             checkLoRAs(&items, pending: pending, renderer: renderer)
             pending = pending.filter { items[$0].error == nil }
             index.entries = items.map(entry)

@@ -37,9 +37,9 @@ struct PromptRenderer {
     let model: String
     let fps: Double
 
-    init(pipeline: TextToVideoPipeline, model: String, fps: Double) {
+    init(pipeline: TextToVideoPipeline, model: String, fps: Double, allowPartial: Bool = false) {
         self.pipeline = pipeline
-        loras = PipelineLoRAs(pipeline)
+        loras = PipelineLoRAs(pipeline, allowPartial: allowPartial)
         self.model = model
         self.fps = fps
     }

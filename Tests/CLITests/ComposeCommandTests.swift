@@ -23,8 +23,9 @@ final class ComposeCommandTests: XCTestCase {
     private func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name)) }
 
     /// A PEFT-style LoRA on `to_k`, `to_v` and `to_out.0` of the fixture U-Net's spatial cross-attention layers.
-    private func writeLoRA(_ name: String, salt: Float, metadata: [String: String] = [:]) throws {
-        var tensors: [SafeTensors.TensorToWrite] = []
+    private func writeLoRA(_ name: String, salt: Float, metadata: [String: String] = [:],
+                           extra: [SafeTensors.TensorToWrite] = []) throws {
+        var tensors: [SafeTensors.TensorToWrite] = extra
         let layers = [("down_blocks.0.attentions.0", 8), ("mid_block.attentions.0", 16),
                       ("up_blocks.1.attentions.0", 8), ("up_blocks.1.attentions.1", 8)]
         for (index, (block, channels)) in layers.enumerated() {
@@ -146,6 +147,34 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertTrue(single.status != 0 && single.stderr.contains("at least two --lora"), single.stderr)
         let method = try CLITests.run(arguments + ["--methods", "composer,blend"])
         XCTAssertTrue(method.status != 0 && method.stderr.contains(#""blend" is not a method"#), method.stderr)
+    }
+
+    /// A file with a module the model lacks fails unless --allow-partial, which loads what fits
+    /// and warns about the rest (compose and render alike).
+    func testAllowPartialLoadsWhatFitsAndWarns() throws {
+        let misfit: [SafeTensors.TensorToWrite] = [
+            .init(name: "unet.down_blocks.7.attentions.0.proj_in.lora_A.weight", shape: [2, 8], values: Array(repeating: 0.1, count: 16)),
+            .init(name: "unet.down_blocks.7.attentions.0.proj_in.lora_B.weight", shape: [8, 2], values: Array(repeating: 0.1, count: 16)),
+        ]
+        try writeLoRA("loras/part.safetensors", salt: 5, extra: misfit)
+        let refused = try compose(["a cat and a dog", "--lora", "cat", "--lora", "part", "--out", path("refused.png")], status: 1)
+        XCTAssertTrue(refused.stderr.contains("LoRA does not fit the model") && refused.stderr.contains("--allow-partial"), refused.stderr)
+        XCTAssertFalse(exists("refused.png"))
+        let partial = try compose(["a cat and a dog", "--lora", "cat", "--lora", "part", "--allow-partial", "--out", path("partial.png")])
+        XCTAssertTrue(partial.stderr.contains("warning: LoRA '\(path("loras/part.safetensors"))': 1 part that do not fit the model skipped"),
+                      partial.stderr)
+        XCTAssertTrue(partial.stderr.contains("down_blocks.7.attentions.0.proj_in"), partial.stderr)
+        XCTAssertTrue(exists("partial.png"))
+
+        let render = ["render", "a cat", "--model", RenderTests.model, "--lora-dir", path("loras"), "--lora", "part",
+                      "--frames", "1", "--steps", "2", "--threads", "1"]
+        let renderRefused = try CLITests.run(render + ["--out", path("render-refused.png")])
+        XCTAssertEqual(renderRefused.status, 1, renderRefused.stderr)
+        XCTAssertTrue(renderRefused.stderr.contains("down_blocks.7.attentions.0.proj_in"), renderRefused.stderr)
+        let rendered = try CLITests.run(render + ["--allow-partial", "--out", path("render.png")])
+        XCTAssertEqual(rendered.status, 0, rendered.stderr)
+        XCTAssertTrue(rendered.stderr.contains("skipped (--allow-partial)"), rendered.stderr)
+        XCTAssertTrue(exists("render.png"))
     }
 
     func testBadInputIsANamedErrorAndNothingIsWritten() throws {

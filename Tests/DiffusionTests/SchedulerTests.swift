@@ -138,6 +138,28 @@ final class SchedulerTests: XCTestCase {
         XCTAssertThrowsError(try scheduler.addNoise(original: original, noise: noise, timesteps: [1000]))
     }
 
+    /// On a zero-terminal-SNR schedule the first trailing timestep has ᾱ = 0: v-prediction steps
+    /// from it (x̂₀ = −v), epsilon prediction cannot and says why instead of returning NaN.
+    func testZeroTerminalSNRStepsWithVelocityAndRefusesEpsilon() throws {
+        var velocity = config(.scaledLinear, spacing: .trailing, prediction: .vPrediction)
+        velocity.rescaleBetasZeroSnr = true
+        var ddim = DDIMScheduler(config: velocity)
+        try ddim.setTimesteps(5)
+        XCTAssertEqual(ddim.timesteps.first, 999)
+        let sample = Tensor(repeating: 0.3, shape: [1, 4]), output = Tensor(repeating: -0.5, shape: [1, 4])
+        let step = try ddim.step(modelOutput: output, timestep: 999, sample: sample, noise: nil)
+        XCTAssertEqual(step.predictedOriginal.values, [Float](repeating: 0.5, count: 4))
+        XCTAssertTrue(step.prevSample.values.allSatisfy(\.isFinite))
+
+        var epsilon = velocity
+        epsilon.predictionType = .epsilon
+        var refused = DDIMScheduler(config: epsilon)
+        try refused.setTimesteps(5)
+        XCTAssertThrowsError(try refused.step(modelOutput: output, timestep: 999, sample: sample, noise: nil)) { error in
+            XCTAssertTrue("\(error)".contains("zero signal") && "\(error)".contains("v_prediction"), "\(error)")
+        }
+    }
+
     func testDDPMStepDrawsNoiseExceptAtTheLastTimestep() throws {
         var scheduler = DDPMScheduler(config: config())
         try scheduler.setTimesteps(5)

@@ -33,6 +33,27 @@ final class CompositionMethodTests: XCTestCase {
         return adapters
     }
 
+    /// Latent guidance steps in the U-Net's input space: DDIM (scale 1) takes −η·∇ as the papers do;
+    /// Euler takes −η·∇·(σ²+1), so its step reaches the model as strongly at σ = 4096 as at σ = 1.
+    func testGuidanceStepIsTakenInTheModelsInputSpace() throws {
+        var config = SchedulerConfig()
+        config.predictionType = .vPrediction
+        config.rescaleBetasZeroSnr = true
+        config.timestepSpacing = .trailing
+        let latents = Tensor(repeating: 1, shape: [1, 4]), gradient = Tensor(repeating: 0.5, shape: [1, 4])
+        var ddim = DDIMScheduler(config: config)
+        try ddim.setTimesteps(10)
+        let plain = try CompositionSampling.guidanceStep(latents, gradient: gradient, size: 0.1, scheduler: ddim, timestep: ddim.timesteps[0])
+        XCTAssertEqual(plain.values, [Float](repeating: 0.95, count: 4))
+        var euler = EulerDiscreteScheduler(config: config)
+        try euler.setTimesteps(10)
+        let sigma = euler.sigmas[0]
+        XCTAssertGreaterThan(sigma, 1000, "zero terminal SNR: Euler's first sigma is 2^12")
+        let scaled = try CompositionSampling.guidanceStep(latents, gradient: gradient, size: 0.1, scheduler: euler, timestep: euler.timesteps[0])
+        let expected = 1 - 0.05 * (sigma * sigma + 1)
+        for value in scaled.values { XCTAssertEqual(value, expected, accuracy: abs(expected) * 1e-5) }
+    }
+
     func testMergeIsTheWeightedSumOfTheDeltas() throws {
         let adapters = try loadedAdapters()
         let path = CompositionFixtures.crossAttentionPaths(pipeline)[0] + ".to_k"

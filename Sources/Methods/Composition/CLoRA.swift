@@ -206,7 +206,8 @@ public final class CLoRA {
                         try loss.backward()
                         if let gradient = leaf.grad {
                             try gradient.checkFinite("gradient of CLoRA's contrastive loss with respect to the latent")
-                            latents = try Tensor.withoutGrad { try latents - gradient * options.stepSize }
+                            latents = try CompositionSampling.guidanceStep(latents, gradient: gradient, size: options.stepSize,
+                                                                           scheduler: scheduler, timestep: timestep)
                             updates += 1
                         }
                     }

@@ -22,6 +22,16 @@ enum CompositionSampling {
         try scheduler.scaleModelInput(Tensor(repeating: 1, shape: [1]), timestep: timestep).item
     }
 
+    /// A guidance step −η·∇ on the latents, taken in the U-Net's input space (latents · s):
+    /// `latents − η·∇ / s²`. With DDIM s = 1 and this is the papers' update; with Euler
+    /// s = 1/√(σ²+1), and a step on the raw latents would reach the model 1/s² weaker (σ = 4096 at
+    /// t = 999 on a zero-terminal-SNR schedule).
+    static func guidanceStep(_ latents: Tensor, gradient: Tensor, size: Float, scheduler: any Scheduler,
+                             timestep: Float) throws -> Tensor {
+        let scale = try inputScale(scheduler, timestep: timestep)
+        return try Tensor.withoutGrad { try latents - gradient * (size / (scale * scale)) }
+    }
+
     /// The U-Net input for `latents` `[1, …]`: twice (negative, positive) with guidance, scaled.
     static func modelInput(_ latents: Tensor, guidance: Bool, scale: Float) throws -> Tensor {
         let doubled = guidance ? try Tensor.concat([latents, latents], axis: 0) : latents

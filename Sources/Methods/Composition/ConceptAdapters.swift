@@ -34,15 +34,17 @@ public final class ConceptAdapters {
         public let adaptsTextEncoder: Bool
         /// Tensors for components this pipeline lacks, ignored.
         public let ignoredTensors: [String]
+        /// What did not fit the model and was skipped (`allowPartial` only).
+        public let skipped: [LoRAFileProblem]
     }
 
     /// Loads `path` as adapter `name` at strength `scale` onto the U-Net (unprefixed or `unet.`
     /// keys) and the text encoder (`text_encoder.` keys), disabled. A file whose metadata names a
     /// base model with another U-Net config is refused (`baseModelMismatch`) before anything is
-    /// attached; keys that do not fit the model fail with the loader's list of them. On failure
-    /// nothing of the file stays loaded.
+    /// attached; keys that do not fit the model fail with the loader's list of them, or with
+    /// `allowPartial` are skipped and listed in `skipped`. On failure nothing of the file stays loaded.
     @discardableResult
-    public func load(_ path: String, as name: String, scale: Float) throws -> Loaded {
+    public func load(_ path: String, as name: String, scale: Float, allowPartial: Bool = false) throws -> Loaded {
         guard !names.contains(name) else { throw AdapterError.duplicateAdapter(name) }
         let file = try SafeTensorsFile(path: path)
         let metadata = LoRAFileMetadata(raw: file.metadata)
@@ -58,14 +60,17 @@ public final class ConceptAdapters {
         let forUNet = components.contains { $0 == nil || $0 == unet.component }
         let forTextEncoder = components.contains { $0 == textEncoder.component }
         var unetModules: [String] = []
+        var skipped: [LoRAFileProblem] = []
         do {
             if forUNet || !forTextEncoder {
                 // With neither, the U-Net's loader gives the error that says what the file holds.
-                unetModules = try unet.load(path, as: name, multiplier: scale).modulePaths
+                let report = try unet.load(path, as: name, multiplier: scale, allowPartial: allowPartial)
+                unetModules = report.modulePaths
+                skipped += report.skipped
                 try unet.setEnabled(false, for: name)
             }
             if forTextEncoder {
-                try textEncoder.load(path, as: name, multiplier: scale)
+                skipped += try textEncoder.load(path, as: name, multiplier: scale, allowPartial: allowPartial).skipped
                 try textEncoder.setEnabled(false, for: name)
             }
         } catch {
@@ -78,7 +83,7 @@ public final class ConceptAdapters {
             component != nil && component != unet.component && component != textEncoder.component
         }.map(\.0)
         return Loaded(name: name, path: path, metadata: metadata, unetModules: unetModules,
-                      adaptsTextEncoder: forTextEncoder, ignoredTensors: ignored)
+                      adaptsTextEncoder: forTextEncoder, ignoredTensors: ignored, skipped: skipped)
     }
 
     /// Enables exactly the adapters `active` (each at its strength) on both components and disables

@@ -155,7 +155,8 @@ public final class LoRAComposer {
                 if energy != 0, let gradient {
                     let fraction = timesteps.count == 1 ? 0 : Float(index) / Float(timesteps.count - 1)
                     let schedule = options.stepSizeStart + (options.stepSizeEnd - options.stepSizeStart) * fraction
-                    latents = try Tensor.withoutGrad { try latents - gradient * (options.stepSize * schedule.squareRoot()) }
+                    latents = try CompositionSampling.guidanceStep(latents, gradient: gradient, size: options.stepSize * schedule.squareRoot(),
+                                                                   scheduler: scheduler, timestep: timestep)
                 }
                 if (previousEnergy < energy && index >= watchFrom) || index >= lastGuided {
                     guiding = false

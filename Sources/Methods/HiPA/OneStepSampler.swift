@@ -7,8 +7,10 @@ import Tensor
 /// timestep T and its prediction is turned into x̂₀ in one move — for ε-prediction
 /// x̂₀ = (z_T − √(1−ᾱ_T)·ε̂) / √ᾱ_T, for v-prediction √ᾱ_T·z_T − √(1−ᾱ_T)·v̂, for sample-prediction the
 /// output itself. Only the conditional prompt is used (no classifier-free guidance: the adaptors learn
-/// the guided teacher's result from it). A scheduler's one-step schedule cannot stand in: diffusers'
-/// "leading" spacing puts a single step at t = 1, not at T.
+/// the guided teacher's result from it). A scheduler's one-step schedule cannot stand in: "leading"
+/// spacing puts a single step at t = 1, not at T, and a one-step "trailing" DDIM run ends at ᾱ of
+/// t = 0 (`set_alpha_to_one` false), not at x̂₀. On a zero-terminal-SNR schedule ᾱ_T = 0, which
+/// only v- and sample-prediction can start from.
 public enum OneStepSampler {
     /// The timestep of the one step: T = num_train_timesteps − 1.
     public static func timestep(_ config: SchedulerConfig) -> Int { config.numTrainTimesteps - 1 }
@@ -18,7 +20,12 @@ public enum OneStepSampler {
         let alphaBar = NoiseSchedule(config: config).alphasCumprod[timestep(config)]
         let signal = alphaBar.squareRoot(), noiseLevel = (1 - alphaBar).squareRoot()
         switch config.predictionType {
-        case .epsilon: return try (noise - output * noiseLevel) * (1 / signal)
+        case .epsilon:
+            guard signal > 0 else {
+                throw ModelError.badInput("one-step generation: an epsilon-predicting model cannot start from zero signal "
+                                          + "(ᾱ_T = 0 with rescale_betas_zero_snr); use a v_prediction model")
+            }
+            return try (noise - output * noiseLevel) * (1 / signal)
         case .vPrediction: return try noise * signal - output * noiseLevel
         case .sample: return output
         }
