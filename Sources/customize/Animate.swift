@@ -41,7 +41,7 @@ struct Animate: ParsableCommand {
     @Option(help: "Output video (.mp4, .m4v or .gif).") var out = "animation.mp4"
     @Option(help: "Folder of the spatial LoRA's run (default <out stem>_appearance).") var work: String?
     @Option(help: "Frames per second of the video.") var fps: Double = 8
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions

@@ -122,7 +122,7 @@ struct BenchMotion: ParsableCommand {
         """)
 
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "A diffusers folder whose U-Net to time (used when it exists).") var model = "samples/base"
+    @Option(help: "A diffusers folder whose U-Net to time (used when it exists).") var model = SamplesFolder.path("base")
     @Option(help: "Latent frames of the clip.") var frames = 8
     @Option(help: "LoRA rank.") var rank = 32
     @Flag(help: "Print one JSON object instead of a table.") var json = false

@@ -59,7 +59,7 @@ struct BreakForMakeOptions: ParsableArguments {
     @Option(help: "The run folder (default <out without extension>-run).") var runDir: String?
     @Option(help: "Store the adapter file as f32, f16 or bf16.") var dtype = "f32"
     @Flag(help: "Continue the run from its newest checkpoint.") var resume = false
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {

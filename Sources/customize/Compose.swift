@@ -65,7 +65,7 @@ struct Compose: ParsableCommand {
     var out: String?
     @Option(name: .customLong("save-attention"), help: "Write each concept token's attention as a heat-map PNG into this folder.")
     var saveAttention: String?
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(name: .customLong("lora-dir"), help: "Where a bare --lora NAME is looked for first (then samples/loras).")
     var loraDirectory = "loras"
     @Option(help: "Frames per second of the video.") var fps: Double = 8
@@ -74,7 +74,7 @@ struct Compose: ParsableCommand {
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
 
-    static let sampleLoRAs = "samples/loras"
+    static let sampleLoRAs = SamplesFolder.path("loras")
 
     func validate() throws {
         guard ComposePlan.Method(rawValue: method) != nil else {

@@ -185,7 +185,7 @@ struct EvalTrainProbe: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let out = self.out ?? kind.defaultPath(model: "samples/base")
+        let out = self.out ?? kind.defaultPath(model: SamplesFolder.path("base"))
         let folder = (out as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try RenderOutput.checkWritable(out, option: "--out")
@@ -242,7 +242,7 @@ struct EvalBase: ParsableCommand {
           customize eval base --model runs/base/model --json --out eval/
         """)
 
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "Prompts to render (half images, half clips).") var prompts = 40
     @Option(help: "Seed of the prompt draw and of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
@@ -299,15 +299,10 @@ struct EvalBase: ParsableCommand {
         if let out {
             try EvalSheet.write(rows, captions: captions, to: (out as NSString).appendingPathComponent("eval-base.png"))
         }
-        let passes = Self.bars.allSatisfy { (generated[keyPath: $0.key].accuracy ?? 0) >= $0.minimum }
+        let report = EvalBaseReport(model: model, prompts: prompts, seed: seed, steps: steps, guidance: guidance,
+                                    generated: generated, trueRenders: truth, seconds: seconds)
         if json {
-            let report = EvalBaseReport(model: model, prompts: prompts, seed: seed, steps: steps, guidance: guidance,
-                                        generated: generated, trueRenders: truth,
-                                        bars: Dictionary(uniqueKeysWithValues: Self.bars.map { ($0.name, $0.minimum) }),
-                                        passesBars: passes, seconds: seconds)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try report.json(), as: UTF8.self))
         } else {
             print("held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), \(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s")
             print("attribute           model              probes on true renders")
@@ -322,7 +317,7 @@ struct EvalBase: ParsableCommand {
                 print("bar \(bar.name) ≥ \(bar.minimum): \(String(format: "%.3f", value)) \(value >= bar.minimum ? "met" : "MISSED")")
             }
         }
-        if requireBars && !passes { throw ExitCode(1) }
+        if requireBars && !report.passesBars { throw ExitCode(1) }
     }
 
     static func cell(_ score: ProbeScore) -> String {
@@ -331,7 +326,7 @@ struct EvalBase: ParsableCommand {
     }
 }
 
-struct EvalBaseReport: Encodable {
+struct EvalBaseReport: EvalReport {
     var model: String
     var prompts: Int
     var seed: UInt64
@@ -339,14 +334,20 @@ struct EvalBaseReport: Encodable {
     var guidance: Float
     var generated: ProbeScores
     var trueRenders: ProbeScores
-    var bars: [String: Double]
-    var passesBars: Bool
     var seconds: Double
 
+    /// An attribute no drawn prompt measured counts as missed.
+    var bars: [EvalBar] {
+        EvalBase.bars.map { bar in
+            let value = generated[keyPath: bar.key].accuracy
+            return EvalBar(name: bar.name, requirement: "\(bar.name.replacingOccurrences(of: "_", with: " ")) accuracy ≥ \(bar.minimum)",
+                           value: value ?? 0, met: (value ?? 0) >= bar.minimum)
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
-        case model, prompts, seed, steps, guidance, generated, bars, seconds
+        case model, prompts, seed, steps, guidance, generated, seconds
         case trueRenders = "true_renders"
-        case passesBars = "passes_bars"
     }
 }
 

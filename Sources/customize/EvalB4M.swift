@@ -36,8 +36,8 @@ struct EvalB4M: ParsableCommand {
           customize eval b4m --content-images samples/concepts/dog --style-images samples/styles/neon --json
         """)
 
-    @Option(help: "The content images (a reserved concept).") var contentImages = "samples/concepts/cat"
-    @Option(help: "The style images (a reserved style).") var styleImages = "samples/styles/sketch"
+    @Option(help: "The content images (a reserved concept).") var contentImages = SamplesFolder.path("concepts/cat")
+    @Option(help: "The style images (a reserved style).") var styleImages = SamplesFolder.path("styles/sketch")
     @Option(name: .customLong("aux-styles"), parsing: .upToNextOption, help: "Auxiliary style folders for train-content (default: the other samples/styles folders).")
     var auxStyles: [String] = []
     @Option(name: .customLong("aux-contents"), parsing: .upToNextOption, help: "Auxiliary content folders for train-style (default: the other samples/concepts folders).")
@@ -47,7 +47,7 @@ struct EvalB4M: ParsableCommand {
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The concept classifier (default: <model>/probes/concept-classifier.safetensors).") var probe: String?
     @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?
     @Option(help: "Where the adapters, the sheet and report.json go.") var out = "b4m-eval"

@@ -42,7 +42,7 @@ struct EvalCompose: ParsableCommand {
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
     @Option(help: "Seed of the first picture (picture i of a pair uses seed + i).") var seed: UInt64 = 0
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The concept classifier (default: <model>/probes/concept-classifier.safetensors).") var probe: String?
     @Option(name: .customLong("lora-dir"), help: "Where a bare --lora NAME is looked for first (then samples/loras).")
     var loraDirectory = "loras"

@@ -49,7 +49,7 @@ struct EvalDecor: ParsableCommand {
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?
     @Option(help: "Where the reference, the style LoRA, the sheet and report.json go.") var out = "decor-eval"

@@ -41,7 +41,7 @@ struct EvalMotion: ParsableCommand {
         """)
 
     @Option(help: "The folder of training clips (captions in .txt files beside them).") var clips: String
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "A train-motion run folder to take temporal.safetensors (and its settings) from instead of training.")
     var motionAdapters: String?

@@ -32,7 +32,7 @@ struct EvalOnestep: ParsableCommand {
         """)
 
     @Option(help: "The one-step adaptors (train-onestep's file).") var onestep: String
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "Prompts to render (each three ways).") var prompts = 12
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0

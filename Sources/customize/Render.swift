@@ -67,7 +67,7 @@ struct Render: ParsableCommand {
     @Option(help: "Render every line of this prompt file into the folder --out.") var prompts: String?
     @Option(help: "The negative prompt (the unconditional side of classifier-free guidance).") var negative = ""
     @Option(help: "A diffusers text-to-video folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).")
-    var model = "samples/base"
+    var model = SamplesFolder.path("base")
     @Option(help: "Frames to render (default 8, or as many as --latents holds).") var frames: Int?
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = 9

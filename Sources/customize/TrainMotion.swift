@@ -66,7 +66,7 @@ struct TrainMotion: ParsableCommand {
     @Option(help: "The seed of every random draw (default 0).") var seed: UInt64?
     @Option(help: "Store the LoRA files as f32, f16 or bf16.") var dtype = "f32"
     @Flag(help: "Continue the run in --out from its newest checkpoint (with its own config and cached clips).") var resume = false
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {

@@ -42,7 +42,7 @@ struct TrainOnestep: ParsableCommand {
     @Option(help: "The run folder (default <out without extension>-run).") var runDir: String?
     @Option(help: "Store the adaptors as f32, f16 or bf16.") var dtype = "f32"
     @Flag(help: "Continue the run from its newest checkpoint.") var resume = false
-    @Option(help: "A diffusers text-to-video folder.") var model = "samples/base"
+    @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {

@@ -132,6 +132,39 @@ final class RenderTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["empty-model"])
     }
 
+    /// Without --model, a working directory with no samples/ finds the samples/base of the
+    /// repository the executable was built in (here a copy: .build/release/customize beside samples/).
+    func testTheDefaultModelIsFoundBesideTheExecutableFromAnyFolder() throws {
+        let root = path("checkout"), elsewhere = path("elsewhere")
+        let release = root + "/.build/release"
+        for folder in [release, root + "/samples", elsewhere] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: CLITests.executable.path, toPath: release + "/customize")
+        func render(_ out: String) throws -> CLITests.Run {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: release + "/customize")
+            process.arguments = ["render", "a red circle", "--frames", "1", "--steps", "2", "--threads", "1", "--out", out]
+            process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = Pipe()
+            try process.run()
+            let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return CLITests.Run(status: process.terminationStatus, stdout: "", stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        // No samples anywhere: the error names the relative default.
+        let missing = try render("missing.png")
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("samples/base"), missing.stderr)
+        // The checkout's samples/base is found from the other folder.
+        try FileManager.default.copyItem(atPath: Self.model, toPath: root + "/samples/base")
+        let found = try render("found.png")
+        XCTAssertEqual(found.status, 0, found.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: elsewhere + "/found.png"))
+    }
+
     func testUnwritableOrMismatchedOutputIsAnErrorBeforeRendering() throws {
         let missingFolder = try render(["x", "--frames", "3", "--out", path("nowhere/clip.mp4")], status: 1)
         XCTAssertTrue(missingFolder.stderr.contains(path("nowhere")), missingFolder.stderr)
