@@ -3,6 +3,8 @@
 public enum AdapterError: Error, CustomStringConvertible, Sendable {
     /// A LoRA file whose keys do not fit the model: every problem found, listed at once.
     case incompatibleFile(file: String, problems: [LoRAFileProblem])
+    /// Loading only what fits (allow-partial) found nothing that fits.
+    case nothingFits(file: String, problems: [LoRAFileProblem])
     /// No adapter of this name is in the set.
     case unknownAdapter(String, known: [String])
     /// An adapter of this name is already in the set.
@@ -19,9 +21,13 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case let .incompatibleFile(file, problems):
-            var lines = ["\(file): LoRA does not fit the model (\(problems.count) problem\(problems.count == 1 ? "" : "s")); --allow-partial loads the modules that fit and skips these:"]
+            var lines = ["\(file): LoRA does not fit the model (\(problems.count) problem\(problems.count == 1 ? "" : "s"); "
+                         + "render, compose and animate take --allow-partial to load the modules that fit):"]
             lines += problems.map { "  \($0)" }
             return lines.joined(separator: "\n")
+        case let .nothingFits(file, problems):
+            return (["\(file): no module of this LoRA fits the model (\(problems.count) problem\(problems.count == 1 ? "" : "s")):"]
+                    + problems.map { "  \($0)" }).joined(separator: "\n")
         case let .unknownAdapter(name, known):
             return "no adapter named \"\(name)\" (adapters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case let .duplicateAdapter(name):

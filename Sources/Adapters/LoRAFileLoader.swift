@@ -155,9 +155,8 @@ extension AdapterSet {
             }
         }
 
-        if !problems.isEmpty && (!allowPartial || loras.isEmpty) {
-            throw AdapterError.incompatibleFile(file: path, problems: problems)
-        }
+        if !problems.isEmpty && !allowPartial { throw AdapterError.incompatibleFile(file: path, problems: problems) }
+        if !problems.isEmpty && loras.isEmpty { throw AdapterError.nothingFits(file: path, problems: problems) }
         try add(name, loras: loras, multiplier: multiplier)
         var mismatch: String?
         if let expectedBaseModel, let stored = metadata.baseModel, stored != expectedBaseModel {
@@ -169,6 +168,22 @@ extension AdapterSet {
                               modulePaths: try self.loras(of: name).map(\.modulePath), skipped: problems,
                               otherComponentTensors: otherComponent, alphaSources: alphaSources.sorted(),
                               metadata: metadata, baseModelMismatch: mismatch)
+    }
+
+    /// `load` for one component of a pipeline: under `allowPartial` a component with nothing that
+    /// fits is not an error but returns nil, its problems added to `skipped`, so a file can adapt
+    /// the U-Net while its text-encoder keys are skipped (or the other way round). The caller
+    /// throws `nothingFits` when no component loaded anything.
+    public func loadPart(_ path: String, as name: String, multiplier: Float, allowPartial: Bool,
+                         skipped: inout [LoRAFileProblem]) throws -> LoRALoadReport? {
+        do {
+            let report = try load(path, as: name, multiplier: multiplier, allowPartial: allowPartial)
+            skipped += report.skipped
+            return report
+        } catch AdapterError.nothingFits(_, let problems) where allowPartial {
+            skipped += problems
+            return nil
+        }
     }
 
     /// The stored shape fits the expected one exactly, or up to trailing 1s (a 1×1 convolution's

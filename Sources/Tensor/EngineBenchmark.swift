@@ -32,32 +32,37 @@ public struct EngineBenchmark {
     public static func medianMilliseconds(repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         try body()
         var times: [Double] = []
-        for _ in 0..<max(1, repeats) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-        }
+        for _ in 0..<max(1, repeats) { times.append(try milliseconds(body)) }
         times.sort()
         return times[times.count / 2]
+    }
+
+    /// Wall time of one run of `body`, in milliseconds.
+    static func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
     }
 
     /// Times `body` and `baseline` alternately for `repeats` rounds, after one warm-up run of each:
     /// the median of `body`'s times and the median over rounds of baseline time / body time. On a
     /// shared machine a slow patch slows both halves of a round, so the ratio stays put where two
-    /// separately taken medians would not.
+    /// separately taken medians would not. The order flips every round, so neither side always
+    /// runs on caches the other just filled.
     public static func pairedMilliseconds(repeats: Int, baseline: () throws -> Void,
                                           _ body: () throws -> Void) rethrows -> (ms: Double, ratio: Double) {
-        func timed(_ work: () throws -> Void) rethrows -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try work()
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        }
         try baseline()
         try body()
         var times: [Double] = [], ratios: [Double] = []
-        for _ in 0..<max(1, repeats) {
-            let reference = try timed(baseline)
-            let time = try timed(body)
+        for round in 0..<max(1, repeats) {
+            let reference: Double, time: Double
+            if round % 2 == 0 {
+                reference = try milliseconds(baseline)
+                time = try milliseconds(body)
+            } else {
+                time = try milliseconds(body)
+                reference = try milliseconds(baseline)
+            }
             times.append(time)
             ratios.append(reference / time)
         }
@@ -243,7 +248,7 @@ extension EngineBenchmark {
         try Tensor.withoutGrad {
             // SiLU spends ~20 vector instructions on each exponential, so it is bound by arithmetic,
             // not memory: reported against the copy, without the memory-bound ops' bar (on the Zen 3
-            // here it ran at 0.25-0.48 of copy, PyTorch 2.15's own SiLU at 0.13-0.14 of its copy).
+            // here it ran at 0.25-0.48 of copy, PyTorch 2.15's own SiLU at 0.10-0.14 of its copy).
             bandwidthResult("silu [\(images),128,\(side),\(side)]", bytes: Double(2 * elements * 4), bar: nil) {
                 _ = activations.silu()
             }

@@ -121,8 +121,14 @@ struct EvalSample<Outcome: Encodable>: Encodable {
 struct EvalBar: Encodable {
     var name: String
     var requirement: String
-    var value: Double
+    /// Absent when nothing measured it (then the bar counts as missed).
+    var value: Double?
     var met: Bool
+
+    /// The bar as a line of a report's table.
+    var line: String {
+        "bar \(met ? "met   " : "missed") \(requirement): \(value.map { String(format: "%.2f", $0) } ?? "not measured")"
+    }
 }
 
 /// Rows of cells as aligned text: the first column left-aligned, the others right-aligned.
@@ -185,7 +191,7 @@ struct EvalTrainProbe: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let out = self.out ?? kind.defaultPath(model: SamplesFolder.path("base"))
+        let out = self.out ?? kind.defaultPath(model: "samples/base")
         let folder = (out as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try RenderOutput.checkWritable(out, option: "--out")
@@ -309,13 +315,7 @@ struct EvalBase: ParsableCommand {
             for ((name, score), (_, trueScore)) in zip(generated.rows, truth.rows) {
                 print(name.padding(toLength: 20, withPad: " ", startingAt: 0) + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0) + Self.cell(trueScore))
             }
-            for bar in Self.bars {
-                guard let value = generated[keyPath: bar.key].accuracy else {
-                    print("bar \(bar.name) ≥ \(bar.minimum): not measured (no such prompt drawn); counts as missed")
-                    continue
-                }
-                print("bar \(bar.name) ≥ \(bar.minimum): \(String(format: "%.3f", value)) \(value >= bar.minimum ? "met" : "MISSED")")
-            }
+            for bar in report.bars { print(bar.line) }
         }
         if requireBars && !report.passesBars { throw ExitCode(1) }
     }
@@ -341,7 +341,7 @@ struct EvalBaseReport: EvalReport {
         EvalBase.bars.map { bar in
             let value = generated[keyPath: bar.key].accuracy
             return EvalBar(name: bar.name, requirement: "\(bar.name.replacingOccurrences(of: "_", with: " ")) accuracy ≥ \(bar.minimum)",
-                           value: value ?? 0, met: (value ?? 0) >= bar.minimum)
+                           value: value, met: (value ?? 0) >= bar.minimum)
         }
     }
 

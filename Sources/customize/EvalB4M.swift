@@ -302,7 +302,7 @@ struct B4MEvalReport: EvalReport {
                      + String(format: "%.0f s", seconds),
                      TextTable(header: ["row", "content", "style", "both", "s/image"], rows: cells).text]
         for bar in bars {
-            lines.append("bar \(bar.met ? "met   " : "missed") \(bar.requirement): \(String(format: "%.2f", bar.value))")
+            lines.append(bar.line)
         }
         return lines.joined(separator: "\n")
     }

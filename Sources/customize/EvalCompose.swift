@@ -312,7 +312,7 @@ struct ComposeEvalReport: EvalReport {
         var lines = [TextTable(header: ["method", "placed", "present", "vanished", "confused"] + conceptNames + ["s/image"], rows: cells).text]
         lines.append(String(format: "probe on the world's own drawings of the same scenes: %.2f placed", probeAccuracy))
         for bar in bars {
-            lines.append("bar \(bar.met ? "met   " : "missed") \(bar.requirement): \(String(format: "%.2f", bar.value))")
+            lines.append(bar.line)
         }
         return lines.joined(separator: "\n")
     }

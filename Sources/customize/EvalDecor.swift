@@ -312,7 +312,7 @@ struct DecorEvalReport: EvalReport {
                      + "DECOR strength \(decorStrength), \(steps) steps, \(String(format: "%.0f", seconds)) s",
                      TextTable(header: ["row", "leakage", "adherence", "style", "s/image"], rows: cells).text]
         for bar in bars {
-            lines.append("bar \(bar.met ? "met   " : "missed") \(bar.requirement): \(String(format: "%.2f", bar.value))")
+            lines.append(bar.line)
         }
         return lines.joined(separator: "\n")
     }

@@ -136,7 +136,7 @@ struct MotionEvalReport: EvalReport {
                          + Self.format(row.secondsPerClip, digits: 2))
         }
         for bar in bars {
-            lines.append("bar \(bar.requirement): \(Self.format(bar.value)) \(bar.met ? "met" : "MISSED")")
+            lines.append("bar \(bar.requirement): \(bar.value.map { Self.format($0) } ?? "not measured") \(bar.met ? "met" : "MISSED")")
         }
         return lines.joined(separator: "\n")
     }

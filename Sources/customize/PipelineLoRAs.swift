@@ -77,10 +77,11 @@ final class PipelineLoRAs {
         let forTextEncoder = components.contains { $0 == textEncoder.component }
         var warnings: [String] = []
         var skipped: [LoRAFileProblem] = []
-        if forUNet || !forTextEncoder {
-            // With neither, the U-Net's loader gives the error that says what the file holds.
-            let report = try unet.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial)
-            skipped += report.skipped
+        var loaded = false
+        if forUNet || !forTextEncoder,
+           // With neither, the U-Net's loader gives the error that says what the file holds.
+           let report = try unet.loadPart(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial, skipped: &skipped) {
+            loaded = true
             if let stored = report.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
                let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
                stored.unetConfigSHA256 != expected.unetConfigSHA256 {
@@ -88,9 +89,11 @@ final class PipelineLoRAs {
                                 + "not on this model (U-Net config \(expected.unetConfigSHA256.prefix(12))); its shapes fit, its effect may not")
             }
         }
-        if forTextEncoder {
-            skipped += try textEncoder.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial).skipped
+        if forTextEncoder,
+           try textEncoder.loadPart(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial, skipped: &skipped) != nil {
+            loaded = true
         }
+        guard loaded else { throw AdapterError.nothingFits(file: choice.path, problems: skipped) }
         if let first = skipped.first {
             warnings.append(Self.skippedWarning(path: choice.path, skipped.count, first: first))
         }
@@ -103,6 +106,6 @@ final class PipelineLoRAs {
 
     /// The warning for parts of a file skipped under `--allow-partial`.
     static func skippedWarning(path: String, _ count: Int, first: LoRAFileProblem) -> String {
-        "LoRA '\(path)': \(count) part\(count == 1 ? "" : "s") that do not fit the model skipped (--allow-partial), e.g. \(first)"
+        "LoRA '\(path)': \(count) part\(count == 1 ? " that does" : "s that do") not fit the model skipped (--allow-partial), e.g. \(first)"
     }
 }

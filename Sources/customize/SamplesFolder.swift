@@ -4,7 +4,8 @@ import Foundation
 /// `--model` default and sample search path works from any working directory:
 /// `samples/<item>` when the working directory has it (the repository root, where README's commands
 /// run), else `<root>/samples/<item>` for the nearest folder above the executable's real path that
-/// holds it (`.build/release/customize` sits two levels below the repository root), else the
+/// holds it (`.build/release/customize` resolves to `.build/<triple>/release/customize`, three levels
+/// below the repository root), else the
 /// relative path, which the command's error then names.
 enum SamplesFolder {
     static func path(_ item: String) -> String {
@@ -25,11 +26,8 @@ enum SamplesFolder {
         return relative
     }
 
-    /// The running executable's real path (symbolic links resolved), from /proc/self/exe.
+    /// The running executable's real path, symbolic links resolved.
     static func executablePath() -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return nil }
-        return String(decoding: buffer[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        Bundle.main.executableURL?.resolvingSymlinksInPath().path
     }
 }

@@ -161,10 +161,23 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("LoRA does not fit the model") && refused.stderr.contains("--allow-partial"), refused.stderr)
         XCTAssertFalse(exists("refused.png"))
         let partial = try compose(["a cat and a dog", "--lora", "cat", "--lora", "part", "--allow-partial", "--out", path("partial.png")])
-        XCTAssertTrue(partial.stderr.contains("warning: LoRA '\(path("loras/part.safetensors"))': 1 part that do not fit the model skipped"),
+        XCTAssertTrue(partial.stderr.contains("warning: LoRA '\(path("loras/part.safetensors"))': 1 part that does not fit the model skipped"),
                       partial.stderr)
         XCTAssertTrue(partial.stderr.contains("down_blocks.7.attentions.0.proj_in"), partial.stderr)
         XCTAssertTrue(exists("partial.png"))
+
+        // A file whose U-Net part fits while none of its text-encoder keys does loads its U-Net part;
+        // one where nothing fits fails even with the flag, saying so.
+        try writeLoRA("loras/te.safetensors", salt: 6, extra: [
+            .init(name: "text_encoder.text_model.encoder.layers.9.self_attn.q_proj.lora_A.weight", shape: [2, 16], values: Array(repeating: 0.1, count: 32)),
+            .init(name: "text_encoder.text_model.encoder.layers.9.self_attn.q_proj.lora_B.weight", shape: [16, 2], values: Array(repeating: 0.1, count: 32)),
+        ])
+        let unetOnly = try compose(["a cat and a dog", "--lora", "cat", "--lora", "te", "--allow-partial", "--out", path("te.png")])
+        XCTAssertTrue(unetOnly.stderr.contains("layers.9.self_attn.q_proj"), unetOnly.stderr)
+        try SafeTensors.write(misfit, to: path("loras/bird.safetensors"))
+        let nothing = try compose(["a cat and a dog", "--lora", "cat", "--lora", "bird", "--allow-partial", "--out", path("bird.png")], status: 1)
+        XCTAssertTrue(nothing.stderr.contains("no module of this LoRA fits the model"), nothing.stderr)
+        XCTAssertFalse(exists("bird.png"))
 
         let render = ["render", "a cat", "--model", RenderTests.model, "--lora-dir", path("loras"), "--lora", "part",
                       "--frames", "1", "--steps", "2", "--threads", "1"]

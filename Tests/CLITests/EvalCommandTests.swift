@@ -38,11 +38,22 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(truth["colour"]!["accuracy"] as? Double, 1)
         XCTAssertEqual(truth["motion"]!["accuracy"] as? Double, 1)
         XCTAssertEqual(report["passes_bars"] as? Bool, false, "a two-step fixture model cannot compose")
+        let bars = try XCTUnwrap(report["bars"] as? [[String: Any]])
+        XCTAssertEqual(bars.map { $0["name"] as? String }, ["colour", "shape", "motion_direction"])
+        for bar in bars {
+            let name = bar["name"] as! String, met = bar["met"] as! Bool
+            if let value = bar["value"] as? Double {
+                XCTAssertEqual(value, generated[name]!["accuracy"] as! Double, accuracy: 1e-12, name)
+                XCTAssertEqual(met, value >= (name == "colour" ? 0.9 : 0.8), name)
+            } else {
+                XCTAssertFalse(met, "\(name) not measured counts as missed")
+            }
+        }
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/sheets/eval-base.png"))
 
         let table = try CLITests.run(arguments + ["--require-bars"])
         XCTAssertEqual(table.status, 1)
-        XCTAssertTrue(table.stdout.contains("probes on true renders") && table.stdout.contains("MISSED"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("probes on true renders") && table.stdout.contains("bar missed"), table.stdout)
     }
 
     func testMissingOrBrokenProbeIsNamed() throws {

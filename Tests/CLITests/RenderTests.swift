@@ -148,7 +148,7 @@ final class RenderTests: XCTestCase {
             process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
             let errors = Pipe()
             process.standardError = errors
-            process.standardOutput = Pipe()
+            process.standardOutput = FileHandle.nullDevice
             try process.run()
             let stderr = errors.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()

@@ -61,18 +61,20 @@ public final class ConceptAdapters {
         let forTextEncoder = components.contains { $0 == textEncoder.component }
         var unetModules: [String] = []
         var skipped: [LoRAFileProblem] = []
+        var adaptsTextEncoder = false
         do {
-            if forUNet || !forTextEncoder {
-                // With neither, the U-Net's loader gives the error that says what the file holds.
-                let report = try unet.load(path, as: name, multiplier: scale, allowPartial: allowPartial)
+            if forUNet || !forTextEncoder,
+               // With neither, the U-Net's loader gives the error that says what the file holds.
+               let report = try unet.loadPart(path, as: name, multiplier: scale, allowPartial: allowPartial, skipped: &skipped) {
                 unetModules = report.modulePaths
-                skipped += report.skipped
                 try unet.setEnabled(false, for: name)
             }
-            if forTextEncoder {
-                skipped += try textEncoder.load(path, as: name, multiplier: scale, allowPartial: allowPartial).skipped
+            if forTextEncoder,
+               try textEncoder.loadPart(path, as: name, multiplier: scale, allowPartial: allowPartial, skipped: &skipped) != nil {
+                adaptsTextEncoder = true
                 try textEncoder.setEnabled(false, for: name)
             }
+            if unetModules.isEmpty && !adaptsTextEncoder { throw AdapterError.nothingFits(file: path, problems: skipped) }
         } catch {
             if unet.adapterNames.contains(name) { try? unet.remove(name) }
             if textEncoder.adapterNames.contains(name) { try? textEncoder.remove(name) }
@@ -83,7 +85,7 @@ public final class ConceptAdapters {
             component != nil && component != unet.component && component != textEncoder.component
         }.map(\.0)
         return Loaded(name: name, path: path, metadata: metadata, unetModules: unetModules,
-                      adaptsTextEncoder: forTextEncoder, ignoredTensors: ignored, skipped: skipped)
+                      adaptsTextEncoder: adaptsTextEncoder, ignoredTensors: ignored, skipped: skipped)
     }
 
     /// Enables exactly the adapters `active` (each at its strength) on both components and disables
