@@ -14,14 +14,19 @@ public enum LoRAKeyFormat: String, Sendable, CaseIterable {
     case kohya
 }
 
-struct LoRAKey: Equatable {
-    enum Role: Equatable { case down, up, alpha }
+/// One LoRA tensor name, split into format, component, module and role (`LoRATensorName.parse`).
+public struct LoRAKey: Equatable, Sendable {
+    public enum Role: Equatable, Sendable { case down, up, alpha }
 
-    let format: LoRAKeyFormat
+    public let format: LoRAKeyFormat
     /// `unet`, `text_encoder`, …, or nil when the name carries no component prefix.
-    let component: String?
-    let module: String
-    let role: Role
+    public let component: String?
+    public let module: String
+    public let role: Role
+    /// The name's module part as the file spells it: the component and module joined by `.` for
+    /// PEFT and diffusers keys (`unet.down_blocks.0…attn1.to_q`), the whole underscore-joined name
+    /// for kohya keys (`lora_unet_down_blocks_0…`).
+    public let target: String
 
     static let componentPrefixes = ["unet", "text_encoder_2", "text_encoder", "transformer"]
     static let kohyaPrefixes: [(prefix: String, component: String)] = [
@@ -29,12 +34,12 @@ struct LoRAKey: Equatable {
     ]
 
     /// nil when the name has none of the known forms.
-    static func parse(_ name: String) -> LoRAKey? {
+    public static func parse(_ name: String) -> LoRAKey? {
         for (prefix, component) in kohyaPrefixes where name.hasPrefix(prefix) {
             for (suffix, role) in [(".lora_down.weight", Role.down), (".lora_up.weight", .up), (".alpha", .alpha)]
             where name.hasSuffix(suffix) && name.count > prefix.count + suffix.count {
                 let module = String(name.dropFirst(prefix.count).dropLast(suffix.count))
-                return LoRAKey(format: .kohya, component: component, module: module, role: role)
+                return LoRAKey(format: .kohya, component: component, module: module, role: role, target: prefix + module)
             }
             return nil
         }
@@ -51,8 +56,12 @@ struct LoRAKey: Equatable {
         var parts = rest.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, !parts.contains(where: \.isEmpty) else { return nil }
 
+        func key(_ format: LoRAKeyFormat, _ module: String, _ role: Role) -> LoRAKey {
+            LoRAKey(format: format, component: component, module: module, role: role,
+                    target: component.map { $0 + "." + module } ?? module)
+        }
         if parts.last == "alpha" {
-            return LoRAKey(format: .peft, component: component, module: parts.dropLast().joined(separator: "."), role: .alpha)
+            return key(.peft, parts.dropLast().joined(separator: "."), .alpha)
         }
         guard parts.last == "weight" else { return nil }
         parts.removeLast()
@@ -61,8 +70,7 @@ struct LoRAKey: Equatable {
         for drop in [1, 2] where parts.count > drop {
             let marker = parts[parts.count - drop]
             if marker == "lora_A" || marker == "lora_B" {
-                return LoRAKey(format: .peft, component: component, module: parts.dropLast(drop).joined(separator: "."),
-                               role: marker == "lora_A" ? .down : .up)
+                return key(.peft, parts.dropLast(drop).joined(separator: "."), marker == "lora_A" ? .down : .up)
             }
         }
         // diffusers: …(.lora|.lora_linear_layer|_lora).down|up.weight
@@ -81,7 +89,7 @@ struct LoRAKey: Equatable {
             return nil
         }
         guard !module.isEmpty else { return nil }
-        return LoRAKey(format: .diffusers, component: component, module: module.joined(separator: "."), role: role)
+        return key(.diffusers, module.joined(separator: "."), role)
     }
 }
 

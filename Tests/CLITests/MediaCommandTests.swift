@@ -211,7 +211,8 @@ final class MediaCommandTests: XCTestCase {
 
         // Plain weights are not mistaken for an adapter.
         let plain = path("plain.safetensors")
-        try SafeTensors.write([.init(name: "conv_in.weight", shape: [2, 2], values: [1, 2, 3, 4])], to: plain)
+        try SafeTensors.write([.init(name: "conv_in.weight", shape: [2, 2], values: [1, 2, 3, 4]),
+                               .init(name: "mid_block.alpha", shape: [], values: [0.5])], to: plain)
         XCTAssertNil(try inspectJSON([plain])[0]["lora"])
 
         let text = try run(["inspect", kohya])
