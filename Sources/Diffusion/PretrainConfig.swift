@@ -69,23 +69,26 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         public var clipFraction: Float
         /// The share of captions replaced by the empty prompt, for classifier-free guidance.
         public var captionDropout: Float
+        /// Min-SNR loss weighting's γ (diffusers' `--snr_gamma`, 5 in the paper); nil: plain MSE.
+        public var snrGamma: Float?
 
         enum CodingKeys: String, CodingKey {
             case trainer, imageBatchSize = "image_batch_size", clipBatchSize = "clip_batch_size", clipFrames = "clip_frames"
-            case clipFraction = "clip_fraction", captionDropout = "caption_dropout"
+            case clipFraction = "clip_fraction", captionDropout = "caption_dropout", snrGamma = "snr_gamma"
         }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 12000, learningRate: 3e-4, lrScheduler: "cosine", lrWarmupSteps: 200,
                                                              minLearningRate: 3e-5, adamWeightDecay: 1e-2, emaDecay: 0.999,
                                                              checkpointingSteps: 250),
                     imageBatchSize: Int = 8, clipBatchSize: Int = 1, clipFrames: Int = 8, clipFraction: Float = 0.5,
-                    captionDropout: Float = 0.1) {
+                    captionDropout: Float = 0.1, snrGamma: Float? = nil) {
             self.trainer = trainer
             self.imageBatchSize = imageBatchSize
             self.clipBatchSize = clipBatchSize
             self.clipFrames = clipFrames
             self.clipFraction = clipFraction
             self.captionDropout = captionDropout
+            self.snrGamma = snrGamma
         }
 
         public init(from decoder: Decoder) throws {
@@ -97,6 +100,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             clipFrames = try c.decodeIfPresent(Int.self, forKey: .clipFrames) ?? d.clipFrames
             clipFraction = try c.decodeIfPresent(Float.self, forKey: .clipFraction) ?? d.clipFraction
             captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
+            snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
         }
     }
 
@@ -252,6 +256,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         guard unetTraining.clipFrames >= 1 else { throw bad("unet_training.clip_frames", "must be at least 1") }
         guard (0...1).contains(unetTraining.clipFraction) else { throw bad("unet_training.clip_fraction", "must lie in [0, 1]") }
         guard (0...1).contains(unetTraining.captionDropout) else { throw bad("unet_training.caption_dropout", "must lie in [0, 1]") }
+        if let gamma = unetTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
+            throw bad("unet_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
+        }
         guard preview.every >= 0 else { throw bad("preview.every", "must not be negative") }
         guard preview.steps >= 1 else { throw bad("preview.steps", "must be at least 1") }
         for (index, prompt) in preview.prompts.enumerated() where prompt.frames < 1 {

@@ -221,7 +221,8 @@ public final class Pretraining {
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
             return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
                                                            scheduler: scheduler, latents: latents, captions: captions,
-                                                           captionDropout: training.captionDropout, random: &random)
+                                                           captionDropout: training.captionDropout, snrGamma: training.snrGamma,
+                                                           random: &random)
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

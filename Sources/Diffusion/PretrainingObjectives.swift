@@ -39,9 +39,12 @@ public enum PretrainingObjectives {
     /// timesteps, predict with the U-Net conditioned on the text encoder's states of the captions
     /// (each replaced by "" with probability `captionDropout`, for classifier-free guidance), and take
     /// the mean squared error to the noise (epsilon prediction) or to the velocity (v-prediction).
+    ///
+    /// With `snrGamma` γ each sample's error is weighted as in diffusers' `--snr_gamma` (Min-SNR,
+    /// Hang et al. 2023): `minSNRWeights`.
     public static func diffusionLoss(unet: UNet3DConditionModel, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
                                      scheduler: DDPMScheduler, latents: Tensor, captions: [String], captionDropout: Float,
-                                     random: inout RandomGenerator) throws -> Tensor {
+                                     snrGamma: Float? = nil, random: inout RandomGenerator) throws -> Tensor {
         let batch = latents.shape[0]
         guard captions.count == batch else {
             throw ModelError.badInput("diffusion loss: \(captions.count) captions for a batch of \(batch)")
@@ -61,7 +64,29 @@ public enum PretrainingObjectives {
         case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
         case .sample: target = latents
         }
-        return try Tensor.mseLoss(prediction, target)
+        guard let snrGamma else { return try Tensor.mseLoss(prediction, target) }
+        let weights = minSNRWeights(timesteps: timesteps, alphasCumprod: scheduler.noiseSchedule.alphasCumprod,
+                                    gamma: snrGamma, predictionType: scheduler.config.predictionType)
+        let difference = try prediction - target
+        let perSample = try (difference * difference).reshaped([batch, difference.count / batch]).mean(axes: [1])
+        return try (perSample * Tensor(shape: [batch], values: weights)).mean()
+    }
+
+    /// Min-SNR loss weights per timestep, as diffusers' training scripts compute them with
+    /// `snr = ᾱ/(1−ᾱ)`: ε-prediction min(snr, γ)/snr (1 where snr = 0, its limit), v-prediction
+    /// min(snr+1, γ)/(snr+1) (1 at zero terminal SNR), sample prediction min(snr, γ) (the paper's
+    /// x₀ form). They damp the low-noise timesteps, whose targets are mostly irreducible noise.
+    public static func minSNRWeights(timesteps: [Int], alphasCumprod: [Float], gamma: Float,
+                                     predictionType: SchedulerConfig.PredictionType) -> [Float] {
+        timesteps.map { timestep in
+            let alpha = alphasCumprod[timestep]
+            let snr = alpha < 1 ? alpha / (1 - alpha) : .infinity
+            switch predictionType {
+            case .epsilon: return snr == 0 ? 1 : min(snr, gamma) / snr
+            case .vPrediction: return min(snr + 1, gamma) / (snr + 1)
+            case .sample: return min(snr, gamma)
+            }
+        }
     }
 
     /// 1 / the standard deviation of the posterior means of `pixels`: the `scaling_factor` that gives

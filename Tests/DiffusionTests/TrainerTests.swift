@@ -58,6 +58,34 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(after, before * 0.9, "loss \(before) → \(after)")
     }
 
+    /// Min-SNR weights follow diffusers' formulas, and with a γ no timestep reaches the loss is the
+    /// plain MSE, while a small γ damps the low-noise samples.
+    func testMinSNRWeightingMatchesDiffusersAndReducesToMSE() throws {
+        let cumprod: [Float] = [0.99, 0.5, 0.2, 0]  // SNR 99, 1, 0.25, 0
+        let v = PretrainingObjectives.minSNRWeights(timesteps: [0, 1, 2, 3], alphasCumprod: cumprod, gamma: 5, predictionType: .vPrediction)
+        for (weight, expected) in zip(v, [5 / Float(100), 1, 1, 1]) { XCTAssertEqual(weight, expected, accuracy: 1e-5) }
+        let epsilon = PretrainingObjectives.minSNRWeights(timesteps: [0, 1, 3], alphasCumprod: cumprod, gamma: 5, predictionType: .epsilon)
+        for (weight, expected) in zip(epsilon, [5 / Float(99), 1, 1]) { XCTAssertEqual(weight, expected, accuracy: 1e-5) }
+
+        let (unet, text, tokenizer) = try tinyDenoiser()
+        var config = TinyPretraining.config().scheduler
+        config.predictionType = .vPrediction
+        let scheduler = DDPMScheduler(config: config)
+        var latentRandom = RandomGenerator(seed: 4)
+        let latents = latentRandom.normal([4, 4, 1, 8, 8])
+        func loss(_ gamma: Float?) throws -> Float {
+            var random = RandomGenerator(seed: 9)
+            return try Tensor.withoutGrad {
+                try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
+                                                        latents: latents, captions: Array(repeating: "a red square", count: 4),
+                                                        captionDropout: 0, snrGamma: gamma, random: &random)
+            }.item
+        }
+        let plain = try loss(nil)
+        XCTAssertEqual(try loss(1e30), plain, accuracy: plain * 1e-5)
+        XCTAssertLessThan(try loss(0.5), plain)
+    }
+
     // MARK: Checkpoints and resume
 
     /// A denoiser run whose loss draws from every per-step stream (captions, noise, timesteps, dropout).
