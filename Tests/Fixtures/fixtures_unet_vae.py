@@ -85,6 +85,26 @@ def unet_fixture():
     io["output_odd"] = out.contiguous()
     save_file(io, os.path.join(folder, "io.safetensors"))
     print(f"unet3d: {count} parameters, output max |x| {max(v.abs().max().item() for k, v in io.items() if k.startswith('output'))}")
+    unet_gradient_fixture(model, folder)
+
+
+def unet_gradient_fixture(model, folder):
+    """Backward parity: the gradients of sum(output * cotangent) with respect to the sample, the text
+    states and every parameter, for a 3-frame batch (temporal layers included)."""
+    generator = torch.Generator().manual_seed(5)
+    sample = torch.randn((2, 4, 3, 8, 8), generator=generator).requires_grad_(True)
+    text = torch.randn((2, 5, 16), generator=generator).requires_grad_(True)
+    timesteps = torch.tensor([57.0, 905.0])
+    cotangent = torch.randn((2, 4, 3, 8, 8), generator=generator)
+    model.zero_grad()
+    out = model(sample, timesteps, encoder_hidden_states=text).sample
+    (out * cotangent).sum().backward()
+    grads = {"sample": sample.detach(), "encoder_hidden_states": text.detach(), "timesteps": timesteps,
+             "cotangent": cotangent, "grad.sample": sample.grad, "grad.encoder_hidden_states": text.grad}
+    for name, parameter in model.named_parameters():
+        grads["grad." + name] = parameter.grad.contiguous()
+    save_file({k: v.contiguous() for k, v in grads.items()}, os.path.join(folder, "gradients.safetensors"))
+    print(f"unet3d gradients: {len(grads) - 4} tensors")
 
 
 def vae_fixture():

@@ -29,6 +29,33 @@ final class UNet3DParityTests: XCTestCase {
     /// 7×5 latents: not multiples of 2, so the upsampler resizes to the skip's size, as diffusers does.
     func testOddSizeMatchesDiffusers() throws { try check("odd") }
 
+    /// Backward parity: the gradients of sum(output · cotangent) with respect to the sample, the text
+    /// states and every parameter, against torch autograd through diffusers (3 frames, so the
+    /// temporal convolutions and attention are in the graph).
+    func testGradientsMatchDiffusers() throws {
+        let model = try loadFixtureModel()
+        model.setRequiresGrad(true)
+        let file = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "gradients.safetensors"))
+        let sample = try ModelFixtures.tensor(file, "sample"), text = try ModelFixtures.tensor(file, "encoder_hidden_states")
+        sample.requiresGrad = true
+        text.requiresGrad = true
+        let output = try model(sample: sample, timesteps: file.floats("timesteps"), encoderHiddenStates: text)
+        try output.backward(gradient: ModelFixtures.tensor(file, "cotangent"))
+
+        let pairs = [("sample", sample), ("encoder_hidden_states", text)] + model.namedParameters()
+        let expected = try pairs.map { try ModelFixtures.tensor(file, "grad." + $0.0) }
+        let globalScale = expected.map { $0.values.map(abs).max() ?? 0 }.max() ?? 0
+        XCTAssertGreaterThan(globalScale, 0.1)
+        XCTAssertEqual(pairs.count, file.names.filter { $0.hasPrefix("grad.") }.count, "every parameter has a reference gradient")
+        for ((name, tensor), reference) in zip(pairs, expected) {
+            let gradient = try XCTUnwrap(tensor.grad, "no gradient for \(name)")
+            XCTAssertEqual(gradient.shape, reference.shape, name)
+            let scale = max(reference.values.map(abs).max() ?? 0, 1e-3 * globalScale)
+            let error = zip(gradient.values, reference.values).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(error, 1e-3 * scale, "\(name): max abs error \(error) against max |gradient| \(scale)")
+        }
+    }
+
     func testParameterPathsAreDiffusersKeys() throws {
         let model = try loadFixtureModel()
         let file = try SafeTensorsFile(path: ModelFixtures.path("unet3d", "diffusion_pytorch_model.safetensors"))
