@@ -173,8 +173,8 @@ extension AdapterSet {
     /// `load` for one component of a pipeline: under `allowPartial` a component with nothing that
     /// fits is not an error but returns nil, its problems added to `skipped`, so a file can adapt
     /// the U-Net while its text-encoder keys are skipped (or the other way round). The caller
-    /// throws `nothingFits` when no component loaded anything.
-    public func loadPart(_ path: String, as name: String, multiplier: Float, allowPartial: Bool,
+    /// throws `nothingFits` when no component loaded anything (`PipelineLoRAFile`).
+    func loadPart(_ path: String, as name: String, multiplier: Float, allowPartial: Bool,
                          skipped: inout [LoRAFileProblem]) throws -> LoRALoadReport? {
         do {
             let report = try load(path, as: name, multiplier: multiplier, allowPartial: allowPartial)

@@ -79,10 +79,34 @@ enum ProbeFile {
 /// bars (derived from its figures, never stored) and whether all were met.
 protocol EvalReport: Encodable {
     var bars: [EvalBar] { get }
+    /// The figures as text, without the bars (`table` adds them).
+    var summary: String { get }
 }
 
 extension EvalReport {
     var passesBars: Bool { !bars.isEmpty && bars.allSatisfy(\.met) }
+
+    /// What an evaluation prints without --json: the summary, then one line per bar.
+    var table: String { ([summary] + bars.map(\.line)).joined(separator: "\n") }
+
+    /// The end every evaluation with an output folder shares: `report.json` and the sheet
+    /// `sheetName` into `folder`, then the JSON or the table and both paths; with `requireBars`,
+    /// exit status 1 when a bar is missed.
+    func publish(to folder: String, sheetName: String, sheetRows: [RGBImage], captions: [String], json: Bool,
+                 requireBars: Bool) throws {
+        let data = try self.json()
+        let reportPath = (folder as NSString).appendingPathComponent("report.json")
+        let sheetPath = (folder as NSString).appendingPathComponent(sheetName)
+        try data.write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        try EvalSheet.write(sheetRows, captions: captions, to: sheetPath)
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(table)
+            print("wrote \(reportPath) and \(sheetPath)")
+        }
+        if requireBars && !passesBars { throw ExitCode(1) }
+    }
 
     /// Pretty, key-sorted JSON; a non-finite figure becomes a string rather than an error.
     func json() throws -> Data {
@@ -107,6 +131,18 @@ private struct EvalReportWithBars<Report: EvalReport>: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(report.bars, forKey: .bars)
         try container.encode(report.passesBars, forKey: .passesBars)
+    }
+}
+
+extension Collection {
+    /// The share of elements for which `test` holds (0 for none).
+    func share(where test: (Element) -> Bool) -> Double {
+        Double(filter(test).count) / Double(Swift.max(count, 1))
+    }
+
+    /// The mean of `value` over the elements (0 for none).
+    func mean(_ value: (Element) -> Double) -> Double {
+        reduce(0) { $0 + value($1) } / Double(Swift.max(count, 1))
     }
 }
 
@@ -310,20 +346,11 @@ struct EvalBase: ParsableCommand {
         if json {
             print(String(decoding: try report.json(), as: UTF8.self))
         } else {
-            print("held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), \(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s")
-            print("attribute           model              probes on true renders")
-            for ((name, score), (_, trueScore)) in zip(generated.rows, truth.rows) {
-                print(name.padding(toLength: 20, withPad: " ", startingAt: 0) + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0) + Self.cell(trueScore))
-            }
-            for bar in report.bars { print(bar.line) }
+            print(report.table)
         }
         if requireBars && !report.passesBars { throw ExitCode(1) }
     }
 
-    static func cell(_ score: ProbeScore) -> String {
-        guard let accuracy = score.accuracy else { return "-" }
-        return String(format: "%.3f (%d/%d)", accuracy, score.correct, score.total)
-    }
 }
 
 struct EvalBaseReport: EvalReport {
@@ -348,6 +375,22 @@ struct EvalBaseReport: EvalReport {
     enum CodingKeys: String, CodingKey {
         case model, prompts, seed, steps, guidance, generated, seconds
         case trueRenders = "true_renders"
+    }
+
+    var summary: String {
+        var lines = ["held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), "
+                     + "\(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s",
+                     "attribute           model              probes on true renders"]
+        for ((name, score), (_, trueScore)) in zip(generated.rows, trueRenders.rows) {
+            lines.append(name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                         + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0) + Self.cell(trueScore))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func cell(_ score: ProbeScore) -> String {
+        guard let accuracy = score.accuracy else { return "-" }
+        return String(format: "%.3f (%d/%d)", accuracy, score.correct, score.total)
     }
 }
 

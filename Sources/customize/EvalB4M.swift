@@ -191,17 +191,8 @@ struct EvalB4M: ParsableCommand {
                                                           + [("true_drawing", truth[index])]))
             },
             seconds: Date().timeIntervalSince(start))
-        let data = try report.json()
-        let reportPath = path("report.json"), sheetPath = path("eval-b4m.png")
-        try data.write(to: URL(fileURLWithPath: reportPath), options: .atomic)
-        try EvalSheet.write(sheetRows, captions: rows.map(\.label), to: sheetPath)
-        if json {
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print(report.table)
-            print("wrote \(reportPath) and \(sheetPath)")
-        }
-        if requireBars && !report.passesBars { throw ExitCode(1) }
+        try report.publish(to: out, sheetName: "eval-b4m.png", sheetRows: sheetRows, captions: rows.map(\.label), json: json,
+                           requireBars: requireBars)
     }
 }
 
@@ -247,12 +238,11 @@ struct B4MEvalReport: EvalReport {
         init(name: String, label: String, outcomes: [Outcome]) {
             self.name = name
             self.label = label
-            let count = Double(max(outcomes.count, 1))
-            content = Double(outcomes.filter(\.contentKept).count) / count
-            style = Double(outcomes.filter(\.styled).count) / count
-            both = Double(outcomes.filter { $0.contentKept && $0.styled }.count) / count
+            content = outcomes.share(where: \.contentKept)
+            style = outcomes.share(where: \.styled)
+            both = outcomes.share { $0.contentKept && $0.styled }
             images = outcomes.count
-            secondsPerImage = outcomes.reduce(0) { $0 + $1.seconds } / count
+            secondsPerImage = outcomes.mean(\.seconds)
         }
     }
 
@@ -294,16 +284,13 @@ struct B4MEvalReport: EvalReport {
         case trueDrawings = "true_drawings"
     }
 
-    var table: String {
+    var summary: String {
         let cells = (rows + [trueDrawings]).map { row in
             [row.label] + [row.content, row.style, row.both].map { String(format: "%.2f", $0) } + [String(format: "%.1f", row.secondsPerImage)]
         }
-        var lines = ["b4m evaluation: \(concept.rawValue) in \(style.rawValue) style, \(prompts) prompts × 3 rows, \(steps) steps, "
+        let lines = ["b4m evaluation: \(concept.rawValue) in \(style.rawValue) style, \(prompts) prompts × 3 rows, \(steps) steps, "
                      + String(format: "%.0f s", seconds),
                      TextTable(header: ["row", "content", "style", "both", "s/image"], rows: cells).text]
-        for bar in bars {
-            lines.append(bar.line)
-        }
         return lines.joined(separator: "\n")
     }
 }

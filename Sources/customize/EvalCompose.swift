@@ -160,17 +160,8 @@ struct EvalCompose: ParsableCommand {
         let report = ComposeEvalReport(model: model, loras: named.map { "\($0.word)=\($0.choice.path)" }, seeds: seeds, steps: steps,
                                        guidance: guidance, methods: methods.map(\.rawValue), concepts: named.map(\.concept),
                                        samples: samples, seconds: Date().timeIntervalSince(start))
-        let data = try report.json()
-        let reportPath = (out as NSString).appendingPathComponent("report.json"), sheetPath = (out as NSString).appendingPathComponent("eval-compose.png")
-        try data.write(to: URL(fileURLWithPath: reportPath), options: .atomic)
-        try EvalSheet.write(sheetRows, captions: captions, to: sheetPath)
-        if json {
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print(report.table)
-            print("wrote \(reportPath) and \(sheetPath)")
-        }
-        if requireBars && !report.passesBars { throw ExitCode(1) }
+        try report.publish(to: out, sheetName: "eval-compose.png", sheetRows: sheetRows, captions: captions, json: json,
+                           requireBars: requireBars)
     }
 
     static func read(_ frame: ProbeFrame, _ probe: ConceptProbe) throws -> (left: ConceptReading, right: ConceptReading) {
@@ -258,14 +249,12 @@ struct ComposeEvalReport: EvalReport {
         rows = Self.rows(samples, methods: methods, concepts: concepts)
         // The share of scenes whose true drawing the probe reads as asked (each scene once).
         let scenes = samples.filter { $0.method == methods.first }
-        probeAccuracy = Double(scenes.filter(\.truthPlaced).count) / Double(max(scenes.count, 1))
+        probeAccuracy = scenes.share(where: \.truthPlaced)
     }
 
     static func rows(_ samples: [Sample], methods: [String], concepts: [Concept]) -> [Row] {
         methods.map { method in
             let mine = samples.filter { $0.method == method }
-            let count = Double(max(mine.count, 1))
-            func share(_ test: (Sample) -> Bool) -> Double { Double(mine.filter(test).count) / count }
             var perConcept: [String: Double] = [:]
             for concept in concepts {
                 var hits = 0, asked = 0
@@ -275,9 +264,9 @@ struct ComposeEvalReport: EvalReport {
                 }
                 if asked > 0 { perConcept[concept.rawValue] = Double(hits) / Double(asked) }
             }
-            return Row(method: method, placed: share(\.placed), present: share(\.present), vanished: share(\.vanished),
-                       confused: share(\.confused), perConcept: perConcept, images: mine.count,
-                       secondsPerImage: mine.reduce(0) { $0 + $1.seconds } / count)
+            return Row(method: method, placed: mine.share(where: \.placed), present: mine.share(where: \.present),
+                       vanished: mine.share(where: \.vanished), confused: mine.share(where: \.confused), perConcept: perConcept,
+                       images: mine.count, secondsPerImage: mine.mean(\.seconds))
         }
     }
 
@@ -302,7 +291,7 @@ struct ComposeEvalReport: EvalReport {
         case probeAccuracy = "probe_accuracy_on_true_drawings"
     }
 
-    var table: String {
+    var summary: String {
         let conceptNames = concepts.map(\.rawValue)
         let cells = rows.map { row in
             [row.method] + [row.placed, row.present, row.vanished, row.confused].map { String(format: "%.2f", $0) }
@@ -311,9 +300,6 @@ struct ComposeEvalReport: EvalReport {
         }
         var lines = [TextTable(header: ["method", "placed", "present", "vanished", "confused"] + conceptNames + ["s/image"], rows: cells).text]
         lines.append(String(format: "probe on the world's own drawings of the same scenes: %.2f placed", probeAccuracy))
-        for bar in bars {
-            lines.append(bar.line)
-        }
         return lines.joined(separator: "\n")
     }
 }

@@ -163,17 +163,8 @@ struct EvalDecor: ParsableCommand {
                                                             + [("true_drawing", truth[index])]))
             },
             seconds: Date().timeIntervalSince(start))
-        let data = try report.json()
-        let reportPath = (out as NSString).appendingPathComponent("report.json"), sheetPath = (out as NSString).appendingPathComponent("eval-decor.png")
-        try data.write(to: URL(fileURLWithPath: reportPath), options: .atomic)
-        try EvalSheet.write(sheetRows, captions: rows.map(\.label), to: sheetPath)
-        if json {
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print(report.table)
-            print("wrote \(reportPath) and \(sheetPath)")
-        }
-        if requireBars && !report.passesBars { throw ExitCode(1) }
+        try report.publish(to: out, sheetName: "eval-decor.png", sheetRows: sheetRows, captions: rows.map(\.label), json: json,
+                           requireBars: requireBars)
     }
 
     /// The reference images with their captions; an existing folder must hold the same captions.
@@ -254,12 +245,11 @@ struct DecorEvalReport: EvalReport {
         init(name: String, label: String, outcomes: [Outcome]) {
             self.name = name
             self.label = label
-            let count = Double(max(outcomes.count, 1))
-            leakage = Double(outcomes.filter(\.leaked).count) / count
-            adherence = Double(outcomes.filter(\.adherent).count) / count
-            style = Double(outcomes.filter(\.styled).count) / count
+            leakage = outcomes.share(where: \.leaked)
+            adherence = outcomes.share(where: \.adherent)
+            style = outcomes.share(where: \.styled)
             images = outcomes.count
-            secondsPerImage = outcomes.reduce(0) { $0 + $1.seconds } / count
+            secondsPerImage = outcomes.mean(\.seconds)
         }
     }
 
@@ -303,17 +293,14 @@ struct DecorEvalReport: EvalReport {
         case styleLoRA = "style_lora", decorStrength = "decor_strength", trueDrawings = "true_drawings"
     }
 
-    var table: String {
+    var summary: String {
         let cells = (rows + [trueDrawings]).map { row in
             [row.label, String(format: "%.2f", row.leakage), String(format: "%.2f", row.adherence), String(format: "%.2f", row.style),
              String(format: "%.1f", row.secondsPerImage)]
         }
-        var lines = ["decor evaluation: style \(style.rawValue), reference \"\(reference)\", \(prompts) prompts × 3 rows, "
+        let lines = ["decor evaluation: style \(style.rawValue), reference \"\(reference)\", \(prompts) prompts × 3 rows, "
                      + "DECOR strength \(decorStrength), \(steps) steps, \(String(format: "%.0f", seconds)) s",
                      TextTable(header: ["row", "leakage", "adherence", "style", "s/image"], rows: cells).text]
-        for bar in bars {
-            lines.append(bar.line)
-        }
         return lines.joined(separator: "\n")
     }
 }

@@ -196,17 +196,9 @@ struct EvalMotion: ParsableCommand {
             },
             seconds: Date().timeIntervalSince(start))
 
-        let json = try report.json()
-        try json.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("report.json")), options: .atomic)
         // The sheet: for each row in turn, one line of frames per prompt.
-        try EvalSheet.write(sheetRows, captions: rows.flatMap { row in evaluationPrompts.map { "\(row.label): \($0.caption)" } },
-                            to: (folder as NSString).appendingPathComponent("eval-motion.png"))
-        if self.json {
-            print(String(decoding: json, as: UTF8.self))
-        } else {
-            print(report.table)
-            print("wrote \((folder as NSString).appendingPathComponent("report.json")) and \((folder as NSString).appendingPathComponent("eval-motion.png"))")
-        }
-        if requireBars && !report.passesBars { throw ExitCode(1) }
+        try report.publish(to: folder, sheetName: "eval-motion.png", sheetRows: sheetRows,
+                           captions: rows.flatMap { row in evaluationPrompts.map { "\(row.label): \($0.caption)" } },
+                           json: json, requireBars: requireBars)
     }
 }

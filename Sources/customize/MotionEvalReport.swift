@@ -40,13 +40,12 @@ struct MotionEvalReport: EvalReport {
             self.name = name
             self.label = label
             self.adapter = adapter
-            let count = Double(max(outcomes.count, 1))
-            motionFidelity = outcomes.reduce(0) { $0 + Double($1.fidelity) } / count
-            leakage = Double(outcomes.filter(\.leaked).count) / count
-            adherence = Double(outcomes.filter(\.adherent).count) / count
+            motionFidelity = outcomes.mean { Double($0.fidelity) }
+            leakage = outcomes.share(where: \.leaked)
+            adherence = outcomes.share(where: \.adherent)
             found = outcomes.filter(\.found).count
             prompts = outcomes.count
-            secondsPerClip = outcomes.reduce(0) { $0 + $1.seconds } / count
+            secondsPerClip = outcomes.mean(\.seconds)
         }
     }
 
@@ -117,8 +116,8 @@ struct MotionEvalReport: EvalReport {
     }
 
 
-    /// The table `eval motion` prints without --json.
-    var table: String {
+    /// The figures `eval motion` prints without --json (before its bars).
+    var summary: String {
         var lines: [String] = []
         lines.append("motion evaluation: \(clips.count) clip\(clips.count == 1 ? "" : "s") in \(clipsFolder), motion \"\(motionPhrase)\", "
                      + "\(prompts) prompt\(prompts == 1 ? "" : "s") × 3 renders, \(frames) frames, seed \(seed), \(steps) steps, "
@@ -134,9 +133,6 @@ struct MotionEvalReport: EvalReport {
                          + Self.format(row.adherence).padding(toLength: 12, withPad: " ", startingAt: 0)
                          + "\(row.found)/\(row.prompts)".padding(toLength: 9, withPad: " ", startingAt: 0)
                          + Self.format(row.secondsPerClip, digits: 2))
-        }
-        for bar in bars {
-            lines.append("bar \(bar.requirement): \(bar.value.map { Self.format($0) } ?? "not measured") \(bar.met ? "met" : "MISSED")")
         }
         return lines.joined(separator: "\n")
     }

@@ -71,35 +71,19 @@ final class PipelineLoRAs {
     /// onto the text encoder when it holds `text_encoder` tensors. Returns a warning about tensors for
     /// components this pipeline lacks.
     private func load(_ choice: LoRAChoice, as name: String) throws -> [String] {
-        let names = try SafeTensorsFile(path: choice.path).names
-        let components = names.map(LoRATensorName.component(of:))
-        let forUNet = components.contains { $0 == nil || $0 == unet.component }
-        let forTextEncoder = components.contains { $0 == textEncoder.component }
+        let loaded = try PipelineLoRAFile.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial,
+                                               unet: unet, textEncoder: textEncoder)
         var warnings: [String] = []
-        var skipped: [LoRAFileProblem] = []
-        var loaded = false
-        if forUNet || !forTextEncoder,
-           // With neither, the U-Net's loader gives the error that says what the file holds.
-           let report = try unet.loadPart(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial, skipped: &skipped) {
-            loaded = true
-            if let stored = report.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
-               let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
-               stored.unetConfigSHA256 != expected.unetConfigSHA256 {
-                warnings.append("LoRA '\(choice.path)' was trained on \(stored.name) (U-Net config \(stored.unetConfigSHA256.prefix(12))), "
-                                + "not on this model (U-Net config \(expected.unetConfigSHA256.prefix(12))); its shapes fit, its effect may not")
-            }
+        if let stored = loaded.unet?.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
+           let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
+           stored.unetConfigSHA256 != expected.unetConfigSHA256 {
+            warnings.append("LoRA '\(choice.path)' was trained on \(stored.name) (U-Net config \(stored.unetConfigSHA256.prefix(12))), "
+                            + "not on this model (U-Net config \(expected.unetConfigSHA256.prefix(12))); its shapes fit, its effect may not")
         }
-        if forTextEncoder,
-           try textEncoder.loadPart(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial, skipped: &skipped) != nil {
-            loaded = true
+        if let first = loaded.skipped.first {
+            warnings.append(Self.skippedWarning(path: choice.path, loaded.skipped.count, first: first))
         }
-        guard loaded else { throw AdapterError.nothingFits(file: choice.path, problems: skipped) }
-        if let first = skipped.first {
-            warnings.append(Self.skippedWarning(path: choice.path, skipped.count, first: first))
-        }
-        let ignored = zip(names, components).filter { _, component in
-            component != nil && component != unet.component && component != textEncoder.component
-        }.map(\.0)
+        let ignored = loaded.ignoredTensors
         guard !ignored.isEmpty else { return warnings }
         return warnings + ["LoRA '\(choice.path)': \(ignored.count) tensor\(ignored.count == 1 ? "" : "s") for components this pipeline lacks \(ignored.count == 1 ? "was" : "were") ignored (e.g. \(ignored[0]))"]
     }

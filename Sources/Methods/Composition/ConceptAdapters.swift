@@ -56,36 +56,14 @@ public final class ConceptAdapters {
                     expected: "U-Net config \(expected.unetConfigSHA256.prefix(12))")
             }
         }
-        let components = file.names.map(LoRATensorName.component(of:))
-        let forUNet = components.contains { $0 == nil || $0 == unet.component }
-        let forTextEncoder = components.contains { $0 == textEncoder.component }
-        var unetModules: [String] = []
-        var skipped: [LoRAFileProblem] = []
-        var adaptsTextEncoder = false
-        do {
-            if forUNet || !forTextEncoder,
-               // With neither, the U-Net's loader gives the error that says what the file holds.
-               let report = try unet.loadPart(path, as: name, multiplier: scale, allowPartial: allowPartial, skipped: &skipped) {
-                unetModules = report.modulePaths
-                try unet.setEnabled(false, for: name)
-            }
-            if forTextEncoder,
-               try textEncoder.loadPart(path, as: name, multiplier: scale, allowPartial: allowPartial, skipped: &skipped) != nil {
-                adaptsTextEncoder = true
-                try textEncoder.setEnabled(false, for: name)
-            }
-            if unetModules.isEmpty && !adaptsTextEncoder { throw AdapterError.nothingFits(file: path, problems: skipped) }
-        } catch {
-            if unet.adapterNames.contains(name) { try? unet.remove(name) }
-            if textEncoder.adapterNames.contains(name) { try? textEncoder.remove(name) }
-            throw error
+        let loaded = try PipelineLoRAFile.load(path, as: name, multiplier: scale, allowPartial: allowPartial,
+                                               unet: unet, textEncoder: textEncoder)
+        for (set, report) in [(unet, loaded.unet), (textEncoder, loaded.textEncoder)] where report != nil {
+            try set.setEnabled(false, for: name)
         }
         names.append(name)
-        let ignored = zip(file.names, components).filter { _, component in
-            component != nil && component != unet.component && component != textEncoder.component
-        }.map(\.0)
-        return Loaded(name: name, path: path, metadata: metadata, unetModules: unetModules,
-                      adaptsTextEncoder: adaptsTextEncoder, ignoredTensors: ignored, skipped: skipped)
+        return Loaded(name: name, path: path, metadata: metadata, unetModules: loaded.unet?.modulePaths ?? [],
+                      adaptsTextEncoder: loaded.textEncoder != nil, ignoredTensors: loaded.ignoredTensors, skipped: loaded.skipped)
     }
 
     /// Enables exactly the adapters `active` (each at its strength) on both components and disables
