@@ -19,6 +19,8 @@ public struct ModelBenchmark {
         /// Peak resident memory of the process after sampling (before training runs), in MB.
         public var samplePeakMemoryMB: Double
         public var openblasCore: String
+        /// OPENBLAS_THREAD_TIMEOUT as the library read it (nil: unset, its default).
+        public var openblasThreadTimeout: Int?
     }
 
     /// The peer's reference configuration (TINY_UNET / TINY_VAE).
@@ -133,7 +135,8 @@ public struct ModelBenchmark {
         return Report(threads: Parallel.threadCount, clips: clips, frames: frames,
                       unetParamsM: (Double(unet.parameterCount) / 1e4).rounded() / 100,
                       unetTrainStepMs: trainMs, unetForwardMs: forwardMs, vaeEncodeFramesMs: encodeMs,
-                      sampleClipMs: sampleMs, samplePeakMemoryMB: peakMB, openblasCore: BLAS.coreName)
+                      sampleClipMs: sampleMs, samplePeakMemoryMB: peakMB, openblasCore: BLAS.coreName,
+                      openblasThreadTimeout: BLAS.threadTimeout)
     }
 
     /// Peak resident set size of this process (Linux reports ru_maxrss in kilobytes).

@@ -14,6 +14,20 @@ public enum BLAS {
         return String(cString: name)
     }
 
+    /// How long an idle OpenBLAS thread spins before it sleeps, as the library read
+    /// OPENBLAS_THREAD_TIMEOUT when it loaded: 2^n cycles, n in 4...30; nil when unset (OpenBLAS's
+    /// default, 2^28 cycles, about a tenth of a second).
+    public static var threadTimeout: Int? {
+        let value = Int(openblas_thread_timeout())
+        return value > 0 ? value : nil
+    }
+
+    /// The OPENBLAS_THREAD_TIMEOUT `customize` sets when the environment leaves it unset: idle
+    /// OpenBLAS threads sleep after 2^4 cycles instead of spinning on sched_yield for ~0.1 s after
+    /// every call, which on two cores took time from the engine's own element-wise workers (U-Net
+    /// training ran 1.18 step/s with the default and 1.56-1.65 with this value, README).
+    public static let preferredThreadTimeout = "4"
+
     /// The kernel set to request for this CPU through OPENBLAS_CORETYPE, from its features:
     /// AVX-512 → SKYLAKEX, AVX2 → HASWELL; nil when neither (OpenBLAS's own choice is then kept).
     /// OpenBLAS 0.3.21 does not recognise some current server CPUs and falls back to generic

@@ -135,6 +135,8 @@ public struct EngineBenchmark {
 extension EngineBenchmark {
     public struct Report: Codable, Sendable {
         public var openblasCore: String
+        /// OPENBLAS_THREAD_TIMEOUT as the library read it (nil: unset, its default).
+        public var openblasThreadTimeout: Int?
         public var threads: Int
         public var sgemmMaxRelativeError: Float
         public var sgemmReferenceGFLOPs: Double
@@ -308,7 +310,7 @@ extension EngineBenchmark {
             }
         }
 
-        return Report(openblasCore: BLAS.coreName, threads: Parallel.threadCount,
+        return Report(openblasCore: BLAS.coreName, openblasThreadTimeout: BLAS.threadTimeout, threads: Parallel.threadCount,
                       sgemmMaxRelativeError: EngineBenchmark.verifySgemm(),
                       sgemmReferenceGFLOPs: reference, copyGBs: copyGBs, results: results)
     }

@@ -49,7 +49,7 @@ struct BenchEngine: ParsableCommand {
             if !json { FileHandle.standardError.write("bench engine: \(stage)…\n") }
         }
         if json { return try printJSON(report) }
-        print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   "
+        print("OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   "
               + "sgemm check: max rel. error \(report.sgemmMaxRelativeError)")
         print("case".padding(toLength: 68, withPad: " ", startingAt: 0) + "      ms   throughput   fraction   bar")
         for r in report.results {
@@ -92,7 +92,7 @@ struct BenchModel: ParsableCommand {
             if !json { FileHandle.standardError.write("bench model: \(stage)…\n") }
         }
         if json { return try printJSON(report) }
-        print("OpenBLAS core: \(report.openblasCore)   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
+        print("OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
         print(String(format: "unet_train_step_ms    %9.1f", report.unetTrainStepMs))
         print(String(format: "unet_forward_ms       %9.1f", report.unetForwardMs))
         print(String(format: "vae_encode_frames_ms  %9.1f", report.vaeEncodeFramesMs))
@@ -161,4 +161,9 @@ struct BenchMotion: ParsableCommand {
         print(String(format: "temporal_step_ms   %9.1f", report.temporalStepMs))
         print(String(format: "training_step_ms   %9.1f", report.trainingStepMs))
     }
+}
+
+/// OPENBLAS_THREAD_TIMEOUT as a bench table prints it.
+func threadTimeoutText(_ timeout: Int?) -> String {
+    "idle spin: " + (timeout.map { "2^\($0) cycles" } ?? "OpenBLAS default")
 }

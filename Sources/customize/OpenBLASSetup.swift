@@ -1,22 +1,37 @@
 import Foundation
 import Tensor
 
-/// Chooses OpenBLAS's kernel set before the library reads it.
+/// Sets OpenBLAS's load-time environment before the library reads it: the kernel set
+/// (OPENBLAS_CORETYPE, from the CPU's features) and how long idle threads spin
+/// (OPENBLAS_THREAD_TIMEOUT). A variable the environment already set is kept as it is.
 enum OpenBLASSetup {
     /// Set in the child so a failed choice can never loop.
     static let marker = "CUSTOMIZE_OPENBLAS_REEXEC"
 
+    /// The variables to set for `environment` (none when all are set already).
+    static func choices(environment: [String: String], cpuFlags: Set<String>) -> [(String, String)] {
+        var choices: [(String, String)] = []
+        func unset(_ name: String) -> Bool { (environment[name] ?? "").isEmpty }
+        if unset("OPENBLAS_CORETYPE"), let core = BLAS.preferredCoreType(cpuFlags: cpuFlags) {
+            choices.append(("OPENBLAS_CORETYPE", core))
+        }
+        if unset("OPENBLAS_THREAD_TIMEOUT") { choices.append(("OPENBLAS_THREAD_TIMEOUT", BLAS.preferredThreadTimeout)) }
+        return choices
+    }
+
     static func reexecIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
-        guard (environment["OPENBLAS_CORETYPE"] ?? "").isEmpty, environment[marker] == nil,
-              let core = BLAS.preferredCoreType(cpuFlags: BLAS.cpuFlags()) else { return }
-        setenv("OPENBLAS_CORETYPE", core, 1)
+        guard environment[marker] == nil else { return }
+        let choices = choices(environment: environment, cpuFlags: BLAS.cpuFlags())
+        guard !choices.isEmpty else { return }
+        for (name, value) in choices { setenv(name, value, 1) }
         setenv(marker, "1", 1)
         let arguments = CommandLine.arguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
         execv("/proc/self/exe", &argv)
-        // exec failed (no /proc?): carry on with OpenBLAS's own choice.
-        unsetenv("OPENBLAS_CORETYPE")
+        // exec failed (no /proc?): carry on with OpenBLAS's own choices.
+        for (name, _) in choices { unsetenv(name) }
+        unsetenv(marker)
     }
 }

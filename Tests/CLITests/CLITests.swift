@@ -73,4 +73,18 @@ final class CLITests: XCTestCase {
         XCTAssertEqual((forcedReport["openblas_core"] as! String).lowercased(), "prescott")
         XCTAssertLessThan(forcedReport["sgemm_max_relative_error"] as! Double, 1e-5)
     }
+
+    /// Idle OpenBLAS threads are told to sleep soon (OPENBLAS_THREAD_TIMEOUT 4) unless the
+    /// environment set the timeout itself, whether or not it also set the core type.
+    func testOpenBLASThreadTimeoutChoice() throws {
+        func timeout(_ environment: [String: String]) throws -> Int? {
+            let result = try Self.run(["bench", "engine", "--json", "--repeats", "1"], environment: environment)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            return report["openblas_thread_timeout"] as? Int
+        }
+        XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": ""]), 4)
+        XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": "", "OPENBLAS_CORETYPE": "HASWELL"]), 4)
+        XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": "12"]), 12)
+    }
 }
