@@ -47,10 +47,17 @@ final class OnestepCommandTests: XCTestCase {
         let probe = path("probe.safetensors")
         let trained = try CLITests.run(["eval", "train-probe", "--out", probe, "--images", "100", "--steps", "5", "--threads", "1"])
         XCTAssertEqual(trained.status, 0, trained.stderr)
-        let report = try run(["eval", "onestep", "--onestep", out, "--probe", probe, "--prompts", "2", "--teacher-steps", "2", "--json"])
+        let evalFolder = path("onestep-eval")
+        let report = try run(["eval", "onestep", "--onestep", out, "--probe", probe, "--prompts", "2", "--teacher-steps", "2",
+                              "--out", evalFolder, "--json"])
         let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as! [String: Any]
         let rows = object["rows"] as! [[String: Any]]
-        XCTAssertEqual(rows.map { $0["name"] as? String }, ["teacher", "one step", "one step + HiPA"])
+        XCTAssertEqual(rows.map { $0["name"] as? String }, ["teacher", "one_step", "one_step_hipa"])
+        XCTAssertEqual((object["samples"] as? [[String: Any]])?.count, 2)
+        XCTAssertEqual((object["bars"] as? [[String: Any]])?.map { $0["name"] as? String }, ["adherence_kept", "detail_kept", "speedup"])
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalFolder + "/report.json"))) as! [String: Any]
+        XCTAssertEqual(saved["speedup"] as? Double, object["speedup"] as? Double)
+        XCTAssertGreaterThan(try PNGImage.readInfo(path: evalFolder + "/eval-onestep.png").height, 0)
         XCTAssertEqual(rows[0]["distance"] as? Double, 0)
         XCTAssertEqual(rows[0]["hf_ratio"] as? Double, 1)
         XCTAssertGreaterThan(rows[1]["distance"] as? Double ?? 0, 0)
