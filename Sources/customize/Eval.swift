@@ -274,7 +274,9 @@ struct EvalBase: ParsableCommand {
         pretraining), alternating images and 8-frame clips. Each is rendered by the model and also \
         drawn by the world's own renderer; the probes read colour, shape, size, position (two-object \
         scenes) and motion from both. The true renders' scores are the probes' own accuracy: the \
-        figures for the model can be trusted as far as those are near 1.
+        figures for the model can be trusted as far as those are near 1. The true renders passed \
+        through the model's autoencoder (posterior mean, decoded) give a third column: the most the \
+        U-Net can reach through this autoencoder.
 
         Bars for the shipped model: colour ≥ 0.9, shape ≥ 0.8, motion direction ≥ 0.8 \
         (--require-bars exits with status 1 when one is missed).
@@ -312,7 +314,7 @@ struct EvalBase: ParsableCommand {
         let pipeline = try TextToVideoPipeline.load(folder: model)
         let sampler = WorldSampler(seed: seed)
         let renderer = Renderer()
-        var generated = ProbeScores(), truth = ProbeScores()
+        var generated = ProbeScores(), truth = ProbeScores(), autoencoded = ProbeScores()
         var rows: [RGBImage] = [], captions: [String] = []
         let progress = ProgressReporter("eval base", total: prompts, unit: "prompt")
         let start = Date()
@@ -331,8 +333,10 @@ struct EvalBase: ParsableCommand {
             _ = probes.score(rendered, spec: sample.spec, into: &generated)
             let trueFrames = renderer.render(sample.spec)
             _ = probes.score(try trueFrames.map { try ProbeFrame(side: renderer.side, pixels: $0) }, spec: sample.spec, into: &truth)
+            let trueImages = try trueFrames.map { try RGBImage(width: renderer.side, height: renderer.side, pixels: $0) }
+            let roundTrip = try Self.autoencode(trueImages, pipeline: pipeline)
+            _ = probes.score(try roundTrip.map { try ProbeFrame(side: $0.width, pixels: $0.pixels) }, spec: sample.spec, into: &autoencoded)
             if out != nil {
-                let trueImages = try trueFrames.map { try RGBImage(width: renderer.side, height: renderer.side, pixels: $0) }
                 rows.append(try RGBImage.contactSheet(images.map { try $0.resized(width: renderer.side, height: renderer.side) } + trueImages, spacing: 2))
             }
             progress.update(index + 1)
@@ -342,7 +346,7 @@ struct EvalBase: ParsableCommand {
             try EvalSheet.write(rows, captions: captions, to: (out as NSString).appendingPathComponent("eval-base.png"))
         }
         let report = EvalBaseReport(model: model, prompts: prompts, seed: seed, steps: steps, guidance: guidance,
-                                    generated: generated, trueRenders: truth, seconds: seconds)
+                                    generated: generated, trueRenders: truth, autoencodedTrueRenders: autoencoded, seconds: seconds)
         if json {
             print(String(decoding: try report.json(), as: UTF8.self))
         } else {
@@ -351,6 +355,17 @@ struct EvalBase: ParsableCommand {
         if requireBars && !report.passesBars { throw ExitCode(1) }
     }
 
+    /// `images` through the pipeline's autoencoder: encoded to the posterior mean, decoded, at the
+    /// pipeline's picture size (the probes' frames must be square, as the true renders are).
+    static func autoencode(_ images: [RGBImage], pipeline: TextToVideoPipeline) throws -> [RGBImage] {
+        let size = pipeline.pixelSize
+        let frames = try images.map { image -> Tensor in
+            let sized = image.width == size.width && image.height == size.height ? image : try image.resized(width: size.width, height: size.height)
+            return try Tensor(shape: [1, 3, size.height, size.width], values: sized.toCHWFloats())
+        }
+        let decoded = try pipeline.decode(pipeline.encodeFrames(Tensor.concat(frames, axis: 0)))
+        return try decoded.map { try RGBImage(chwFloats: $0.values, width: $0.shape[2], height: $0.shape[1]) }
+    }
 }
 
 struct EvalBaseReport: EvalReport {
@@ -361,6 +376,8 @@ struct EvalBaseReport: EvalReport {
     var guidance: Float
     var generated: ProbeScores
     var trueRenders: ProbeScores
+    /// The true renders through the model's autoencoder: the U-Net's ceiling.
+    var autoencodedTrueRenders: ProbeScores
     var seconds: Double
 
     /// An attribute no drawn prompt measured counts as missed.
@@ -374,16 +391,17 @@ struct EvalBaseReport: EvalReport {
 
     enum CodingKeys: String, CodingKey {
         case model, prompts, seed, steps, guidance, generated, seconds
-        case trueRenders = "true_renders"
+        case trueRenders = "true_renders", autoencodedTrueRenders = "autoencoded_true_renders"
     }
 
     var summary: String {
         var lines = ["held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), "
                      + "\(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s",
-                     "attribute           model              probes on true renders"]
-        for ((name, score), (_, trueScore)) in zip(generated.rows, trueRenders.rows) {
+                     "attribute           model              probes on true renders   true renders autoencoded"]
+        for ((name, score), ((_, trueScore), (_, roundTripScore))) in zip(generated.rows, zip(trueRenders.rows, autoencodedTrueRenders.rows)) {
             lines.append(name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                         + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0) + Self.cell(trueScore))
+                         + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0)
+                         + Self.cell(trueScore).padding(toLength: 25, withPad: " ", startingAt: 0) + Self.cell(roundTripScore))
         }
         return lines.joined(separator: "\n")
     }

@@ -30,9 +30,11 @@ final class EvalCommandTests: XCTestCase {
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
         let truth = report["true_renders"] as! [String: [String: Any]]
         let generated = report["generated"] as! [String: [String: Any]]
+        let autoencoded = report["autoencoded_true_renders"] as! [String: [String: Any]]
         for attribute in ["colour", "shape", "size", "motion"] {
             XCTAssertGreaterThan(truth[attribute]!["total"] as! Int, 0, attribute)
             XCTAssertEqual(truth[attribute]!["total"] as! Int, generated[attribute]!["total"] as! Int, attribute)
+            XCTAssertEqual(truth[attribute]!["total"] as! Int, autoencoded[attribute]!["total"] as! Int, attribute)
         }
         // The world's own renders are read right: colour and motion need no learning.
         XCTAssertEqual(truth["colour"]!["accuracy"] as? Double, 1)
@@ -53,7 +55,8 @@ final class EvalCommandTests: XCTestCase {
 
         let table = try CLITests.run(arguments + ["--require-bars"])
         XCTAssertEqual(table.status, 1)
-        XCTAssertTrue(table.stdout.contains("probes on true renders") && table.stdout.contains("bar missed"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("probes on true renders") && table.stdout.contains("true renders autoencoded")
+                      && table.stdout.contains("bar missed"), table.stdout)
     }
 
     func testMissingOrBrokenProbeIsNamed() throws {
