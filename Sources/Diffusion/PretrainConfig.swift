@@ -30,9 +30,15 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         public var l2Weight: Float
         /// Weight of the KL term (per-sample sum over latent entries, averaged over the batch), as LDM's `kl_weight`.
         public var klWeight: Float
+        /// Extra weight of object pixels in the L1 and L2 terms: each pixel counts 1 + `objectWeight`
+        /// where the data shows an object (`PretrainingData.objectMasks`), 1 elsewhere, and the terms
+        /// are weighted means. The world's objects cover a few percent of a picture, so a plain mean
+        /// spends the autoencoder on backgrounds; nil or 0: plain means.
+        public var objectWeight: Float?
 
         enum CodingKeys: String, CodingKey {
             case trainer, batchSize = "batch_size", l1Weight = "l1_weight", l2Weight = "l2_weight", klWeight = "kl_weight"
+            case objectWeight = "object_weight"
         }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 5000, learningRate: 1e-3, lrScheduler: "cosine", lrWarmupSteps: 100,
@@ -53,6 +59,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             l1Weight = try c.decodeIfPresent(Float.self, forKey: .l1Weight) ?? d.l1Weight
             l2Weight = try c.decodeIfPresent(Float.self, forKey: .l2Weight) ?? d.l2Weight
             klWeight = try c.decodeIfPresent(Float.self, forKey: .klWeight) ?? d.klWeight
+            objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
         }
     }
 
@@ -251,6 +258,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             throw bad("unet.cross_attention_dim", "\(unet.crossAttentionDim) must equal text_encoder.hidden_size \(textEncoder.hiddenSize)")
         }
         guard vaeTraining.batchSize >= 1 else { throw bad("vae_training.batch_size", "must be at least 1") }
+        if let weight = vaeTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
+            throw bad("vae_training.object_weight", "must be a number at least 0, got \(weight)")
+        }
         guard unetTraining.imageBatchSize >= 1 else { throw bad("unet_training.image_batch_size", "must be at least 1") }
         guard unetTraining.clipBatchSize >= 1 else { throw bad("unet_training.clip_batch_size", "must be at least 1") }
         guard unetTraining.clipFrames >= 1 else { throw bad("unet_training.clip_frames", "must be at least 1") }

@@ -145,8 +145,17 @@ public final class Pretraining {
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
                 let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)
+                var weights: Tensor?
+                if let objectWeight = training.objectWeight, objectWeight > 0 {
+                    guard let masks = try data.objectMasks(index: step, count: training.batchSize) else {
+                        throw TrainingError.badOptions(file: self.path(Self.configFile), key: "vae_training.object_weight",
+                                                       reason: "this data cannot tell objects from background")
+                    }
+                    weights = try masks * objectWeight + 1
+                }
                 return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: training.l1Weight,
-                                                                 l2Weight: training.l2Weight, klWeight: training.klWeight)
+                                                                 l2Weight: training.l2Weight, klWeight: training.klWeight,
+                                                                 pixelWeights: weights)
             }
         }
         guard let final = TrainerCheckpoint.latest(in: vaeFolder) else {

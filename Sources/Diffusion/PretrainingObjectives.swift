@@ -8,13 +8,26 @@ public enum PretrainingObjectives {
     /// Stage 1, the autoencoder (LDM's `LPIPSWithDiscriminator` without the perceptual and
     /// adversarial terms): l1·mean|x − x̂| + l2·mean (x − x̂)² + kl · mean over the batch of the
     /// posterior's KL to N(0, I) (summed over latent entries), with x̂ decoded from a posterior sample.
+    ///
+    /// With `pixelWeights` (`[batch, 1, H, W]`, broadcast over channels) the L1 and L2 terms are
+    /// weighted means, Σ w·|x − x̂| / Σ w (and likewise squared).
     public static func autoencoderLoss(_ vae: AutoencoderKL, pixels: Tensor, random: inout RandomGenerator,
-                                       l1Weight: Float, l2Weight: Float, klWeight: Float) throws -> Tensor {
+                                       l1Weight: Float, l2Weight: Float, klWeight: Float,
+                                       pixelWeights: Tensor? = nil) throws -> Tensor {
         let posterior = try vae.encodeDistribution(pixels)
         let latents = try posterior.sample(noise: random.normal(posterior.mean.shape))
         let reconstruction = try vae.decode(latents)
-        var loss = try Tensor.l1Loss(reconstruction, pixels) * l1Weight
-        if l2Weight > 0 { loss = try loss + Tensor.mseLoss(reconstruction, pixels) * l2Weight }
+        var loss: Tensor
+        if let pixelWeights {
+            let difference = try reconstruction - pixels
+            // Σ over channels of w equals channels · Σ w: the weighted mean over every value.
+            let total = try pixelWeights.sum() * Float(pixels.shape[1])
+            loss = try ((difference.abs() * pixelWeights).sum() / total) * l1Weight
+            if l2Weight > 0 { loss = try loss + ((difference * difference * pixelWeights).sum() / total) * l2Weight }
+        } else {
+            loss = try Tensor.l1Loss(reconstruction, pixels) * l1Weight
+            if l2Weight > 0 { loss = try loss + Tensor.mseLoss(reconstruction, pixels) * l2Weight }
+        }
         if klWeight > 0 { loss = try loss + posterior.kl().mean() * klWeight }
         return loss
     }

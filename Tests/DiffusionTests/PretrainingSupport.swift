@@ -34,6 +34,29 @@ enum TinyPretraining {
             }
             return (pixels, captions)
         }
+
+        /// The squares of image batch `index`.
+        func objectMasks(index: Int, count: Int) throws -> Tensor? {
+            let (pixels, _) = try batch(index: index, count: count, frames: 1)
+            let side = imageSide, plane = side * side
+            let masks = Tensor(zeros: [count, 1, side, side])
+            for item in 0..<count {
+                for pixel in 0..<plane where (0..<3).contains(where: { pixels.data[(item * 3 + $0) * plane + pixel] != -1 }) {
+                    masks.data[item * plane + pixel] = 1
+                }
+            }
+            return masks
+        }
+    }
+
+    /// `PatternData` that cannot tell objects from background.
+    struct MasklessData: PretrainingData {
+        let pattern = PatternData()
+        var imageSide: Int { pattern.imageSide }
+        var vocabularyWords: [String] { pattern.vocabularyWords }
+        func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+            try pattern.batch(index: index, count: count, frames: frames)
+        }
     }
 
     static func config() -> PretrainConfig {
