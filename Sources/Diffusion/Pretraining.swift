@@ -142,6 +142,10 @@ public final class Pretraining {
                 guard let self else { return }
                 try self.onLog?(.vae, self.vaeFolder, records)
             }
+            if let objectWeight = training.objectWeight, objectWeight > 0, try data.objectMasks(index: 0, count: 1) == nil {
+                throw TrainingError.badOptions(file: path(Self.configFile), key: "vae_training.object_weight",
+                                               reason: "this data cannot tell objects from background; leave the key out")
+            }
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
                 let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)

@@ -19,7 +19,7 @@ public enum BLAS {
     /// default, 2^28 cycles, about a tenth of a second).
     public static var threadTimeout: Int? {
         let value = Int(openblas_thread_timeout())
-        return value > 0 ? value : nil
+        return value > 0 ? Swift.min(Swift.max(value, 4), 30) : nil  // OpenBLAS clamps it so
     }
 
     /// The OPENBLAS_THREAD_TIMEOUT `customize` sets when the environment leaves it unset: idle

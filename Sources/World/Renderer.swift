@@ -44,6 +44,17 @@ public struct Renderer: Sendable {
         return pixels
     }
 
+    /// Which pixels of frame `progress` show an object: 1 where the frame differs from its
+    /// background drawn alone (no objects, so no pan), 0 elsewhere; `side × side`, row-major.
+    public func objectMask(_ spec: SceneSpec, progress: Float = 0) -> [Float] {
+        var background = spec
+        background.objects = []
+        let drawn = render(spec, progress: progress), empty = render(background, progress: progress)
+        return (0..<(side * side)).map { pixel in
+            (0..<3).contains { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] } ? 1 : 0
+        }
+    }
+
     /// The colour of the scene at one point of the canvas.
     func shade(_ point: SIMD2<Float>, spec: SceneSpec, poses: [(centre: SIMD2<Float>, scale: Float, rotation: Float)],
                panOffset: Float) -> SIMD3<Float> {

@@ -35,8 +35,8 @@ struct WorldPretrainingData: PretrainingData {
         return (pixels, samples.map(\.caption))
     }
 
-    /// 1 where an image of the batch differs from its background drawn alone (same background, no
-    /// objects): the objects with their anti-aliased edges.
+    /// 1 where an image of the batch differs from its background drawn alone (`Renderer.objectMask`):
+    /// the objects with their anti-aliased edges. The samples are `batch(index:count:frames: 1)`'s.
     func objectMasks(index: Int, count: Int) throws -> Tensor? {
         let sampler = WorldSampler(seed: seed, clipFrames: 1)
         let specs = (0..<count).map { sampler.image(.train, index: index * count + $0).spec }
@@ -45,14 +45,8 @@ struct WorldPretrainingData: PretrainingData {
         let destination = masks.data
         let renderer = self.renderer
         DispatchQueue.concurrentPerform(iterations: count) { item in
-            var background = specs[item]
-            background.objects = []
-            let drawn = renderer.render(specs[item], progress: 0), empty = renderer.render(background, progress: 0)
-            let base = destination + item * plane
-            for pixel in 0..<plane where drawn[pixel * 3] != empty[pixel * 3] || drawn[pixel * 3 + 1] != empty[pixel * 3 + 1]
-                || drawn[pixel * 3 + 2] != empty[pixel * 3 + 2] {
-                base[pixel] = 1
-            }
+            let mask = renderer.objectMask(specs[item])
+            (destination + item * plane).update(from: mask, count: plane)
         }
         return masks
     }

@@ -84,7 +84,7 @@ final class CLITests: XCTestCase {
             return report["openblas_thread_timeout"] as? Int
         }
         XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": ""]), 4)
-        XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": "", "OPENBLAS_CORETYPE": "HASWELL"]), 4)
+        XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": "", "OPENBLAS_CORETYPE": "PRESCOTT"]), 4)
         XCTAssertEqual(try timeout(["OPENBLAS_THREAD_TIMEOUT": "12"]), 12)
     }
 }

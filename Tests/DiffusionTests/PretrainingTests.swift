@@ -88,6 +88,18 @@ final class PretrainingTests: XCTestCase {
             }
         }
         XCTAssertEqual(Double(try loss(weights, l2: 0)), weighted / total, accuracy: 1e-5)
+        // The L2 term alike: (L1 + L2) − L1 = Σ w·d² / Σ w.
+        var squared = 0.0
+        for item in 0..<2 {
+            for channel in 0..<3 {
+                for pixel in 0..<plane {
+                    let index = (item * 3 + channel) * plane + pixel
+                    let d = Double(reconstruction.data[index] - pixels.data[index])
+                    squared += Double(weights.data[item * plane + pixel]) * d * d
+                }
+            }
+        }
+        XCTAssertEqual(Double(try loss(weights) - loss(weights, l2: 0)), squared / total, accuracy: 1e-5)
         XCTAssertNotEqual(try loss(weights), try loss(nil))
 
         var weightedConfig = config

@@ -93,6 +93,27 @@ final class WorldTests: XCTestCase {
         XCTAssertEqual(end - start, 0.4 * 64, accuracy: 1.5)
     }
 
+    /// The object mask marks exactly the pixels where a picture differs from its background drawn
+    /// alone, and covers some but not most of the canvas.
+    func testObjectMaskMarksWhereObjectsChangeThePicture() {
+        let renderer = Renderer()
+        let sampler = WorldSampler(seed: 5, clipFrames: 1)
+        for index in 0..<6 {
+            let spec = sampler.image(.train, index: index).spec
+            let mask = renderer.objectMask(spec)
+            var background = spec
+            background.objects = []
+            let drawn = renderer.render(spec, progress: 0), empty = renderer.render(background, progress: 0)
+            for pixel in 0..<(renderer.side * renderer.side) {
+                let differs = (0..<3).contains { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] }
+                XCTAssertEqual(mask[pixel], differs ? 1 : 0)
+            }
+            let covered = mask.reduce(0, +) / Float(mask.count)
+            XCTAssertGreaterThan(covered, 0, "\(spec)")
+            XCTAssertLessThan(covered, 0.5, "\(spec)")
+        }
+    }
+
     func testRingsAreNeverOutlined() {
         // An outlined ring renders exactly as an outlined circle, so the world never draws one.
         let sampler = WorldSampler(seed: 4)
