@@ -315,7 +315,7 @@ struct EvalBase: ParsableCommand {
         let sampler = WorldSampler(seed: seed)
         let renderer = Renderer()
         var generated = ProbeScores(), truth = ProbeScores(), autoencoded = ProbeScores()
-        var rows: [RGBImage] = [], captions: [String] = []
+        var rows: [RGBImage] = [], captions: [String] = [], samples: [EvalBaseReport.Sample] = []
         let progress = ProgressReporter("eval base", total: prompts, unit: "prompt")
         let start = Date()
         for index in 0..<prompts {
@@ -330,12 +330,16 @@ struct EvalBase: ParsableCommand {
                 }
                 return try ProbeFrame(side: image.width, pixels: image.pixels)
             }
-            _ = probes.score(rendered, spec: sample.spec, into: &generated)
+            let generatedReadings = probes.score(rendered, spec: sample.spec, into: &generated)
             let trueFrames = renderer.render(sample.spec)
-            _ = probes.score(try trueFrames.map { try ProbeFrame(side: renderer.side, pixels: $0) }, spec: sample.spec, into: &truth)
+            let trueReadings = probes.score(try trueFrames.map { try ProbeFrame(side: renderer.side, pixels: $0) }, spec: sample.spec, into: &truth)
             let trueImages = try trueFrames.map { try RGBImage(width: renderer.side, height: renderer.side, pixels: $0) }
             let roundTrip = try Self.autoencode(trueImages, pipeline: pipeline)
-            _ = probes.score(try roundTrip.map { try ProbeFrame(side: $0.width, pixels: $0.pixels) }, spec: sample.spec, into: &autoencoded)
+            let roundTripReadings = probes.score(try roundTrip.map { try ProbeFrame(side: $0.width, pixels: $0.pixels) }, spec: sample.spec,
+                                                 into: &autoencoded)
+            samples.append(EvalBaseReport.Sample(prompt: sample.caption, seed: seed &+ UInt64(index),
+                                                 outcomes: ["generated": generatedReadings, "true_render": trueReadings,
+                                                            "autoencoded_true_render": roundTripReadings]))
             if out != nil {
                 rows.append(try RGBImage.contactSheet(images.map { try $0.resized(width: renderer.side, height: renderer.side) } + trueImages, spacing: 2))
             }
@@ -346,7 +350,8 @@ struct EvalBase: ParsableCommand {
             try EvalSheet.write(rows, captions: captions, to: (out as NSString).appendingPathComponent("eval-base.png"))
         }
         let report = EvalBaseReport(model: model, prompts: prompts, seed: seed, steps: steps, guidance: guidance,
-                                    generated: generated, trueRenders: truth, autoencodedTrueRenders: autoencoded, seconds: seconds)
+                                    generated: generated, trueRenders: truth, autoencodedTrueRenders: autoencoded, samples: samples,
+                                    seconds: seconds)
         if json {
             print(String(decoding: try report.json(), as: UTF8.self))
         } else {
@@ -378,7 +383,12 @@ struct EvalBaseReport: EvalReport {
     var trueRenders: ProbeScores
     /// The true renders through the model's autoencoder: the U-Net's ceiling.
     var autoencodedTrueRenders: ProbeScores
+    /// What the probes read of each object, per prompt, from the model's render, the true render
+    /// and the autoencoded true render.
+    var samples: [Sample]
     var seconds: Double
+
+    typealias Sample = EvalSample<[WorldProbes.ObjectReading]>
 
     /// An attribute no drawn prompt measured counts as missed.
     var bars: [EvalBar] {
@@ -390,7 +400,7 @@ struct EvalBaseReport: EvalReport {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, prompts, seed, steps, guidance, generated, seconds
+        case model, prompts, seed, steps, guidance, generated, samples, seconds
         case trueRenders = "true_renders", autoencodedTrueRenders = "autoencoded_true_renders"
     }
 

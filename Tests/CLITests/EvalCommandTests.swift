@@ -36,6 +36,11 @@ final class EvalCommandTests: XCTestCase {
             XCTAssertEqual(truth[attribute]!["total"] as! Int, generated[attribute]!["total"] as! Int, attribute)
             XCTAssertEqual(truth[attribute]!["total"] as! Int, autoencoded[attribute]!["total"] as! Int, attribute)
         }
+        let samples = try XCTUnwrap(report["samples"] as? [[String: Any]])
+        XCTAssertEqual(samples.count, 4)
+        let outcomes = try XCTUnwrap(samples.first?["outcomes"] as? [String: [[String: Any]]])
+        XCTAssertEqual(Set(outcomes.keys), ["generated", "true_render", "autoencoded_true_render"])
+        XCTAssertEqual(outcomes["true_render"]?.first?["found"] as? Bool, true)
         // The world's own renders are read right: colour and motion need no learning.
         XCTAssertEqual(truth["colour"]!["accuracy"] as? Double, 1)
         XCTAssertEqual(truth["motion"]!["accuracy"] as? Double, 1)
