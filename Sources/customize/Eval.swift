@@ -405,15 +405,13 @@ struct EvalBaseReport: EvalReport {
     }
 
     var summary: String {
-        var lines = ["held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), "
-                     + "\(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s",
-                     "attribute           model              probes on true renders   true renders autoencoded"]
-        for ((name, score), ((_, trueScore), (_, roundTripScore))) in zip(generated.rows, zip(trueRenders.rows, autoencodedTrueRenders.rows)) {
-            lines.append(name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                         + Self.cell(score).padding(toLength: 19, withPad: " ", startingAt: 0)
-                         + Self.cell(trueScore).padding(toLength: 25, withPad: " ", startingAt: 0) + Self.cell(roundTripScore))
+        let cells = zip(generated.rows, zip(trueRenders.rows, autoencodedTrueRenders.rows)).map { row, truths in
+            [row.0, Self.cell(row.1), Self.cell(truths.0.1), Self.cell(truths.1.1)]
         }
-        return lines.joined(separator: "\n")
+        return ["held-out compositions: \(prompts) prompts (\((prompts + 1) / 2) images, \(prompts / 2) clips), seed \(seed), "
+                + "\(steps) steps, guidance \(guidance), \(String(format: "%.0f", seconds)) s",
+                TextTable(header: ["attribute", "model", "probes on true renders", "true renders autoencoded"], rows: cells).text]
+            .joined(separator: "\n")
     }
 
     static func cell(_ score: ProbeScore) -> String {

@@ -13,11 +13,16 @@ struct WorldPretrainingData: PretrainingData {
     var imageSide: Int { renderer.side }
     var vocabularyWords: [String] { WorldVocabulary.words }
 
-    func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+    /// The train-split samples of batch `index`: images for one frame, clips otherwise.
+    func samples(index: Int, count: Int, frames: Int) -> [WorldSample] {
         let sampler = WorldSampler(seed: seed, clipFrames: frames)
-        let samples = (0..<count).map { item in
+        return (0..<count).map { item in
             frames == 1 ? sampler.image(.train, index: index * count + item) : sampler.clip(.train, index: index * count + item)
         }
+    }
+
+    func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+        let samples = samples(index: index, count: count, frames: frames)
         let side = renderer.side, plane = side * side
         let pixels = Tensor(uninitialized: [count * frames, 3, side, side])
         let destination = pixels.data
@@ -38,8 +43,7 @@ struct WorldPretrainingData: PretrainingData {
     /// 1 where an image of the batch differs from its background drawn alone (`Renderer.objectMask`):
     /// the objects with their anti-aliased edges. The samples are `batch(index:count:frames: 1)`'s.
     func objectMasks(index: Int, count: Int) throws -> Tensor? {
-        let sampler = WorldSampler(seed: seed, clipFrames: 1)
-        let specs = (0..<count).map { sampler.image(.train, index: index * count + $0).spec }
+        let specs = samples(index: index, count: count, frames: 1).map(\.spec)
         let plane = renderer.side * renderer.side
         let masks = Tensor(zeros: [count, 1, renderer.side, renderer.side])
         let destination = masks.data
