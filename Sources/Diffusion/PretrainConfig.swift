@@ -35,10 +35,13 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// are weighted means. The world's objects cover a few percent of a picture, so a plain mean
         /// spends the autoencoder on backgrounds; nil or 0: plain means.
         public var objectWeight: Float?
+        /// The posterior's log-variance at the start of training (`AutoencoderKL.setInitialLogVariance`);
+        /// nil: as torch's initialisation leaves it (near 0, i.e. unit noise on the latents).
+        public var initialLogvar: Float?
 
         enum CodingKeys: String, CodingKey {
             case trainer, batchSize = "batch_size", l1Weight = "l1_weight", l2Weight = "l2_weight", klWeight = "kl_weight"
-            case objectWeight = "object_weight"
+            case objectWeight = "object_weight", initialLogvar = "initial_logvar"
         }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 5000, learningRate: 1e-3, lrScheduler: "cosine", lrWarmupSteps: 100,
@@ -60,6 +63,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             l2Weight = try c.decodeIfPresent(Float.self, forKey: .l2Weight) ?? d.l2Weight
             klWeight = try c.decodeIfPresent(Float.self, forKey: .klWeight) ?? d.klWeight
             objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
+            initialLogvar = try c.decodeIfPresent(Float.self, forKey: .initialLogvar)
         }
     }
 
@@ -260,6 +264,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         guard vaeTraining.batchSize >= 1 else { throw bad("vae_training.batch_size", "must be at least 1") }
         if let weight = vaeTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
             throw bad("vae_training.object_weight", "must be a number at least 0, got \(weight)")
+        }
+        if let logvar = vaeTraining.initialLogvar, !(-30...20).contains(logvar) {
+            throw bad("vae_training.initial_logvar", "must lie in [-30, 20], where the posterior clamps its log-variance, got \(logvar)")
         }
         guard unetTraining.imageBatchSize >= 1 else { throw bad("unet_training.image_batch_size", "must be at least 1") }
         guard unetTraining.clipBatchSize >= 1 else { throw bad("unet_training.clip_batch_size", "must be at least 1") }

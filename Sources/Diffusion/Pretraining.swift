@@ -128,6 +128,7 @@ public final class Pretraining {
                                       optionsFile: "vae_training.trainer")
             if try trainer.resume() == nil {
                 try vae.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(1))
+                if let logvar = config.vaeTraining.initialLogvar { vae.setInitialLogVariance(logvar) }
             }
             let training = config.vaeTraining
             let preview = config.preview

@@ -27,6 +27,21 @@ public final class AutoencoderKL: Module {
         assignAttentionPaths()
     }
 
+    /// Starts the posterior's log-variance at `value` everywhere: the half of the last moment-producing
+    /// layer (`quant_conv`, or `encoder.conv_out` without it) that yields the log-variance gets zero
+    /// weights and bias `value`. Freshly initialised, that half gives log-variances near 0, so a
+    /// training autoencoder decodes latents buried in unit noise and can only shrink it at the
+    /// optimizer's pace (about lr per step in the bias); starting near-deterministic (e.g. −10) lets
+    /// the latents carry detail from the first step, and the KL term raises the variance where the
+    /// decoder tolerates it.
+    public func setInitialLogVariance(_ value: Float) {
+        let layer = quantConv ?? encoder.convOut
+        let latent = config.latentChannels
+        let rowCount = layer.weight.count / layer.outChannels
+        (layer.weight.data + latent * rowCount).update(repeating: 0, count: latent * rowCount)
+        if let bias = layer.bias { (bias.data + latent).update(repeating: value, count: latent) }
+    }
+
     /// Images `[N, in_channels, H, W]` in [-1, 1] → the posterior's mean and (clamped) log-variance,
     /// each `[N, latent, H/2^(blocks-1), W/2^(blocks-1)]` (sides rounded up when not multiples).
     public func encode(_ images: Tensor) throws -> (mean: Tensor, logvar: Tensor) {

@@ -116,6 +116,42 @@ final class PretrainingTests: XCTestCase {
         }
     }
 
+    /// vae_training.initial_logvar: a fresh autoencoder's posterior starts with exactly that
+    /// log-variance (and unchanged means), with or without quant_conv; pretraining applies it before
+    /// its first step; values outside the posterior's clamp are refused.
+    func testInitialLogvarStartsThePosteriorNearDeterministic() throws {
+        let config = TinyPretraining.config()
+        let (pixels, _) = try TinyPretraining.PatternData().batch(index: 0, count: 2, frames: 1)
+        for useQuantConv in [true, false] {
+            var vaeConfig = config.vae
+            vaeConfig.useQuantConv = useQuantConv
+            let vae = try AutoencoderKL(config: vaeConfig)
+            try vae.initializeParameters(generator: RandomGenerator(seed: 3))
+            let before = try vae.encodeDistribution(pixels)
+            XCTAssertGreaterThan(before.logvar.values.map { abs($0) }.max() ?? 0, 0.01)
+            vae.setInitialLogVariance(-10)
+            let after = try vae.encodeDistribution(pixels)
+            XCTAssertEqual(after.logvar.values, [Float](repeating: -10, count: after.logvar.count), "quant_conv \(useQuantConv)")
+            XCTAssertEqual(after.mean.values, before.mean.values, "quant_conv \(useQuantConv)")
+        }
+
+        var started = config
+        started.vaeTraining.initialLogvar = -10
+        started.vaeTraining.trainer.steps = 1
+        started.unetTraining.trainer.steps = 0
+        let run = TinyPretraining.temporaryFolder("initial-logvar")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let vae = try Pretraining(newRunIn: run, config: started, data: TinyPretraining.PatternData()).trainAutoencoder()
+        let logvar = try vae.encodeDistribution(pixels).logvar.values
+        XCTAssertLessThan(logvar.max() ?? 0, -9.9)
+        XCTAssertGreaterThan(logvar.min() ?? 0, -10.1)
+
+        started.vaeTraining.initialLogvar = -40
+        XCTAssertThrowsError(try started.validate(file: "config.json")) { error in
+            XCTAssertTrue("\(error)".contains("vae_training.initial_logvar"), "\(error)")
+        }
+    }
+
     func testConfigFilesNameTheBadKey() throws {
         let file = TinyPretraining.temporaryFolder("config") + ".json"
         defer { try? FileManager.default.removeItem(atPath: file) }
