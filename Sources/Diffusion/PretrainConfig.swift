@@ -82,10 +82,16 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         public var captionDropout: Float
         /// Min-SNR loss weighting's γ (diffusers' `--snr_gamma`, 5 in the paper); nil: plain MSE.
         public var snrGamma: Float?
+        /// Extra weight of latent cells that show an object: each latent entry's squared error counts
+        /// 1 + `objectWeight`·c, where c is the share of its pixels on an object
+        /// (`PretrainingData.objectMasks` averaged over the cell, as kohya's masked loss resizes
+        /// masks by area), and each sample's error is the weighted mean. nil or 0: plain means.
+        public var objectWeight: Float?
 
         enum CodingKeys: String, CodingKey {
             case trainer, imageBatchSize = "image_batch_size", clipBatchSize = "clip_batch_size", clipFrames = "clip_frames"
             case clipFraction = "clip_fraction", captionDropout = "caption_dropout", snrGamma = "snr_gamma"
+            case objectWeight = "object_weight"
         }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 12000, learningRate: 3e-4, lrScheduler: "cosine", lrWarmupSteps: 200,
@@ -112,6 +118,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             clipFraction = try c.decodeIfPresent(Float.self, forKey: .clipFraction) ?? d.clipFraction
             captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
             snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
+            objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
         }
     }
 
@@ -273,6 +280,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         guard unetTraining.clipFrames >= 1 else { throw bad("unet_training.clip_frames", "must be at least 1") }
         guard (0...1).contains(unetTraining.clipFraction) else { throw bad("unet_training.clip_fraction", "must lie in [0, 1]") }
         guard (0...1).contains(unetTraining.captionDropout) else { throw bad("unet_training.caption_dropout", "must lie in [0, 1]") }
+        if let weight = unetTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
+            throw bad("unet_training.object_weight", "must be a number at least 0, got \(weight)")
+        }
         if let gamma = unetTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
             throw bad("unet_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
         }

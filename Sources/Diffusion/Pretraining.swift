@@ -143,7 +143,7 @@ public final class Pretraining {
                 guard let self else { return }
                 try self.onLog?(.vae, self.vaeFolder, records)
             }
-            if let objectWeight = training.objectWeight, objectWeight > 0, try data.objectMasks(index: 0, count: 1) == nil {
+            if let objectWeight = training.objectWeight, objectWeight > 0, try data.objectMasks(index: 0, count: 1, frames: 1) == nil {
                 throw TrainingError.badOptions(file: path(Self.configFile), key: "vae_training.object_weight",
                                                reason: "this data cannot tell objects from background; leave the key out")
             }
@@ -152,7 +152,7 @@ public final class Pretraining {
                 let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)
                 var weights: Tensor?
                 if let objectWeight = training.objectWeight, objectWeight > 0 {
-                    guard let masks = try data.objectMasks(index: step, count: training.batchSize) else {
+                    guard let masks = try data.objectMasks(index: step, count: training.batchSize, frames: 1) else {
                         throw TrainingError.badOptions(file: self.path(Self.configFile), key: "vae_training.object_weight",
                                                        reason: "this data cannot tell objects from background")
                     }
@@ -224,6 +224,11 @@ public final class Pretraining {
             guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
             try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
         }
+        let objectWeight = training.objectWeight.flatMap { $0 > 0 ? $0 : nil }
+        if objectWeight != nil, try data.objectMasks(index: 0, count: 1, frames: 1) == nil {
+            throw TrainingError.badOptions(file: path(Self.configFile), key: "unet_training.object_weight",
+                                           reason: "this data cannot tell objects from background; leave the key out")
+        }
         onStageStart?(.unet, trainer.step, options.steps)
         try trainer.train { step, random in
             let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
@@ -233,10 +238,20 @@ public final class Pretraining {
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: frames,
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
+            var weights: Tensor?
+            if let objectWeight {
+                guard let masks = try data.objectMasks(index: step, count: count, frames: frames) else {
+                    throw TrainingError.badOptions(file: self.path(Self.configFile), key: "unet_training.object_weight",
+                                                   reason: "this data cannot tell objects from background")
+                }
+                weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: frames, latentHeight: latents.shape[3],
+                                                                      latentWidth: latents.shape[4],
+                                                                      objectWeight: objectWeight)
+            }
             return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
                                                            scheduler: scheduler, latents: latents, captions: captions,
                                                            captionDropout: training.captionDropout, snrGamma: training.snrGamma,
-                                                           random: &random)
+                                                           elementWeights: weights, random: &random)
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

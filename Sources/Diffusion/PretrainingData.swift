@@ -11,12 +11,12 @@ public protocol PretrainingData {
     /// `[count·frames, 3, side, side]` in [-1, 1] with a clip's frames consecutive, and one caption
     /// per sample. A pure function of its arguments (resume replays the same stream).
     func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String])
-    /// Which pixels of image batch `index` of `count` (`batch(index:count:frames: 1)`) show an
-    /// object: `[count, 1, side, side]`, 1 on objects and 0 on background; nil when the data
-    /// cannot tell (then `vae_training.object_weight` is refused).
-    func objectMasks(index: Int, count: Int) throws -> Tensor?
+    /// Which pixels of `batch(index:count:frames:)` show an object: `[count·frames, 1, side, side]`
+    /// in the batch's order, 1 on objects and 0 on background; nil when the data cannot tell (then
+    /// the `object_weight` options are refused).
+    func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor?
 }
 
 extension PretrainingData {
-    public func objectMasks(index: Int, count: Int) throws -> Tensor? { nil }
+    public func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? { nil }
 }

@@ -54,10 +54,13 @@ public enum PretrainingObjectives {
     /// the mean squared error to the noise (epsilon prediction) or to the velocity (v-prediction).
     ///
     /// With `snrGamma` γ each sample's error is weighted as in diffusers' `--snr_gamma` (Min-SNR,
-    /// Hang et al. 2023): `minSNRWeights`.
+    /// Hang et al. 2023): `minSNRWeights`. With `elementWeights` (`[N, 1, F, h, w]`, see
+    /// `objectCellWeights`) each sample's error is the mean weighted over its entries instead of the
+    /// plain mean.
     public static func diffusionLoss(unet: UNet3DConditionModel, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
                                      scheduler: DDPMScheduler, latents: Tensor, captions: [String], captionDropout: Float,
-                                     snrGamma: Float? = nil, random: inout RandomGenerator) throws -> Tensor {
+                                     snrGamma: Float? = nil, elementWeights: Tensor? = nil,
+                                     random: inout RandomGenerator) throws -> Tensor {
         let batch = latents.shape[0]
         guard captions.count == batch else {
             throw ModelError.badInput("diffusion loss: \(captions.count) captions for a batch of \(batch)")
@@ -77,12 +80,62 @@ public enum PretrainingObjectives {
         case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
         case .sample: target = latents
         }
-        guard let snrGamma else { return try Tensor.mseLoss(prediction, target) }
-        let weights = minSNRWeights(timesteps: timesteps, alphasCumprod: scheduler.noiseSchedule.alphasCumprod,
-                                    gamma: snrGamma, predictionType: scheduler.config.predictionType)
+        if snrGamma == nil, elementWeights == nil { return try Tensor.mseLoss(prediction, target) }
+        var perSample = try squaredError(prediction, target, elementWeights: elementWeights)
+        if let snrGamma {
+            let weights = minSNRWeights(timesteps: timesteps, alphasCumprod: scheduler.noiseSchedule.alphasCumprod,
+                                        gamma: snrGamma, predictionType: scheduler.config.predictionType)
+            perSample = try perSample * Tensor(shape: [batch], values: weights)
+        }
+        return try perSample.mean()
+    }
+
+    /// Each sample's mean squared error `[N]` between `prediction` and `target` (`[N, C, ...]`):
+    /// the plain mean, or with `elementWeights` (`[N, 1, ...]`, shared by the channels)
+    /// Σ w·d² / (C·Σ w).
+    public static func squaredError(_ prediction: Tensor, _ target: Tensor, elementWeights: Tensor?) throws -> Tensor {
+        let batch = prediction.shape[0]
         let difference = try prediction - target
-        let perSample = try (difference * difference).reshaped([batch, difference.count / batch]).mean(axes: [1])
-        return try (perSample * Tensor(shape: [batch], values: weights)).mean()
+        let squared = try difference * difference
+        guard let elementWeights else { return try squared.reshaped([batch, squared.count / batch]).mean(axes: [1]) }
+        let expected = [batch, 1] + Array(prediction.shape.dropFirst(2))
+        guard elementWeights.shape == expected else {
+            throw ModelError.badInput("squared error: element weights \(elementWeights.shape), expected \(expected)")
+        }
+        let channels = Float(prediction.shape[1])
+        let totals = try elementWeights.reshaped([batch, elementWeights.count / batch]).sum(axes: [1]).values
+        let weighted = try squared * elementWeights
+        return try weighted.reshaped([batch, weighted.count / batch]).sum(axes: [1])
+            * Tensor(shape: [batch], values: totals.map { 1 / (channels * $0) })
+    }
+
+    /// Per latent cell, 1 + `objectWeight` × the share of its pixels on an object: `masks`
+    /// `[N·F, 1, H, W]` (a batch's `PretrainingData.objectMasks`) averaged over each cell of a
+    /// `latentHeight × latentWidth` grid, as `[N, 1, F, latentHeight, latentWidth]` for `diffusionLoss`.
+    public static func objectCellWeights(masks: Tensor, frames: Int, latentHeight: Int, latentWidth: Int,
+                                         objectWeight: Float) throws -> Tensor {
+        guard masks.rank == 4, masks.shape[1] == 1, frames > 0, masks.shape[0] % frames == 0, latentHeight > 0, latentWidth > 0,
+              masks.shape[2] % latentHeight == 0, masks.shape[3] % latentWidth == 0 else {
+            throw ModelError.badInput("object weights: masks \(masks.shape) do not tile \(frames)-frame samples into a \(latentHeight)×\(latentWidth) grid")
+        }
+        let (slots, height, width) = (masks.shape[0], masks.shape[2], masks.shape[3])
+        let (cellHeight, cellWidth) = (height / latentHeight, width / latentWidth)
+        let weights = Tensor(uninitialized: [slots / frames, 1, frames, latentHeight, latentWidth])
+        let scale = objectWeight / Float(cellHeight * cellWidth)
+        for slot in 0..<slots {
+            let source = masks.data + slot * height * width
+            let destination = weights.data + slot * latentHeight * latentWidth
+            for row in 0..<latentHeight {
+                for column in 0..<latentWidth {
+                    var covered: Float = 0
+                    for y in (row * cellHeight)..<((row + 1) * cellHeight) {
+                        for x in (column * cellWidth)..<((column + 1) * cellWidth) { covered += source[y * width + x] }
+                    }
+                    destination[row * latentWidth + column] = 1 + scale * covered
+                }
+            }
+        }
+        return weights
     }
 
     /// Min-SNR loss weights per timestep, as diffusers' training scripts compute them with

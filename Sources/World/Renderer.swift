@@ -18,7 +18,13 @@ public struct Renderer: Sendable {
 
     /// One frame at `progress` ∈ [0, 1] through the clip.
     public func render(_ spec: SceneSpec, progress: Float) -> [UInt8] {
-        let poses = spec.objects.map { $0.pose(at: progress) }
+        render(spec, progress: progress, drawingObjects: true)
+    }
+
+    /// One frame, with or without its objects: without them the background still pans as it does
+    /// under them (the pan follows the first object's speed).
+    func render(_ spec: SceneSpec, progress: Float, drawingObjects: Bool) -> [UInt8] {
+        let poses = drawingObjects ? spec.objects.map { $0.pose(at: progress) } : []
         let panOffset: Float = spec.pan.flatMap { $0.direction }.map { $0.x * (spec.objects.first?.speed.travel ?? 0) * progress } ?? 0
         let n = supersampling
         let inverseSamples = 1 / Float(n * n)
@@ -45,11 +51,9 @@ public struct Renderer: Sendable {
     }
 
     /// Which pixels of frame `progress` show an object: 1 where the frame differs from its
-    /// background drawn alone (no objects, so no pan), 0 elsewhere; `side × side`, row-major.
+    /// background drawn alone (panned as in the frame), 0 elsewhere; `side × side`, row-major.
     public func objectMask(_ spec: SceneSpec, progress: Float = 0) -> [Float] {
-        var background = spec
-        background.objects = []
-        let drawn = render(spec, progress: progress), empty = render(background, progress: progress)
+        let drawn = render(spec, progress: progress), empty = render(spec, progress: progress, drawingObjects: false)
         return (0..<(side * side)).map { pixel in
             (0..<3).contains { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] } ? 1 : 0
         }

@@ -40,17 +40,18 @@ struct WorldPretrainingData: PretrainingData {
         return (pixels, samples.map(\.caption))
     }
 
-    /// 1 where an image of the batch differs from its background drawn alone (`Renderer.objectMask`):
-    /// the objects with their anti-aliased edges. The samples are `batch(index:count:frames: 1)`'s.
-    func objectMasks(index: Int, count: Int) throws -> Tensor? {
-        let specs = samples(index: index, count: count, frames: 1).map(\.spec)
+    /// 1 where a frame of the batch differs from its background drawn alone (`Renderer.objectMask`):
+    /// the objects with their anti-aliased edges. The samples are `batch(index:count:frames:)`'s.
+    func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? {
+        let specs = samples(index: index, count: count, frames: frames).map(\.spec)
         let plane = renderer.side * renderer.side
-        let masks = Tensor(zeros: [count, 1, renderer.side, renderer.side])
+        let masks = Tensor(zeros: [count * frames, 1, renderer.side, renderer.side])
         let destination = masks.data
         let renderer = self.renderer
-        DispatchQueue.concurrentPerform(iterations: count) { item in
-            let mask = renderer.objectMask(specs[item])
-            (destination + item * plane).update(from: mask, count: plane)
+        DispatchQueue.concurrentPerform(iterations: count * frames) { slot in
+            let spec = specs[slot / frames], frame = slot % frames
+            let progress = spec.frames > 1 ? Float(frame) / Float(spec.frames - 1) : 0
+            (destination + slot * plane).update(from: renderer.objectMask(spec, progress: progress), count: plane)
         }
         return masks
     }

@@ -19,27 +19,41 @@ final class PretrainCommandTests: XCTestCase {
     }
     """
 
-    /// The world's object masks reach the autoencoder's loss: with vae_training.object_weight the
-    /// first step's loss differs from the plain one (uniform or empty masks would leave it equal).
-    func testObjectWeightChangesTheAutoencoderLossOnWorldImages() throws {
+    /// The first logged loss of `stage` ("vae" or "unet") when the tiny config's `section` (its
+    /// text as in `tinyConfig`) gains `extra` keys, for object weights 0 and 8.
+    func firstLosses(stage: String, section: String, extra: String) throws -> (plain: Double, weighted: Double) {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("pretrain-ow-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: base) }
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         func firstLoss(objectWeight: Double) throws -> Double {
             let name = "w\(Int(objectWeight))"
             let config = base.appendingPathComponent(name + ".json").path
-            let text = Self.tinyConfig.replacingOccurrences(of: #""vae_training": {"batch_size": 2}"#,
-                                                            with: #""vae_training": {"batch_size": 2, "object_weight": \#(objectWeight)}"#)
+            let text = Self.tinyConfig.replacingOccurrences(of: section, with: section.dropLast() + extra + ", \"object_weight\": \(objectWeight)}")
             XCTAssertNotEqual(text, Self.tinyConfig)
             try Data(text.utf8).write(to: URL(fileURLWithPath: config))
             let out = base.appendingPathComponent(name).path
-            let run = try CLITests.run(["pretrain", "--out", out, "--vae-steps", "1", "--unet-steps", "0", "--config", config,
-                                        "--preview-every", "0", "--threads", "1"])
+            let run = try CLITests.run(["pretrain", "--out", out, "--vae-steps", "1", "--unet-steps", stage == "vae" ? "0" : "1",
+                                        "--config", config, "--preview-every", "0", "--threads", "1"])
             XCTAssertEqual(run.status, 0, run.stderr)
-            let rows = try String(contentsOfFile: out + "/vae/loss.csv", encoding: .utf8).split(separator: "\n")
+            let rows = try String(contentsOfFile: "\(out)/\(stage)/loss.csv", encoding: .utf8).split(separator: "\n")
             return try XCTUnwrap(Double(rows[1].split(separator: ",")[1]))
         }
-        let plain = try firstLoss(objectWeight: 0), weighted = try firstLoss(objectWeight: 8)
+        return (try firstLoss(objectWeight: 0), try firstLoss(objectWeight: 8))
+    }
+
+    /// The world's object masks reach the autoencoder's loss: with vae_training.object_weight the
+    /// first step's loss differs from the plain one (uniform or empty masks would leave it equal).
+    func testObjectWeightChangesTheAutoencoderLossOnWorldImages() throws {
+        let (plain, weighted) = try firstLosses(stage: "vae", section: #""vae_training": {"batch_size": 2}"#, extra: "")
+        XCTAssertGreaterThan(abs(plain - weighted), 1e-4 * plain, "plain \(plain), weighted \(weighted)")
+    }
+
+    /// The world's clip masks (every frame, camera pans included) reach the U-Net's loss: with
+    /// unet_training.object_weight the first clip step's loss differs from the plain one.
+    func testObjectWeightChangesTheDenoiserLossOnWorldClips() throws {
+        let (plain, weighted) = try firstLosses(stage: "unet",
+                                                section: #""unet_training": {"image_batch_size": 2, "clip_batch_size": 1, "clip_frames": 8}"#,
+                                                extra: #", "clip_fraction": 1"#)
         XCTAssertGreaterThan(abs(plain - weighted), 1e-4 * plain, "plain \(plain), weighted \(weighted)")
     }
 

@@ -35,12 +35,12 @@ enum TinyPretraining {
             return (pixels, captions)
         }
 
-        /// The squares of image batch `index`.
-        func objectMasks(index: Int, count: Int) throws -> Tensor? {
-            let (pixels, _) = try batch(index: index, count: count, frames: 1)
+        /// The squares of batch `index`.
+        func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? {
+            let (pixels, _) = try batch(index: index, count: count, frames: frames)
             let side = imageSide, plane = side * side
-            let masks = Tensor(zeros: [count, 1, side, side])
-            for item in 0..<count {
+            let masks = Tensor(zeros: [count * frames, 1, side, side])
+            for item in 0..<(count * frames) {
                 for pixel in 0..<plane where (0..<3).contains(where: { pixels.data[(item * 3 + $0) * plane + pixel] != -1 }) {
                     masks.data[item * plane + pixel] = 1
                 }

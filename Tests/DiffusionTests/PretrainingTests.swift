@@ -60,7 +60,7 @@ final class PretrainingTests: XCTestCase {
         try vae.initializeParameters(generator: RandomGenerator(seed: 3))
         let data = TinyPretraining.PatternData()
         let (pixels, _) = try data.batch(index: 0, count: 2, frames: 1)
-        let masks = try XCTUnwrap(try data.objectMasks(index: 0, count: 2))
+        let masks = try XCTUnwrap(try data.objectMasks(index: 0, count: 2, frames: 1))
         let covered = masks.values.reduce(0, +) / Float(masks.count)
         XCTAssertGreaterThan(covered, 0.05)
         XCTAssertLessThan(covered, 0.5)
@@ -149,6 +149,31 @@ final class PretrainingTests: XCTestCase {
         started.vaeTraining.initialLogvar = -40
         XCTAssertThrowsError(try started.validate(file: "config.json")) { error in
             XCTAssertTrue("\(error)".contains("vae_training.initial_logvar"), "\(error)")
+        }
+    }
+
+    /// unet_training.object_weight trains on masks of images and clips alike, and is refused for
+    /// data without masks and for negative weights.
+    func testUNetObjectWeightTrainsAndIsRefusedWithoutMasks() throws {
+        var config = TinyPretraining.config()
+        config.vaeTraining.trainer.steps = 1
+        config.unetTraining.trainer.steps = 4
+        config.unetTraining.clipFraction = 0.5
+        config.unetTraining.objectWeight = 4
+        config.preview.every = 0
+        let run = TinyPretraining.temporaryFolder("unet-object-weight")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData()).run()
+        XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/unet")?.step, 4)
+
+        let maskless = TinyPretraining.temporaryFolder("unet-object-weight-maskless")
+        defer { try? FileManager.default.removeItem(atPath: maskless) }
+        XCTAssertThrowsError(try Pretraining(newRunIn: maskless, config: config, data: TinyPretraining.MasklessData()).run()) { error in
+            XCTAssertTrue("\(error)".contains("unet_training.object_weight"), "\(error)")
+        }
+        config.unetTraining.objectWeight = -2
+        XCTAssertThrowsError(try config.validate(file: "config.json")) { error in
+            XCTAssertTrue("\(error)".contains("unet_training.object_weight"), "\(error)")
         }
     }
 

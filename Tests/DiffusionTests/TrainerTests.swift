@@ -86,6 +86,65 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(try loss(0.5), plain)
     }
 
+    /// unet_training.object_weight: latent cells weigh 1 + w × their pixels' object share; each
+    /// sample's error is then Σ w·d² / (C·Σ w) (checked against a loop), uniform weights give the
+    /// plain loss, and weights on the object cells change it.
+    func testObjectCellWeightsAndWeightedDiffusionLoss() throws {
+        // Two 2-frame samples of 4×4 masks over a 2×2 latent grid; sample 1's second frame has
+        // three of the four pixels of its top-left cell on an object.
+        let masks = Tensor(zeros: [4, 1, 4, 4])
+        for pixel in [0, 1, 4] { masks.data[3 * 16 + pixel] = 1 }
+        masks.data[0 * 16 + 15] = 1
+        let weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: 2, latentHeight: 2, latentWidth: 2, objectWeight: 4)
+        XCTAssertEqual(weights.shape, [2, 1, 2, 2, 2])
+        var expected = [Float](repeating: 1, count: 16)
+        expected[3] = 1 + 4 * 0.25     // sample 0, frame 0, bottom-right cell: 1 of 4 pixels
+        expected[12] = 1 + 4 * 0.75    // sample 1, frame 1, top-left cell: 3 of 4 pixels
+        XCTAssertEqual(weights.values, expected)
+        XCTAssertThrowsError(try PretrainingObjectives.objectCellWeights(masks: masks, frames: 2, latentHeight: 3, latentWidth: 2, objectWeight: 4))
+        XCTAssertThrowsError(try PretrainingObjectives.objectCellWeights(masks: masks, frames: 3, latentHeight: 2, latentWidth: 2, objectWeight: 4))
+
+        var random = RandomGenerator(seed: 12)
+        let prediction = random.normal([2, 3, 2, 2, 2]), target = random.normal([2, 3, 2, 2, 2])
+        let weighted = try PretrainingObjectives.squaredError(prediction, target, elementWeights: weights).values
+        for sample in 0..<2 {
+            var sum = 0.0, total = 0.0
+            for channel in 0..<3 {
+                for cell in 0..<8 {
+                    let w = Double(weights.data[sample * 8 + cell])
+                    let d = Double(prediction.data[(sample * 3 + channel) * 8 + cell] - target.data[(sample * 3 + channel) * 8 + cell])
+                    sum += w * d * d
+                    total += w
+                }
+            }
+            XCTAssertEqual(Double(weighted[sample]), sum / total, accuracy: 1e-5)
+        }
+        let uniform = try PretrainingObjectives.squaredError(prediction, target, elementWeights: Tensor(repeating: 2, shape: [2, 1, 2, 2, 2]))
+        let plain = try PretrainingObjectives.squaredError(prediction, target, elementWeights: nil)
+        for (a, b) in zip(uniform.values, plain.values) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertThrowsError(try PretrainingObjectives.squaredError(prediction, target, elementWeights: Tensor(zeros: [2, 1, 2, 2])))
+
+        // Through diffusionLoss: uniform weights leave the loss as it was; object weights move it.
+        let (unet, text, tokenizer) = try tinyDenoiser()
+        let scheduler = DDPMScheduler(config: TinyPretraining.config().scheduler)
+        var latentRandom = RandomGenerator(seed: 4)
+        let latents = latentRandom.normal([2, 4, 2, 8, 8])
+        func loss(_ elementWeights: Tensor?) throws -> Float {
+            var random = RandomGenerator(seed: 9)
+            return try Tensor.withoutGrad {
+                try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
+                                                        latents: latents, captions: ["a red square", "a blue square"],
+                                                        captionDropout: 0, elementWeights: elementWeights, random: &random)
+            }.item
+        }
+        let unweighted = try loss(nil)
+        XCTAssertEqual(try loss(Tensor(repeating: 3, shape: [2, 1, 2, 8, 8])), unweighted, accuracy: unweighted * 1e-5)
+        let cellMasks = Tensor(zeros: [4, 1, 16, 16])
+        for slot in 0..<4 { for pixel in 0..<40 { cellMasks.data[slot * 256 + pixel] = 1 } }
+        let objectWeights = try PretrainingObjectives.objectCellWeights(masks: cellMasks, frames: 2, latentHeight: 8, latentWidth: 8, objectWeight: 8)
+        XCTAssertNotEqual(try loss(objectWeights), unweighted)
+    }
+
     // MARK: Checkpoints and resume
 
     /// A denoiser run whose loss draws from every per-step stream (captions, noise, timesteps, dropout).

@@ -114,6 +114,26 @@ final class WorldTests: XCTestCase {
         }
     }
 
+    /// In a panning clip the background moves under the objects; the mask compares each frame with
+    /// its background panned alike, so late frames still mark only the objects.
+    func testObjectMaskFollowsTheCameraPan() throws {
+        let renderer = Renderer()
+        let sampler = WorldSampler(seed: 5, clipFrames: 8)
+        let panned = try XCTUnwrap((0..<400).lazy.map { sampler.clip(.train, index: $0).spec }.first {
+            $0.pan != nil && $0.background.kind == .grid
+        })
+        func covered(_ progress: Float) -> Float {
+            renderer.objectMask(panned, progress: progress).reduce(0, +) / Float(renderer.side * renderer.side)
+        }
+        let first = covered(0)
+        XCTAssertGreaterThan(first, 0, "\(panned)")
+        // The objects keep their size while the camera pans; grid lines marked as objects would not.
+        for progress: Float in [0.5, 1] {
+            XCTAssertGreaterThan(covered(progress), first / 2, "\(panned) at \(progress)")
+            XCTAssertLessThan(covered(progress), first * 2, "\(panned) at \(progress)")
+        }
+    }
+
     func testRingsAreNeverOutlined() {
         // An outlined ring renders exactly as an outlined circle, so the world never draws one.
         let sampler = WorldSampler(seed: 4)
