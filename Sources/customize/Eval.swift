@@ -292,7 +292,8 @@ struct EvalBase: ParsableCommand {
     @Option(help: "Seed of the prompt draw and of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
-    @Option(help: "Write a sheet of every rendered sample beside its true render into this folder.") var out: String?
+    @Option(help: "Write a sheet into this folder: per prompt the model's frames, the true render's and the true render's through the autoencoder.")
+    var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when the model misses a bar.") var requireBars = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -341,7 +342,9 @@ struct EvalBase: ParsableCommand {
                                                  outcomes: ["generated": generatedReadings, "true_render": trueReadings,
                                                             "autoencoded_true_render": roundTripReadings]))
             if out != nil {
-                rows.append(try RGBImage.contactSheet(images.map { try $0.resized(width: renderer.side, height: renderer.side) } + trueImages, spacing: 2))
+                let side = renderer.side
+                rows.append(try RGBImage.contactSheet(images.map { try $0.resized(width: side, height: side) } + trueImages
+                                                      + roundTrip.map { try $0.resized(width: side, height: side) }, spacing: 2))
             }
             progress.update(index + 1)
         }

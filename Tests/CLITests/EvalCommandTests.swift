@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Media
 import XCTest
 
 /// `customize eval train-probe` and `customize eval base` end to end on the tiny pipeline fixture.
@@ -56,7 +57,9 @@ final class EvalCommandTests: XCTestCase {
                 XCTAssertFalse(met, "\(name) not measured counts as missed")
             }
         }
-        XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/sheets/eval-base.png"))
+        // One row per prompt: a clip's 8 generated, 8 true and 8 autoencoded 64-pixel frames, 2 apart.
+        let sheet = try PNGImage.readInfo(path: folder + "/sheets/eval-base.png")
+        XCTAssertEqual([sheet.width, sheet.height], [24 * 64 + 23 * 2, 4 * (64 + 2)])
 
         let table = try CLITests.run(arguments + ["--require-bars"])
         XCTAssertEqual(table.status, 1)
