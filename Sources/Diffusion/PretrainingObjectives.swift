@@ -94,6 +94,9 @@ public enum PretrainingObjectives {
     /// the plain mean, or with `elementWeights` (`[N, 1, ...]`, shared by the channels)
     /// Σ w·d² / (C·Σ w).
     public static func squaredError(_ prediction: Tensor, _ target: Tensor, elementWeights: Tensor?) throws -> Tensor {
+        guard prediction.rank >= 2 else {
+            throw ModelError.badInput("squared error: expected predictions [N, C, ...], got \(prediction.shape)")
+        }
         let batch = prediction.shape[0]
         let difference = try prediction - target
         let squared = try difference * difference
@@ -104,6 +107,9 @@ public enum PretrainingObjectives {
         }
         let channels = Float(prediction.shape[1])
         let totals = try elementWeights.reshaped([batch, elementWeights.count / batch]).sum(axes: [1]).values
+        guard totals.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw ModelError.badInput("squared error: each sample's element weights must sum to a positive finite number, got \(totals)")
+        }
         let weighted = try squared * elementWeights
         return try weighted.reshaped([batch, weighted.count / batch]).sum(axes: [1])
             * Tensor(shape: [batch], values: totals.map { 1 / (channels * $0) })

@@ -37,6 +37,7 @@ public final class AutoencoderKL: Module {
     public func setInitialLogVariance(_ value: Float) {
         let layer = quantConv ?? encoder.convOut
         let latent = config.latentChannels
+        precondition(layer.outChannels == 2 * latent, "the moments layer yields mean and log-variance, 2 × \(latent) channels")
         let rowCount = layer.weight.count / layer.outChannels
         (layer.weight.data + latent * rowCount).update(repeating: 0, count: latent * rowCount)
         if let bias = layer.bias { (bias.data + latent).update(repeating: value, count: latent) }

@@ -158,7 +158,7 @@ final class PretrainingTests: XCTestCase {
         var config = TinyPretraining.config()
         config.vaeTraining.trainer.steps = 1
         config.unetTraining.trainer.steps = 4
-        config.unetTraining.clipFraction = 0.5
+        config.unetTraining.clipFraction = 1
         config.unetTraining.objectWeight = 4
         config.preview.every = 0
         let run = TinyPretraining.temporaryFolder("unet-object-weight")

@@ -95,10 +95,12 @@ final class TrainerTests: XCTestCase {
         let masks = Tensor(zeros: [4, 1, 4, 4])
         for pixel in [0, 1, 4] { masks.data[3 * 16 + pixel] = 1 }
         masks.data[0 * 16 + 15] = 1
+        masks.data[1 * 16 + 2] = 1     // sample 0, frame 1, top-right cell: 1 of 4 pixels
         let weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: 2, latentHeight: 2, latentWidth: 2, objectWeight: 4)
         XCTAssertEqual(weights.shape, [2, 1, 2, 2, 2])
         var expected = [Float](repeating: 1, count: 16)
         expected[3] = 1 + 4 * 0.25     // sample 0, frame 0, bottom-right cell: 1 of 4 pixels
+        expected[5] = 1 + 4 * 0.25     // sample 0, frame 1, top-right cell
         expected[12] = 1 + 4 * 0.75    // sample 1, frame 1, top-left cell: 3 of 4 pixels
         XCTAssertEqual(weights.values, expected)
         XCTAssertThrowsError(try PretrainingObjectives.objectCellWeights(masks: masks, frames: 2, latentHeight: 3, latentWidth: 2, objectWeight: 4))

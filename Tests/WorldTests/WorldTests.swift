@@ -115,23 +115,36 @@ final class WorldTests: XCTestCase {
     }
 
     /// In a panning clip the background moves under the objects; the mask compares each frame with
-    /// its background panned alike, so late frames still mark only the objects.
-    func testObjectMaskFollowsTheCameraPan() throws {
+    /// its background panned alike, so every frame marks the object and nothing else (the grid's
+    /// lines, shifted by the pan, would be marked against an unpanned background).
+    func testObjectMaskFollowsTheCameraPan() {
         let renderer = Renderer()
-        let sampler = WorldSampler(seed: 5, clipFrames: 8)
-        let panned = try XCTUnwrap((0..<400).lazy.map { sampler.clip(.train, index: $0).spec }.first {
-            $0.pan != nil && $0.background.kind == .grid
-        })
-        func covered(_ progress: Float) -> Float {
-            renderer.objectMask(panned, progress: progress).reduce(0, +) / Float(renderer.side * renderer.side)
+        let object = SceneObject(kind: .shape(.square), colour: .red, size: .small, position: [0.7, 0.5], motion: .panRight, speed: .fast)
+        let spec = SceneSpec(background: Background(kind: .grid, colour: .blue), objects: [object], frames: 8)
+        let side = Float(renderer.side)
+        for progress: Float in [0, 0.5, 1] {
+            let mask = renderer.objectMask(spec, progress: progress)
+            XCTAssertGreaterThan(mask.reduce(0, +), 0, "at \(progress)")
+            let centre = object.pose(at: progress).centre * side
+            // A square's corner lies √2 radii from its centre; a pixel touching it, one more pixel.
+            let reach = object.size.radius * side * Float(2).squareRoot() + 1.5
+            for pixel in 0..<mask.count where mask[pixel] == 1 {
+                let point = SIMD2<Float>(Float(pixel % renderer.side) + 0.5, Float(pixel / renderer.side) + 0.5)
+                let offset = point - centre
+                XCTAssertLessThanOrEqual((offset * offset).sum().squareRoot(), reach, "pixel \(pixel) at \(progress)")
+            }
         }
-        let first = covered(0)
-        XCTAssertGreaterThan(first, 0, "\(panned)")
-        // The objects keep their size while the camera pans; grid lines marked as objects would not.
-        for progress: Float in [0.5, 1] {
-            XCTAssertGreaterThan(covered(progress), first / 2, "\(panned) at \(progress)")
-            XCTAssertLessThan(covered(progress), first * 2, "\(panned) at \(progress)")
+        // Against the background drawn without objects (so without the pan), the grid's shifted
+        // lines would count as objects: the check above tells the two apart.
+        var unpanned = spec
+        unpanned.objects = []
+        let drawn = renderer.render(spec, progress: 1), empty = renderer.render(unpanned, progress: 1)
+        var naive = 0
+        for pixel in 0..<(renderer.side * renderer.side) where drawn[(3 * pixel)..<(3 * pixel + 3)] != empty[(3 * pixel)..<(3 * pixel + 3)] {
+            naive += 1
         }
+        let marked: Float = renderer.objectMask(spec, progress: 1).reduce(0, +)
+        XCTAssertGreaterThan(Float(naive), 2 * marked)
     }
 
     func testRingsAreNeverOutlined() {
