@@ -95,6 +95,25 @@ struct EvalMotion: ParsableCommand {
         return config
     }
 
+    /// A --motion-adapters run records the clips it trained on; comparing its motion with other
+    /// clips' would measure nothing, so they must be the same files with the same captions.
+    func checkRecordedClips(_ sources: [MotionClipSource]) throws {
+        guard let motionAdapters,
+              FileManager.default.fileExists(atPath: (motionAdapters as NSString).appendingPathComponent(MotionDirectorTraining.runFile))
+        else { return }
+        let recorded = try MotionDirectorTraining.recordedClips(in: motionAdapters)
+        let given = sources.map { (name: $0.name, caption: $0.caption) }
+        guard recorded.map(\.name) != given.map(\.name) || recorded.map(\.caption) != given.map(\.caption) else { return }
+        let difference: String
+        if let index = (0..<min(recorded.count, given.count)).first(where: { recorded[$0] != given[$0] }) {
+            difference = "clip \(index + 1) is \(recorded[index].name) (\"\(recorded[index].caption)\") there and \(given[index].name) (\"\(given[index].caption)\") here"
+        } else {
+            difference = "it trained on \(recorded.count) clips, '\(clips)' holds \(given.count)"
+        }
+        throw ExitStatus.Failure(status: .failure, message: "--motion-adapters \(motionAdapters) was trained on other clips than --clips '\(clips)': "
+                                 + difference + "; give the clips it was trained on, or leave --motion-adapters out to train on these")
+    }
+
     func run() throws {
         try threadOptions.apply()
         let start = Date()
@@ -134,6 +153,7 @@ struct EvalMotion: ParsableCommand {
             throw ExitStatus.Failure(status: .failure, message: "'\(clips)': \(error)")
         }
 
+        try checkRecordedClips(clipSet.clips.map(\.source))
         let folder = outputFolder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let adapters = try MotionEvalAdapters.prepare(motionAdapters: motionAdapters, plainAdapter: plainAdapter, out: folder,

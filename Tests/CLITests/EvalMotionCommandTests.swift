@@ -118,6 +118,16 @@ final class EvalMotionCommandTests: XCTestCase {
             }
         }
 
+        // Adapters trained on other clips are refused, naming the difference.
+        let one = path("one-clip")
+        try FileManager.default.createDirectory(atPath: one, withIntermediateDirectories: true)
+        for file in ["00000.mp4", "00000.txt"] { try FileManager.default.copyItem(atPath: clips + "/" + file, toPath: one + "/" + file) }
+        let mismatched = try run(["eval", "motion", "--clips", one] + common.dropFirst(4)
+                                 + ["--motion-adapters", out + "/motiondirector", "--plain-adapter", out + "/plain/plain.safetensors",
+                                    "--out", path("mismatched")], status: 1)
+        XCTAssertTrue(mismatched.stderr.contains("was trained on other clips") && mismatched.stderr.contains("trained on 2 clips"),
+                      mismatched.stderr)
+
         // Other settings on the cached runs are refused with what to do.
         let changed = try run(common + ["--train-steps", "2", "--rank", "3", "--out", out], status: 1)
         XCTAssertTrue(changed.stderr.contains("holds a run with other settings (rank 2") && changed.stderr.contains("choose another --out"),

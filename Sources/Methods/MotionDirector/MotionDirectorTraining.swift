@@ -82,6 +82,11 @@ public final class MotionDirectorTraining {
         try MotionRunFolder.read(folder, runFile: runFile, what: runDescription).config
     }
 
+    /// The clips (file name and caption, in training order) recorded in the run folder `folder`.
+    public static func recordedClips(in folder: String) throws -> [(name: String, caption: String)] {
+        try MotionRunFolder.read(folder, runFile: runFile, what: runDescription).clips.map { ($0.name, $0.caption) }
+    }
+
     static let runDescription = "MotionDirector run"
 
     private init(folder: String, pipeline: TextToVideoPipeline, config: MotionDirectorConfig, clips: [MotionTrainingClip],
