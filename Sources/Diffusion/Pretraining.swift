@@ -143,20 +143,14 @@ public final class Pretraining {
                 guard let self else { return }
                 try self.onLog?(.vae, self.vaeFolder, records)
             }
-            if let objectWeight = training.objectWeight, objectWeight > 0, try data.objectMasks(index: 0, count: 1, frames: 1) == nil {
-                throw TrainingError.badOptions(file: path(Self.configFile), key: "vae_training.object_weight",
-                                               reason: "this data cannot tell objects from background; leave the key out")
-            }
+            let objectWeight = try activeObjectWeight(training.objectWeight, key: "vae_training.object_weight")
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
                 let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)
                 var weights: Tensor?
-                if let objectWeight = training.objectWeight, objectWeight > 0 {
-                    guard let masks = try data.objectMasks(index: step, count: training.batchSize, frames: 1) else {
-                        throw TrainingError.badOptions(file: self.path(Self.configFile), key: "vae_training.object_weight",
-                                                       reason: "this data cannot tell objects from background")
-                    }
-                    weights = try masks * objectWeight + 1
+                if let objectWeight {
+                    weights = try self.objectMasks(for: "vae_training.object_weight", index: step, count: training.batchSize, frames: 1)
+                        * objectWeight + 1
                 }
                 return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: training.l1Weight,
                                                                  l2Weight: training.l2Weight, klWeight: training.klWeight,
@@ -224,11 +218,7 @@ public final class Pretraining {
             guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
             try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
         }
-        let objectWeight = training.objectWeight.flatMap { $0 > 0 ? $0 : nil }
-        if objectWeight != nil, try data.objectMasks(index: 0, count: 1, frames: 1) == nil {
-            throw TrainingError.badOptions(file: path(Self.configFile), key: "unet_training.object_weight",
-                                           reason: "this data cannot tell objects from background; leave the key out")
-        }
+        let objectWeight = try activeObjectWeight(training.objectWeight, key: "unet_training.object_weight")
         onStageStart?(.unet, trainer.step, options.steps)
         try trainer.train { step, random in
             let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
@@ -240,10 +230,7 @@ public final class Pretraining {
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
             var weights: Tensor?
             if let objectWeight {
-                guard let masks = try data.objectMasks(index: step, count: count, frames: frames) else {
-                    throw TrainingError.badOptions(file: self.path(Self.configFile), key: "unet_training.object_weight",
-                                                   reason: "this data cannot tell objects from background")
-                }
+                let masks = try self.objectMasks(for: "unet_training.object_weight", index: step, count: count, frames: frames)
                 weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: frames, latentHeight: latents.shape[3],
                                                                       latentWidth: latents.shape[4],
                                                                       objectWeight: objectWeight)
@@ -258,6 +245,23 @@ public final class Pretraining {
     }
 
     // MARK: Helpers
+
+    /// An `object_weight` option's weight when it is on (positive), once the data has shown it can
+    /// tell objects from background; throws naming `key` otherwise.
+    func activeObjectWeight(_ weight: Float?, key: String) throws -> Float? {
+        guard let weight, weight > 0 else { return nil }
+        _ = try objectMasks(for: key, index: 0, count: 1, frames: 1)
+        return weight
+    }
+
+    /// The data's object masks for a batch, or an error naming the option `key` that needs them.
+    func objectMasks(for key: String, index: Int, count: Int, frames: Int) throws -> Tensor {
+        guard let masks = try data.objectMasks(index: index, count: count, frames: frames) else {
+            throw TrainingError.badOptions(file: path(Self.configFile), key: key,
+                                           reason: "this data cannot tell objects from background; leave the key out")
+        }
+        return masks
+    }
 
     /// Four fixed images, each beside its reconstruction from the posterior mean.
     func reconstructions(_ vae: AutoencoderKL) throws -> [PreviewSample] {

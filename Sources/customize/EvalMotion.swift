@@ -103,9 +103,10 @@ struct EvalMotion: ParsableCommand {
         else { return }
         let recorded = try MotionDirectorTraining.recordedClips(in: motionAdapters)
         let given = sources.map { (name: $0.name, caption: $0.caption) }
-        guard recorded.map(\.name) != given.map(\.name) || recorded.map(\.caption) != given.map(\.caption) else { return }
+        let differing = (0..<min(recorded.count, given.count)).first { recorded[$0] != given[$0] }
+        guard differing != nil || recorded.count != given.count else { return }
         let difference: String
-        if let index = (0..<min(recorded.count, given.count)).first(where: { recorded[$0] != given[$0] }) {
+        if let index = differing {
             difference = "clip \(index + 1) is \(recorded[index].name) (\"\(recorded[index].caption)\") there and \(given[index].name) (\"\(given[index].caption)\") here"
         } else {
             difference = "it trained on \(recorded.count) clips, '\(clips)' holds \(given.count)"

@@ -67,20 +67,9 @@ final class TrainerTests: XCTestCase {
         let epsilon = PretrainingObjectives.minSNRWeights(timesteps: [0, 1, 3], alphasCumprod: cumprod, gamma: 5, predictionType: .epsilon)
         for (weight, expected) in zip(epsilon, [5 / Float(99), 1, 1]) { XCTAssertEqual(weight, expected, accuracy: 1e-5) }
 
-        let (unet, text, tokenizer) = try tinyDenoiser()
-        var config = TinyPretraining.config().scheduler
-        config.predictionType = .vPrediction
-        let scheduler = DDPMScheduler(config: config)
-        var latentRandom = RandomGenerator(seed: 4)
-        let latents = latentRandom.normal([4, 4, 1, 8, 8])
-        func loss(_ gamma: Float?) throws -> Float {
-            var random = RandomGenerator(seed: 9)
-            return try Tensor.withoutGrad {
-                try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
-                                                        latents: latents, captions: Array(repeating: "a red square", count: 4),
-                                                        captionDropout: 0, snrGamma: gamma, random: &random)
-            }.item
-        }
+        let lossAt = try fixedDiffusionLoss(latentShape: [4, 4, 1, 8, 8], captions: Array(repeating: "a red square", count: 4),
+                                          predictionType: .vPrediction)
+        func loss(_ gamma: Float?) throws -> Float { try lossAt(gamma, nil) }
         let plain = try loss(nil)
         XCTAssertEqual(try loss(1e30), plain, accuracy: plain * 1e-5)
         XCTAssertLessThan(try loss(0.5), plain)
@@ -127,24 +116,34 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try PretrainingObjectives.squaredError(prediction, target, elementWeights: Tensor(zeros: [2, 1, 2, 2])))
 
         // Through diffusionLoss: uniform weights leave the loss as it was; object weights move it.
-        let (unet, text, tokenizer) = try tinyDenoiser()
-        let scheduler = DDPMScheduler(config: TinyPretraining.config().scheduler)
-        var latentRandom = RandomGenerator(seed: 4)
-        let latents = latentRandom.normal([2, 4, 2, 8, 8])
-        func loss(_ elementWeights: Tensor?) throws -> Float {
-            var random = RandomGenerator(seed: 9)
-            return try Tensor.withoutGrad {
-                try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
-                                                        latents: latents, captions: ["a red square", "a blue square"],
-                                                        captionDropout: 0, elementWeights: elementWeights, random: &random)
-            }.item
-        }
+        let lossAt = try fixedDiffusionLoss(latentShape: [2, 4, 2, 8, 8], captions: ["a red square", "a blue square"])
+        func loss(_ elementWeights: Tensor?) throws -> Float { try lossAt(nil, elementWeights) }
         let unweighted = try loss(nil)
         XCTAssertEqual(try loss(Tensor(repeating: 3, shape: [2, 1, 2, 8, 8])), unweighted, accuracy: unweighted * 1e-5)
         let cellMasks = Tensor(zeros: [4, 1, 16, 16])
         for slot in 0..<4 { for pixel in 0..<40 { cellMasks.data[slot * 256 + pixel] = 1 } }
         let objectWeights = try PretrainingObjectives.objectCellWeights(masks: cellMasks, frames: 2, latentHeight: 8, latentWidth: 8, objectWeight: 8)
         XCTAssertNotEqual(try loss(objectWeights), unweighted)
+    }
+
+    /// The tiny denoiser's loss on fixed latents (seed 4) and draws (seed 9), without gradients, as a
+    /// function of Min-SNR's γ and the element weights.
+    func fixedDiffusionLoss(latentShape: [Int], captions: [String], predictionType: SchedulerConfig.PredictionType? = nil)
+        throws -> (Float?, Tensor?) throws -> Float {
+        let (unet, text, tokenizer) = try tinyDenoiser()
+        var config = TinyPretraining.config().scheduler
+        if let predictionType { config.predictionType = predictionType }
+        let scheduler = DDPMScheduler(config: config)
+        var latentRandom = RandomGenerator(seed: 4)
+        let latents = latentRandom.normal(latentShape)
+        return { gamma, elementWeights in
+            var random = RandomGenerator(seed: 9)
+            return try Tensor.withoutGrad {
+                try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: text, tokenizer: tokenizer, scheduler: scheduler,
+                                                        latents: latents, captions: captions, captionDropout: 0, snrGamma: gamma,
+                                                        elementWeights: elementWeights, random: &random)
+            }.item
+        }
     }
 
     // MARK: Checkpoints and resume
