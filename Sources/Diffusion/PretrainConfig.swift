@@ -31,7 +31,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// Weight of the KL term (per-sample sum over latent entries, averaged over the batch), as LDM's `kl_weight`.
         public var klWeight: Float
         /// Extra weight of object pixels in the L1 and L2 terms: each pixel counts 1 + `objectWeight`
-        /// where the data shows an object (`PretrainingData.objectMasks`), 1 elsewhere, and the terms
+        /// where the data shows an object (`PretrainingData.maskedBatch`), 1 elsewhere, and the terms
         /// are weighted means. The world's objects cover a few percent of a picture, so a plain mean
         /// spends the autoencoder on backgrounds; nil or 0: plain means.
         public var objectWeight: Float?
@@ -84,7 +84,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         public var snrGamma: Float?
         /// Extra weight of latent cells that show an object: each latent entry's squared error counts
         /// 1 + `objectWeight`·c, where c is the share of its pixels on an object
-        /// (`PretrainingData.objectMasks` averaged over the cell, as kohya's masked loss resizes
+        /// (`PretrainingData.maskedBatch` averaged over the cell, as kohya's masked loss resizes
         /// masks by area), and each sample's error is the weighted mean. nil or 0: plain means.
         public var objectWeight: Float?
 

@@ -146,12 +146,10 @@ public final class Pretraining {
             let objectWeight = try activeObjectWeight(training.objectWeight, key: "vae_training.object_weight")
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
-                let (pixels, _) = try data.batch(index: step, count: training.batchSize, frames: 1)
+                let (pixels, _, masks) = try self.batch(index: step, count: training.batchSize, frames: 1,
+                                                        masksFor: objectWeight == nil ? nil : "vae_training.object_weight")
                 var weights: Tensor?
-                if let objectWeight {
-                    weights = try self.objectMasks(for: "vae_training.object_weight", index: step, count: training.batchSize, frames: 1)
-                        * objectWeight + 1
-                }
+                if let objectWeight, let masks { weights = try masks * objectWeight + 1 }
                 return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: training.l1Weight,
                                                                  l2Weight: training.l2Weight, klWeight: training.klWeight,
                                                                  pixelWeights: weights)
@@ -224,13 +222,13 @@ public final class Pretraining {
             let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
             let count = clipStep ? training.clipBatchSize : training.imageBatchSize
             let frames = clipStep ? training.clipFrames : 1
-            let (pixels, captions) = try data.batch(index: step, count: count, frames: frames)
+            let (pixels, captions, masks) = try self.batch(index: step, count: count, frames: frames,
+                                                           masksFor: objectWeight == nil ? nil : "unet_training.object_weight")
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: frames,
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
             var weights: Tensor?
-            if let objectWeight {
-                let masks = try self.objectMasks(for: "unet_training.object_weight", index: step, count: count, frames: frames)
+            if let objectWeight, let masks {
                 weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: frames, latentHeight: latents.shape[3],
                                                                       latentWidth: latents.shape[4],
                                                                       objectWeight: objectWeight)
@@ -246,21 +244,28 @@ public final class Pretraining {
 
     // MARK: Helpers
 
-    /// An `object_weight` option's weight when it is on (positive), once the data has shown it can
-    /// tell objects from background; throws naming `key` otherwise.
+    /// An `object_weight` option's weight when it is on (positive) and the data can tell objects
+    /// from background; throws naming `key` when it cannot.
     func activeObjectWeight(_ weight: Float?, key: String) throws -> Float? {
         guard let weight, weight > 0 else { return nil }
-        _ = try objectMasks(for: key, index: 0, count: 1, frames: 1)
+        guard data.providesObjectMasks else { throw missingMasks(key: key) }
         return weight
     }
 
-    /// The data's object masks for a batch, or an error naming the option `key` that needs them.
-    func objectMasks(for key: String, index: Int, count: Int, frames: Int) throws -> Tensor {
-        guard let masks = try data.objectMasks(index: index, count: count, frames: frames) else {
-            throw TrainingError.badOptions(file: path(Self.configFile), key: key,
-                                           reason: "this data cannot tell objects from background; leave the key out")
+    /// Batch `index` of the data, with its object masks when `key` (the option that needs them)
+    /// is given: one render serves both.
+    func batch(index: Int, count: Int, frames: Int, masksFor key: String?) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+        guard let key else {
+            let (pixels, captions) = try data.batch(index: index, count: count, frames: frames)
+            return (pixels, captions, nil)
         }
-        return masks
+        let batch = try data.maskedBatch(index: index, count: count, frames: frames)
+        guard batch.masks != nil else { throw missingMasks(key: key) }
+        return batch
+    }
+
+    private func missingMasks(key: String) -> TrainingError {
+        .badOptions(file: path(Self.configFile), key: key, reason: "this data cannot tell objects from background; leave the key out")
     }
 
     /// Four fixed images, each beside its reconstruction from the posterior mean.

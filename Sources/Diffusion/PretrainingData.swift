@@ -11,12 +11,20 @@ public protocol PretrainingData {
     /// `[count·frames, 3, side, side]` in [-1, 1] with a clip's frames consecutive, and one caption
     /// per sample. A pure function of its arguments (resume replays the same stream).
     func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String])
-    /// Which pixels of `batch(index:count:frames:)` show an object: `[count·frames, 1, side, side]`
-    /// in the batch's order, 1 on objects and 0 on background; nil when the data cannot tell (then
-    /// the `object_weight` options are refused).
-    func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor?
+    /// Whether `maskedBatch(index:count:frames:)` can tell objects from background; the
+    /// `object_weight` options are refused when it cannot. False unless the data says otherwise.
+    var providesObjectMasks: Bool { get }
+    /// `batch(index:count:frames:)` with which of its pixels show an object: `[count·frames, 1, side,
+    /// side]` in the batch's order, 1 on objects and 0 on background, drawn from the same render as
+    /// the pixels; masks are nil when `providesObjectMasks` is false.
+    func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?)
 }
 
 extension PretrainingData {
-    public func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? { nil }
+    public var providesObjectMasks: Bool { false }
+
+    public func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+        let (pixels, captions) = try batch(index: index, count: count, frames: frames)
+        return (pixels, captions, nil)
+    }
 }

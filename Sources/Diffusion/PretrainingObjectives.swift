@@ -116,7 +116,7 @@ public enum PretrainingObjectives {
     }
 
     /// Per latent cell, 1 + `objectWeight` × the share of its pixels on an object: `masks`
-    /// `[N·F, 1, H, W]` (a batch's `PretrainingData.objectMasks`) averaged over each cell of a
+    /// `[N·F, 1, H, W]` (a batch's `PretrainingData.maskedBatch`) averaged over each cell of a
     /// `latentHeight × latentWidth` grid, as `[N, 1, F, latentHeight, latentWidth]` for `diffusionLoss`.
     public static func objectCellWeights(masks: Tensor, frames: Int, latentHeight: Int, latentWidth: Int,
                                          objectWeight: Float) throws -> Tensor {

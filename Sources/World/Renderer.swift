@@ -12,7 +12,7 @@ public struct Renderer: Sendable {
     /// All frames of `spec`, each `side × side × 3` bytes, row-major RGB.
     public func render(_ spec: SceneSpec) -> [[UInt8]] {
         (0..<spec.frames).map { frame in
-            render(spec, progress: spec.frames > 1 ? Float(frame) / Float(spec.frames - 1) : 0)
+            render(spec, progress: spec.progress(ofFrame: frame))
         }
     }
 
@@ -53,7 +53,12 @@ public struct Renderer: Sendable {
     /// Which pixels of frame `progress` show an object: 1 where the frame differs from its
     /// background drawn alone (panned as in the frame), 0 elsewhere; `side × side`, row-major.
     public func objectMask(_ spec: SceneSpec, progress: Float = 0) -> [Float] {
-        let drawn = render(spec, progress: progress), empty = render(spec, progress: progress, drawingObjects: false)
+        objectMask(spec, progress: progress, drawn: render(spec, progress: progress))
+    }
+
+    /// `objectMask(_:progress:)` of a frame already rendered: `drawn` is `render(spec, progress:)`.
+    public func objectMask(_ spec: SceneSpec, progress: Float, drawn: [UInt8]) -> [Float] {
+        let empty = render(spec, progress: progress, drawingObjects: false)
         return (0..<(side * side)).map { pixel in
             (0..<3).contains { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] } ? 1 : 0
         }

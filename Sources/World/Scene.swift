@@ -81,6 +81,11 @@ public struct SceneSpec: Codable, Hashable, Sendable {
         self.frames = frames
     }
 
+    /// Where frame `frame` lies through the clip, in [0, 1]: 0 for an image.
+    public func progress(ofFrame frame: Int) -> Float {
+        frames > 1 ? Float(frame) / Float(frames - 1) : 0
+    }
+
     /// The camera pan of the scene, if any object pans (pans move everything, background included).
     public var pan: Motion? {
         objects.first { $0.motion == .panLeft || $0.motion == .panRight }?.motion

@@ -21,38 +21,42 @@ struct WorldPretrainingData: PretrainingData {
         }
     }
 
+    var providesObjectMasks: Bool { true }
+
     func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+        let (pixels, captions, _) = render(index: index, count: count, frames: frames, masks: false)
+        return (pixels, captions)
+    }
+
+    /// The batch with 1 where a frame differs from its background drawn alone
+    /// (`Renderer.objectMask`): the objects with their anti-aliased edges.
+    func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+        render(index: index, count: count, frames: frames, masks: true)
+    }
+
+    /// Batch `index` in [-1, 1], and its object masks when asked, from one render of each frame.
+    private func render(index: Int, count: Int, frames: Int, masks: Bool) -> (pixels: Tensor, captions: [String], masks: Tensor?) {
         let samples = samples(index: index, count: count, frames: frames)
         let side = renderer.side, plane = side * side
         let pixels = Tensor(uninitialized: [count * frames, 3, side, side])
-        let destination = pixels.data
+        let objectMasks = masks ? Tensor(zeros: [count * frames, 1, side, side]) : nil
+        let destination = pixels.data, maskDestination = objectMasks?.data
         let renderer = self.renderer
-        // Each sample fills its own slice: rendering in parallel cannot change the values.
+        // Each sample fills its own slices: rendering in parallel cannot change the values.
         DispatchQueue.concurrentPerform(iterations: count) { item in
-            let rendered = renderer.render(samples[item].spec)
-            for (frame, bytes) in rendered.prefix(frames).enumerated() {
-                let base = destination + (item * frames + frame) * 3 * plane
+            let spec = samples[item].spec
+            for (frame, bytes) in renderer.render(spec).prefix(frames).enumerated() {
+                let slot = item * frames + frame
+                let base = destination + slot * 3 * plane
                 for pixel in 0..<plane {
                     for channel in 0..<3 { base[channel * plane + pixel] = Float(bytes[pixel * 3 + channel]) / 127.5 - 1 }
                 }
+                if let maskDestination {
+                    let mask = renderer.objectMask(spec, progress: spec.progress(ofFrame: frame), drawn: bytes)
+                    (maskDestination + slot * plane).update(from: mask, count: plane)
+                }
             }
         }
-        return (pixels, samples.map(\.caption))
-    }
-
-    /// 1 where a frame of the batch differs from its background drawn alone (`Renderer.objectMask`):
-    /// the objects with their anti-aliased edges. The samples are `batch(index:count:frames:)`'s.
-    func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? {
-        let specs = samples(index: index, count: count, frames: frames).map(\.spec)
-        let plane = renderer.side * renderer.side
-        let masks = Tensor(zeros: [count * frames, 1, renderer.side, renderer.side])
-        let destination = masks.data
-        let renderer = self.renderer
-        DispatchQueue.concurrentPerform(iterations: count * frames) { slot in
-            let spec = specs[slot / frames], frame = slot % frames
-            let progress = spec.frames > 1 ? Float(frame) / Float(spec.frames - 1) : 0
-            (destination + slot * plane).update(from: renderer.objectMask(spec, progress: progress), count: plane)
-        }
-        return masks
+        return (pixels, samples.map(\.caption), objectMasks)
     }
 }

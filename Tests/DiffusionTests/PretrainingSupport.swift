@@ -35,9 +35,11 @@ enum TinyPretraining {
             return (pixels, captions)
         }
 
-        /// The squares of batch `index`.
-        func objectMasks(index: Int, count: Int, frames: Int) throws -> Tensor? {
-            let (pixels, _) = try batch(index: index, count: count, frames: frames)
+        var providesObjectMasks: Bool { true }
+
+        /// Batch `index` with its squares marked.
+        func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+            let (pixels, captions) = try batch(index: index, count: count, frames: frames)
             let side = imageSide, plane = side * side
             let masks = Tensor(zeros: [count * frames, 1, side, side])
             for item in 0..<(count * frames) {
@@ -45,7 +47,7 @@ enum TinyPretraining {
                     masks.data[item * plane + pixel] = 1
                 }
             }
-            return masks
+            return (pixels, captions, masks)
         }
     }
 

@@ -1,0 +1,28 @@
+import World
+import XCTest
+@testable import customize
+
+/// The world's pretraining batches: masks come from the same render as the pixels and match the
+/// renderer's own masks, and asking for masks leaves the pixels bit-identical (resumed runs replay).
+final class WorldPretrainingDataTests: XCTestCase {
+    func testMaskedBatchMatchesPlainBatchAndRendererMasks() throws {
+        let data = WorldPretrainingData(seed: 5)
+        XCTAssertTrue(data.providesObjectMasks)
+        for (count, frames) in [(3, 1), (2, 3)] {
+            let (pixels, captions) = try data.batch(index: 4, count: count, frames: frames)
+            let (maskedPixels, maskedCaptions, masks) = try data.maskedBatch(index: 4, count: count, frames: frames)
+            XCTAssertEqual(maskedPixels.values, pixels.values)
+            XCTAssertEqual(maskedCaptions, captions)
+            let side = data.imageSide, plane = side * side
+            let values = try XCTUnwrap(masks).values
+            XCTAssertEqual(values.count, count * frames * plane)
+            let specs = data.samples(index: 4, count: count, frames: frames).map(\.spec)
+            for slot in 0..<(count * frames) {
+                let spec = specs[slot / frames], frame = slot % frames
+                let expected = data.renderer.objectMask(spec, progress: spec.progress(ofFrame: frame))
+                XCTAssertEqual(Array(values[(slot * plane)..<((slot + 1) * plane)]), expected, "sample \(slot / frames) frame \(frame)")
+                XCTAssertGreaterThan(expected.reduce(0, +), 0, "every world sample shows an object")
+            }
+        }
+    }
+}
