@@ -1,6 +1,6 @@
 """Which caption words a base model's U-Net uses: its v-prediction loss on one-object world images
-at fixed noise, with the right caption against the same caption with the shape word swapped, the
-colour word swapped, or empty. A model that draws a word's meaning loses more when that word is wrong.
+at fixed noise, with the right caption against the same caption with the shape, colour or size word
+swapped, or empty. A model that draws a word's meaning loses more when that word is wrong.
 
 Not part of the project or CI: it needs torch, diffusers and transformers (pip install). The images
 come from `customize world --out /tmp/wft --images 4000 --clips 0 --split train --seed 11`.
@@ -19,6 +19,7 @@ te = CLIPTextModel.from_pretrained(M, subfolder='text_encoder', torch_dtype=torc
 tok = CLIPTokenizer.from_pretrained(M, subfolder='tokenizer')
 sch = DDPMScheduler.from_pretrained(M, subfolder='scheduler')
 SH = ['circle','square','triangle','star','ring','cross','diamond','heart','hexagon','crescent']
+SI = ['small', 'medium', 'large']
 CO = ['red','green','blue','yellow','orange','purple','pink','cyan','white','gray','brown','black']
 rows = [json.loads(l) for l in open('/tmp/wft/captions.jsonl')]
 rows = [r for r in rows if len(r['scene']['objects']) == 1][:N]
@@ -28,6 +29,7 @@ def swap(c, words, w):
 caps = {'right': [r['caption'] for r in rows],
         'shape swapped': [swap(r['caption'], SH, r['scene']['objects'][0]['kind']) for r in rows],
         'colour swapped': [swap(r['caption'], CO, r['scene']['objects'][0]['colour']) for r in rows],
+        'size swapped': [swap(' ' + r['caption'], SI, r['scene']['objects'][0]['size']).strip() for r in rows],
         'empty': ['' for r in rows]}
 with torch.no_grad():
     lat = vae.encode(x).latent_dist.mean * vae.config.scaling_factor
