@@ -42,19 +42,17 @@ struct WorldPretrainingData: PretrainingData {
         let objectMasks = masks ? Tensor(zeros: [count * frames, 1, side, side]) : nil
         let destination = pixels.data, maskDestination = objectMasks?.data
         let renderer = self.renderer
-        // Each sample fills its own slices: rendering in parallel cannot change the values.
-        DispatchQueue.concurrentPerform(iterations: count) { item in
-            let spec = samples[item].spec
-            for (frame, bytes) in renderer.render(spec).prefix(frames).enumerated() {
-                let slot = item * frames + frame
-                let base = destination + slot * 3 * plane
-                for pixel in 0..<plane {
-                    for channel in 0..<3 { base[channel * plane + pixel] = Float(bytes[pixel * 3 + channel]) / 127.5 - 1 }
-                }
-                if let maskDestination {
-                    let mask = renderer.objectMask(spec, progress: spec.progress(ofFrame: frame), drawn: bytes)
-                    (maskDestination + slot * plane).update(from: mask, count: plane)
-                }
+        // Each frame fills its own slices, so clips (often one per batch) render on every core too,
+        // and rendering in parallel cannot change the values.
+        DispatchQueue.concurrentPerform(iterations: count * frames) { slot in
+            let spec = samples[slot / frames].spec, progress = spec.progress(ofFrame: slot % frames)
+            let bytes = renderer.render(spec, progress: progress)
+            let base = destination + slot * 3 * plane
+            for pixel in 0..<plane {
+                for channel in 0..<3 { base[channel * plane + pixel] = Float(bytes[pixel * 3 + channel]) / 127.5 - 1 }
+            }
+            if let maskDestination {
+                (maskDestination + slot * plane).update(from: renderer.objectMask(spec, progress: progress, drawn: bytes), count: plane)
             }
         }
         return (pixels, samples.map(\.caption), objectMasks)
