@@ -19,6 +19,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     /// The training noise schedule and the scheduler saved with the model.
     public var scheduler: SchedulerConfig
     public var vaeTraining: VAETraining
+    public var textEncoderWarmup: TextEncoderWarmup
     public var unetTraining: UNetTraining
     public var preview: Preview
 
@@ -64,6 +65,34 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             klWeight = try c.decodeIfPresent(Float.self, forKey: .klWeight) ?? d.klWeight
             objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
             initialLogvar = try c.decodeIfPresent(Float.self, forKey: .initialLogvar)
+        }
+    }
+
+    /// Stage 1b: the text encoder alone, taught to tell every caption word in the states after its
+    /// end marker (`TextEncoderWarmupObjective`); the U-Net stage starts from the result. 0 steps: off.
+    public struct TextEncoderWarmup: Codable, Equatable, Sendable {
+        public var trainer: TrainerOptions
+        /// Captions per step.
+        public var batchSize: Int
+        /// Word positions the head predicts (captions' words beyond it are not predicted); at most
+        /// the text encoder's positions less its two markers.
+        public var slots: Int
+
+        enum CodingKeys: String, CodingKey { case trainer, batchSize = "batch_size", slots }
+
+        public init(trainer: TrainerOptions = TrainerOptions(steps: 800, learningRate: 1e-3, adamWeightDecay: 1e-2, checkpointingSteps: 200),
+                    batchSize: Int = 64, slots: Int = 32) {
+            self.trainer = trainer
+            self.batchSize = batchSize
+            self.slots = slots
+        }
+
+        public init(from decoder: Decoder) throws {
+            let d = TextEncoderWarmup()
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            trainer = try c.decodeIfPresent(TrainerOptions.self, forKey: .trainer) ?? d.trainer
+            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+            slots = try c.decodeIfPresent(Int.self, forKey: .slots) ?? d.slots
         }
     }
 
@@ -170,6 +199,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         case seed, vae, unet, scheduler, preview
         case textEncoder = "text_encoder"
         case vaeTraining = "vae_training"
+        case textEncoderWarmup = "text_encoder_warmup"
         case unetTraining = "unet_training"
     }
 
@@ -213,6 +243,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         scheduler.timestepSpacing = .trailing
         self.scheduler = scheduler
         vaeTraining = VAETraining()
+        textEncoderWarmup = TextEncoderWarmup()
         unetTraining = UNetTraining()
         preview = Preview()
     }
@@ -226,6 +257,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         textEncoder = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textEncoder) ?? d.textEncoder
         scheduler = try c.decodeIfPresent(SchedulerConfig.self, forKey: .scheduler) ?? d.scheduler
         vaeTraining = try c.decodeIfPresent(VAETraining.self, forKey: .vaeTraining) ?? d.vaeTraining
+        textEncoderWarmup = try c.decodeIfPresent(TextEncoderWarmup.self, forKey: .textEncoderWarmup) ?? d.textEncoderWarmup
         unetTraining = try c.decodeIfPresent(UNetTraining.self, forKey: .unetTraining) ?? d.unetTraining
         preview = try c.decodeIfPresent(Preview.self, forKey: .preview) ?? d.preview
     }
@@ -260,6 +292,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         try unet.validate(file: file + " (unet)")
         try textEncoder.validate(file: file + " (text_encoder)")
         try vaeTraining.trainer.validate(file: file + " (vae_training.trainer)")
+        try textEncoderWarmup.trainer.validate(file: file + " (text_encoder_warmup.trainer)")
         try unetTraining.trainer.validate(file: file + " (unet_training.trainer)")
         func bad(_ key: String, _ reason: String) -> TrainingError { .badOptions(file: file, key: key, reason: reason) }
         guard unet.inChannels == vae.latentChannels, unet.outChannels == vae.latentChannels else {
@@ -274,6 +307,11 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
         if let logvar = vaeTraining.initialLogvar, !(-30...20).contains(logvar) {
             throw bad("vae_training.initial_logvar", "must lie in [-30, 20], where the posterior clamps its log-variance, got \(logvar)")
+        }
+        guard textEncoderWarmup.batchSize >= 1 else { throw bad("text_encoder_warmup.batch_size", "must be at least 1") }
+        let wordPositions = textEncoder.maxPositionEmbeddings - 2
+        guard (1...max(1, wordPositions)).contains(textEncoderWarmup.slots) else {
+            throw bad("text_encoder_warmup.slots", "must lie in 1...\(wordPositions) (the text encoder's \(textEncoder.maxPositionEmbeddings) positions less its two markers), got \(textEncoderWarmup.slots)")
         }
         guard unetTraining.imageBatchSize >= 1 else { throw bad("unet_training.image_batch_size", "must be at least 1") }
         guard unetTraining.clipBatchSize >= 1 else { throw bad("unet_training.clip_batch_size", "must be at least 1") }

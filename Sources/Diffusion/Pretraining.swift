@@ -3,9 +3,11 @@ import Foundation
 import Models
 import Tensor
 
-/// The two stages of pretraining.
+/// The stages of pretraining, in order.
 public enum PretrainingStage: String, Sendable {
-    case vae, unet
+    case vae
+    case textEncoderWarmup = "text_encoder_warmup"
+    case unet
 }
 
 /// One preview prompt's result: frames `[3, H, W]` in [-1, 1].
@@ -19,14 +21,16 @@ public struct PreviewSample {
     }
 }
 
-/// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 2, with
-/// it frozen, the CLIP text encoder and the 3-D U-Net together on images and clips, with caption
-/// dropout and a moving average; then saves a diffusers folder with the averaged weights in F16.
+/// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 1b the
+/// CLIP text encoder alone on captions (`TextEncoderWarmupObjective`, unless its steps are 0);
+/// stage 2, with the autoencoder frozen, the text encoder and the 3-D U-Net together on images and
+/// clips, with caption dropout and a moving average; then saves a diffusers folder with the
+/// averaged weights in F16.
 ///
 /// A run folder holds:
 /// - pretrain_config.json: the resolved config (the text encoder's vocabulary size filled in);
 /// - tokenizer/: vocab.json and merges.txt with one token per world word (CLIP's format);
-/// - vae/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the last two kept) and loss.csv;
+/// - vae/, text_encoder_warmup/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the last two kept) and loss.csv;
 /// - model/: the finished diffusers folder (model_index.json, unet/, vae/, text_encoder/,
 ///   tokenizer/, scheduler/).
 /// Everything is resumable: `run()` continues each stage from its newest complete checkpoint.
@@ -48,7 +52,10 @@ public final class Pretraining {
     public var saveModelAtCheckpoints = false
 
     public var vaeFolder: String { path("vae") }
+    public var textEncoderWarmupFolder: String { path("text_encoder_warmup") }
     public var unetFolder: String { path("unet") }
+    /// The warm-up's slot accuracy at its latest step (see `TextEncoderWarmupObjective`).
+    public private(set) var warmupSlotAccuracy: Float?
     public var tokenizerFolder: String { path("tokenizer") }
     public var modelFolder: String { path("model") }
 
@@ -75,6 +82,7 @@ public final class Pretraining {
         config.textEncoder.eosTokenId = tokenizer.endId
         config.textEncoder.padTokenId = tokenizer.padId
         config.vaeTraining.trainer.seed = config.seed
+        config.textEncoderWarmup.trainer.seed = config.seed &+ 2
         config.unetTraining.trainer.seed = config.seed &+ 1
         self.config = config
         try checkData()
@@ -106,10 +114,11 @@ public final class Pretraining {
         try saveConfig()
     }
 
-    /// Runs whatever is left of both stages, saves model/ and returns its path.
+    /// Runs whatever is left of the stages, saves model/ and returns its path.
     @discardableResult
     public func run() throws -> String {
         let vae = try trainAutoencoder()
+        try warmUpTextEncoder()
         return try trainDenoiser(vae: vae)
     }
 
@@ -162,6 +171,53 @@ public final class Pretraining {
         return vae
     }
 
+    // MARK: Stage 1b
+
+    /// Trains (or finishes training) the text encoder alone on the data's captions; returns its
+    /// final weights under `text_encoder.`, or nil when the stage is off (0 steps).
+    @discardableResult
+    public func warmUpTextEncoder() throws -> [String: Tensor]? {
+        let warmup = config.textEncoderWarmup
+        let options = warmup.trainer
+        guard options.steps > 0 else { return nil }
+        let folder = textEncoderWarmupFolder
+        if (TrainerCheckpoint.latest(in: folder)?.step ?? -1) < options.steps {
+            if let unetStarted = TrainerCheckpoint.latest(in: unetFolder) {
+                throw TrainingError.checkpoint(path: unetStarted.path,
+                    reason: "the U-Net stage has started, so the text-encoder warm-up cannot grow to \(options.steps) steps (text_encoder_warmup.trainer.max_train_steps)")
+            }
+            let textEncoder = try CLIPTextModel(config: config.textEncoder)
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: warmup.slots,
+                                       vocabulary: config.textEncoder.vocabSize)
+            let parameters = textEncoder.namedParameters(prefix: "text_encoder.") + head.namedParameters(prefix: "head.")
+            let trainer = try Trainer(folder: folder, parameters: parameters, options: options,
+                                      optionsFile: "text_encoder_warmup.trainer")
+            if try trainer.resume() == nil {
+                // The U-Net stage initialises a text encoder from the same draw when the warm-up is off.
+                let root = RandomGenerator(seed: config.seed)
+                try textEncoder.initializeParameters(generator: root.derived(3))
+                try head.initializeParameters(generator: root.derived(4))
+            }
+            trainer.afterStep = { [weak self] report in self?.onStep?(.textEncoderWarmup, report) }
+            trainer.afterLogWrite = { [weak self] records in
+                guard let self else { return }
+                try self.onLog?(.textEncoderWarmup, folder, records)
+            }
+            onStageStart?(.textEncoderWarmup, trainer.step, options.steps)
+            try trainer.train { step, random in
+                let captions = try self.data.captions(index: step, count: warmup.batchSize)
+                let (loss, accuracy) = try TextEncoderWarmupObjective.loss(textEncoder: textEncoder, head: head, tokenizer: self.tokenizer,
+                                                                           captions: captions, random: &random)
+                self.warmupSlotAccuracy = accuracy
+                return loss
+            }
+        }
+        guard let final = TrainerCheckpoint.latest(in: folder) else {
+            throw TrainingError.checkpoint(path: folder, reason: "no text-encoder warm-up checkpoint after its stage")
+        }
+        return try TrainerCheckpoint.finalWeights(final.path).filter { $0.key.hasPrefix("text_encoder.") }
+    }
+
     // MARK: Stage 2
 
     /// Trains (or finishes training) the text encoder and U-Net over the frozen `vae`, saves model/
@@ -184,6 +240,9 @@ public final class Pretraining {
             let root = RandomGenerator(seed: config.seed)
             try unet.initializeParameters(generator: root.derived(2))
             try textEncoder.initializeParameters(generator: root.derived(3))
+            if let warmed = try warmUpTextEncoder() {
+                try textEncoder.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "text_encoder.")
+            }
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
         let training = config.unetTraining

@@ -18,10 +18,17 @@ public protocol PretrainingData {
     /// side]` in the batch's order, 1 on objects and 0 on background, drawn from the same render as
     /// the pixels; masks are nil when `providesObjectMasks` is false.
     func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?)
+    /// `count` captions of the kinds the batches carry (the text-encoder warm-up's data), a pure
+    /// function of its arguments; by default batch `index`'s image captions.
+    func captions(index: Int, count: Int) throws -> [String]
 }
 
 extension PretrainingData {
     public var providesObjectMasks: Bool { false }
+
+    public func captions(index: Int, count: Int) throws -> [String] {
+        try batch(index: index, count: count, frames: 1).captions
+    }
 
     public func maskedBatch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
         let (pixels, captions) = try batch(index: index, count: count, frames: frames)

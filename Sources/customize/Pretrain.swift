@@ -11,9 +11,11 @@ struct Pretrain: ParsableCommand {
         commandName: "pretrain",
         abstract: "Train the base model from scratch on the synthetic world.",
         discussion: """
-        Stage 1 trains the autoencoder on world images; stage 2, with it frozen, trains the text \
-        encoder and the U-Net on images and 8-frame clips. The run folder gets pretrain_config.json, \
-        tokenizer/, vae/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder \
+        Stage 1 trains the autoencoder on world images; stage 1b warms up the text encoder alone, \
+        teaching the states after its end marker to tell every caption word (text_encoder_warmup; \
+        0 steps turns it off); stage 2, with the autoencoder frozen, trains the text encoder and the \
+        U-Net on images and 8-frame clips. The run folder gets pretrain_config.json, tokenizer/, vae/, \
+        text_encoder_warmup/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder \
         reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
         (a diffusers folder with the averaged weights in F16). A killed run continues from its newest \
         complete checkpoint with --resume.
@@ -31,6 +33,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "A JSON config (default: the built-in compact model).") var config: String?
     @Option(help: "Total steps of both stages, split in the config's proportion.") var steps: Int?
     @Option(help: "Autoencoder steps (stage 1).") var vaeSteps: Int?
+    @Option(help: "Text-encoder warm-up steps (stage 1b; 0 turns it off).") var warmupSteps: Int?
     @Option(help: "Text encoder and U-Net steps (stage 2).") var unetSteps: Int?
     @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
@@ -41,7 +44,7 @@ struct Pretrain: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
-        for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--unet-steps", unetSteps)] {
+        for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--warmup-steps", warmupSteps), ("--unet-steps", unetSteps)] {
             if let value, value < 0 { throw ValidationError("\(name) must not be negative, got \(value)") }
         }
         if steps != nil, vaeSteps != nil || unetSteps != nil {
@@ -98,9 +101,11 @@ struct Pretrain: ParsableCommand {
             config.unetTraining.trainer.steps = steps - config.vaeTraining.trainer.steps
         }
         if let vaeSteps { config.vaeTraining.trainer.steps = vaeSteps }
+        if let warmupSteps { config.textEncoderWarmup.trainer.steps = warmupSteps }
         if let unetSteps { config.unetTraining.trainer.steps = unetSteps }
         if let checkpointEvery {
             config.vaeTraining.trainer.checkpointingSteps = checkpointEvery
+            config.textEncoderWarmup.trainer.checkpointingSteps = checkpointEvery
             config.unetTraining.trainer.checkpointingSteps = checkpointEvery
         }
         if let previewEvery { config.preview.every = previewEvery }
@@ -110,12 +115,21 @@ struct Pretrain: ParsableCommand {
     private func hookReporting(_ pretraining: Pretraining, out: String) {
         var reporter: ProgressReporter?
         pretraining.onStageStart = { stage, done, total in
-            let label = stage == .vae ? "pretrain autoencoder" : "pretrain text encoder + U-Net"
+            let label: String
+            switch stage {
+            case .vae: label = "pretrain autoencoder"
+            case .textEncoderWarmup: label = "pretrain text encoder warm-up"
+            case .unet: label = "pretrain text encoder + U-Net"
+            }
             reporter = ProgressReporter(label, total: total, unit: "step", completedBefore: done)
             if done > 0 { FileHandle.standardError.write("\(label): resuming at step \(done) of \(total)\n") }
         }
-        pretraining.onStep = { _, report in
-            reporter?.update(report.step, note: String(format: "loss %.4f lr %.2e", report.loss, report.learningRate))
+        pretraining.onStep = { [unowned pretraining] stage, report in
+            var note = String(format: "loss %.4f lr %.2e", report.loss, report.learningRate)
+            if stage == .textEncoderWarmup, let accuracy = pretraining.warmupSlotAccuracy {
+                note += String(format: " slot accuracy %.3f", accuracy)
+            }
+            reporter?.update(report.step, note: note)
         }
         pretraining.onLog = { _, folder, records in
             try LossCurvePlot.write(records, to: (folder as NSString).appendingPathComponent("loss.png"))

@@ -23,6 +23,16 @@ struct WorldPretrainingData: PretrainingData {
 
     var providesObjectMasks: Bool { true }
 
+    /// Image and clip captions alternately (clips add the motion words), without rendering:
+    /// caption `i` of batch `index` is train sample `index·count + i` of its kind.
+    func captions(index: Int, count: Int) throws -> [String] {
+        let sampler = WorldSampler(seed: seed, clipFrames: 8)
+        return (0..<count).map { item in
+            let sample = index * count + item
+            return item % 2 == 0 ? sampler.image(.train, index: sample).caption : sampler.clip(.train, index: sample).caption
+        }
+    }
+
     func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
         let (pixels, captions, _) = render(index: index, count: count, frames: frames, masks: false)
         return (pixels, captions)

@@ -25,4 +25,21 @@ final class WorldPretrainingDataTests: XCTestCase {
             }
         }
     }
+
+    /// The warm-up's captions alternate the image and clip streams (so motion words occur), are the
+    /// captions those samples carry, and repeat for the same index.
+    func testWarmupCaptionsAlternateImagesAndClips() throws {
+        let data = WorldPretrainingData(seed: 5)
+        let captions = try data.captions(index: 3, count: 6)
+        XCTAssertEqual(captions, try data.captions(index: 3, count: 6))
+        let sampler = WorldSampler(seed: 5, clipFrames: 8)
+        for (item, caption) in captions.enumerated() {
+            let sample = 3 * 6 + item
+            let expected = item % 2 == 0 ? sampler.image(.train, index: sample).caption : sampler.clip(.train, index: sample).caption
+            XCTAssertEqual(caption, expected)
+        }
+        let clipCaptions = captions.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        XCTAssertTrue(clipCaptions.contains { caption in WorldVocabulary.words.contains { $0.hasSuffix("ing") && caption.contains(" \($0) ") } },
+                      "\(clipCaptions)")
+    }
 }

@@ -76,6 +76,7 @@ enum TinyPretraining {
         text.projectionDim = 16
         config.textEncoder = text
         config.vaeTraining = .init(trainer: TrainerOptions(steps: 2, learningRate: 1e-3, checkpointingSteps: 1), batchSize: 2)
+        config.textEncoderWarmup = .init(trainer: TrainerOptions(steps: 2, learningRate: 1e-3, checkpointingSteps: 1), batchSize: 4, slots: 3)
         config.unetTraining = .init(trainer: TrainerOptions(steps: 2, learningRate: 1e-3, emaDecay: 0.9, checkpointingSteps: 1),
                                     imageBatchSize: 2, clipBatchSize: 1, clipFrames: 3, clipFraction: 0.5)
         config.preview = .init(every: 2, prompts: [.init(prompt: "a red square", frames: 1), .init(prompt: "a blue square", frames: 2)],

@@ -17,7 +17,7 @@ final class PretrainingTests: XCTestCase {
             if stage == .vae { reconstructions[step] = samples } else { previews[step] = samples }
         }
         let model = try pretraining.run()
-        XCTAssertEqual(stages.map(\.0), [.vae, .unet])
+        XCTAssertEqual(stages.map(\.0), [.vae, .textEncoderWarmup, .unet])
         XCTAssertEqual(previews.keys.sorted(), [2])
         XCTAssertEqual(previews[2]?.map(\.frames.count), [1, 2])
         XCTAssertEqual(previews[2]?.first?.frames.first?.shape, [3, 16, 16])
@@ -32,7 +32,7 @@ final class PretrainingTests: XCTestCase {
         XCTAssertNotEqual(pipeline.vae.config.scalingFactor, 1)
         let weights = try SafeTensorsFileProbe.dtypes(of: (model as NSString).appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
         XCTAssertEqual(weights, ["F16"])
-        for stage in ["vae", "unet"] {
+        for stage in ["vae", "text_encoder_warmup", "unet"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(stage)/loss.csv"), stage)
             XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/\(stage)")?.step, 2, stage)
         }

@@ -1,0 +1,169 @@
+import Foundation
+import XCTest
+import Models
+import Tensor
+@testable import Diffusion
+
+/// Pretraining's text-encoder warm-up (stage 1b): the objective reads the right states and
+/// targets, training makes the states after the end marker tell the caption, the U-Net stage starts
+/// from the result, and the stage resumes and refuses bad options by key.
+final class TextEncoderWarmupTests: XCTestCase {
+    private let captions = ["a red square", "a blue square", "a white square", "a green square", "a square", "a red blue square"]
+
+    private func tinyEncoder(_ config: PretrainConfig, vocabulary: Int, seed: UInt64) throws -> (CLIPTextModel, CaptionSlotHead) {
+        var textConfig = config.textEncoder
+        textConfig.vocabSize = vocabulary
+        let encoder = try CLIPTextModel(config: textConfig)
+        try encoder.initializeParameters(generator: RandomGenerator(seed: seed))
+        let head = CaptionSlotHead(hiddenSize: textConfig.hiddenSize, slots: config.textEncoderWarmup.slots, vocabulary: vocabulary)
+        try head.initializeParameters(generator: RandomGenerator(seed: seed &+ 1))
+        encoder.setRequiresGrad(true)
+        head.setRequiresGrad(true)
+        return (encoder, head)
+    }
+
+    private func tokenizer(in folder: String, maxLength: Int) throws -> CLIPTokenizer {
+        try CLIPTokenizer.writeVocabulary(words: TinyPretraining.PatternData().vocabularyWords, to: folder, maxLength: maxLength)
+        return try CLIPTokenizer(folder: folder)
+    }
+
+    /// The loss is the mean cross-entropy, over each caption's filled word slots, of the head's
+    /// predictions from the end marker's state and from padding states, computed here in Double
+    /// from the encoder's outputs; the accuracy counts the argmax hits among those slots.
+    func testTheLossReadsTheEndMarkerAndPaddingStatesAndEveryFilledSlot() throws {
+        let config = TinyPretraining.config()
+        let folder = TinyPretraining.temporaryFolder("tokenizer")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let tokenizer = try tokenizer(in: folder, maxLength: config.textEncoder.maxPositionEmbeddings)
+        let vocabulary = tokenizer.vocabulary.count
+        let (encoder, head) = try tinyEncoder(config, vocabulary: vocabulary, seed: 9)
+        var random = RandomGenerator(seed: 4)
+        var replay = random
+        let (loss, accuracy) = try TextEncoderWarmupObjective.loss(textEncoder: encoder, head: head, tokenizer: tokenizer,
+                                                                   captions: captions, random: &random)
+
+        let ids = captions.map { tokenizer($0).ids }
+        let states = try Tensor.withoutGrad { try encoder(ids) }.values
+        let weight = head.projection.weight.values, bias = try XCTUnwrap(head.projection.bias).values
+        let length = ids[0].count, width = config.textEncoder.hiddenSize, slots = head.slots
+        var total = 0.0, terms = 0, hits = 0
+        for (item, sequence) in ids.enumerated() {
+            let end = try XCTUnwrap(sequence.indices.dropFirst().first { sequence[$0] == tokenizer.endId })
+            let pads = length - end - 1
+            XCTAssertGreaterThan(pads, 0, "the tiny captions leave padding")
+            let positions = [end] + (try replay.integers(below: pads, count: TextEncoderWarmupObjective.padPositionsPerCaption)).map { end + 1 + $0 }
+            let words = Array(sequence[1..<end].prefix(slots))
+            for position in positions {
+                let state = (0..<width).map { Double(states[(item * length + position) * width + $0]) }
+                for (slot, word) in words.enumerated() {
+                    let logits = (0..<vocabulary).map { token -> Double in
+                        let row = slot * vocabulary + token
+                        return Double(bias[row]) + (0..<width).reduce(0.0) { $0 + Double(weight[row * width + $1]) * state[$1] }
+                    }
+                    let top = logits.max()!
+                    let logSum = top + Foundation.log(logits.reduce(0.0) { $0 + Foundation.exp($1 - top) })
+                    total -= logits[word] - logSum
+                    terms += 1
+                    if logits.firstIndex(of: top) == word { hits += 1 }
+                }
+            }
+        }
+        XCTAssertEqual(Double(loss.values[0]), total / Double(terms), accuracy: 1e-4 * total / Double(terms))
+        XCTAssertEqual(accuracy, Float(hits) / Float(terms), accuracy: 1e-6)
+        // Each of the 4 states predicts every filled slot; "a red blue square" has 4 words for 3 slots.
+        XCTAssertEqual(terms, 4 * (3 + 3 + 3 + 3 + 2 + 3))
+        // Gradients reach the encoder's weights.
+        try loss.backward()
+        XCTAssertNotNil(encoder.textModel.embeddings.tokenEmbedding.weight.grad)
+    }
+
+    /// A few dozen steps make the end marker's and padding states tell the caption's words, where
+    /// a fresh encoder guesses; the U-Net stage then starts from the warmed encoder (with a zero
+    /// learning rate the saved model keeps it exactly, to F16), not from the fresh one.
+    func testTheWarmupTeachesTheCaptionAndTheUNetStageStartsFromIt() throws {
+        var config = TinyPretraining.config()
+        config.textEncoderWarmup.trainer = TrainerOptions(steps: 60, learningRate: 1e-2, checkpointingSteps: 30)
+        config.textEncoderWarmup.batchSize = 16
+        config.unetTraining.trainer = TrainerOptions(steps: 1, learningRate: 0, adamWeightDecay: 0, checkpointingSteps: 1)
+        config.preview.every = 0
+        let run = TinyPretraining.temporaryFolder("warmup")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let pretraining = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData())
+        var accuracies: [Float] = []
+        pretraining.onStep = { stage, _ in
+            if stage == .textEncoderWarmup, let accuracy = pretraining.warmupSlotAccuracy { accuracies.append(accuracy) }
+        }
+        let model = try pretraining.run()
+        XCTAssertEqual(accuracies.count, 60)
+        XCTAssertLessThan(accuracies[0], 0.5)
+        XCTAssertGreaterThan(accuracies.suffix(5).reduce(0, +) / 5, 0.95)
+
+        let warmed = try XCTUnwrap(pretraining.warmUpTextEncoder())
+        let saved = try TextToVideoPipeline.load(folder: model).textEncoder
+        let fresh = try CLIPTextModel(config: saved.config)
+        try fresh.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(3))
+        let freshValues = Dictionary(uniqueKeysWithValues: fresh.namedParameters(prefix: "text_encoder.").map { ($0.path, $0.tensor.values) })
+        var differsFromFresh = false
+        for (path, tensor) in saved.namedParameters(prefix: "text_encoder.") {
+            let expected = try XCTUnwrap(warmed[path], path).values
+            for (a, b) in zip(tensor.values, expected) {
+                XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b)), path)
+            }
+            if tensor.values != freshValues[path] { differsFromFresh = true }
+        }
+        XCTAssertTrue(differsFromFresh)
+    }
+
+    /// A warm-up stopped at its checkpoint and resumed ends with the same weights as one run through;
+    /// once the U-Net stage has begun, the warm-up cannot grow.
+    func testTheWarmupResumesAndCannotGrowOnceTheUNetStageStarted() throws {
+        var config = TinyPretraining.config()
+        config.textEncoderWarmup.trainer = TrainerOptions(steps: 4, learningRate: 1e-2, checkpointingSteps: 2)
+        config.preview.every = 0
+        let whole = TinyPretraining.temporaryFolder("warmup-whole"), split = TinyPretraining.temporaryFolder("warmup-split")
+        defer { for folder in [whole, split] { try? FileManager.default.removeItem(atPath: folder) } }
+        let data = TinyPretraining.PatternData()
+        let straight = try XCTUnwrap(Pretraining(newRunIn: whole, config: config, data: data).warmUpTextEncoder())
+        var short = config
+        short.textEncoderWarmup.trainer.steps = 2
+        try Pretraining(newRunIn: split, config: short, data: data).warmUpTextEncoder()
+        let resumed = try Pretraining(resumingIn: split, data: data) { $0.textEncoderWarmup.trainer.steps = 4 }
+        var starts: [(PretrainingStage, Int)] = []
+        resumed.onStageStart = { stage, done, _ in starts.append((stage, done)) }
+        let continued = try XCTUnwrap(resumed.warmUpTextEncoder())
+        XCTAssertEqual(starts.map(\.0), [.textEncoderWarmup])
+        XCTAssertEqual(starts.first?.1, 2)
+        XCTAssertEqual(Set(continued.keys), Set(straight.keys))
+        for (path, tensor) in straight { XCTAssertEqual(continued[path]?.values, tensor.values, path) }
+
+        try resumed.run()
+        let grown = try Pretraining(resumingIn: split, data: data) { $0.textEncoderWarmup.trainer.steps = 6 }
+        XCTAssertThrowsError(try grown.run()) { error in
+            XCTAssertTrue("\(error)".contains("text_encoder_warmup.trainer.max_train_steps"), "\(error)")
+        }
+    }
+
+    func testBadWarmupOptionsNameTheirKey() throws {
+        for (edit, key) in [({ (c: inout PretrainConfig) in c.textEncoderWarmup.slots = 0 }, "text_encoder_warmup.slots"),
+                            ({ (c: inout PretrainConfig) in c.textEncoderWarmup.slots = 7 }, "text_encoder_warmup.slots"),
+                            ({ (c: inout PretrainConfig) in c.textEncoderWarmup.batchSize = 0 }, "text_encoder_warmup.batch_size"),
+                            ({ (c: inout PretrainConfig) in c.textEncoderWarmup.trainer.steps = -1 }, "max_train_steps")] {
+            var config = TinyPretraining.config()
+            edit(&config)
+            XCTAssertThrowsError(try config.validate(file: "config.json"), key) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error)")
+            }
+        }
+        let file = TinyPretraining.temporaryFolder("config") + ".json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try Data(#"{"text_encoder_warmup": {"slots": "all"}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try PretrainConfig.load(path: file)) { error in
+            XCTAssertTrue("\(error)".contains("text_encoder_warmup.slots"), "\(error)")
+        }
+        // Absent, it takes the defaults; 0 steps turns the stage off.
+        try Data(#"{"text_encoder_warmup": {"trainer": {"max_train_steps": 0}}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        let off = try PretrainConfig.load(path: file)
+        XCTAssertEqual(off.textEncoderWarmup.trainer.steps, 0)
+        XCTAssertEqual(off.textEncoderWarmup.slots, PretrainConfig().textEncoderWarmup.slots)
+    }
+}
