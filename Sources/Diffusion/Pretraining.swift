@@ -23,8 +23,8 @@ public struct PreviewSample {
 
 /// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 1b the
 /// CLIP text encoder alone on captions (`TextEncoderWarmupObjective`, unless its steps are 0);
-/// stage 2, with the autoencoder frozen, the text encoder and the 3-D U-Net together on images and
-/// clips, with caption dropout and a moving average; then saves a diffusers folder with the
+/// stage 2, with the autoencoder and (unless `unet_training.train_text_encoder`) the text encoder
+/// frozen, the 3-D U-Net on images and clips, with caption dropout and a moving average; then saves a diffusers folder with the
 /// averaged weights in F16.
 ///
 /// A run folder holds:
@@ -220,8 +220,8 @@ public final class Pretraining {
 
     // MARK: Stage 2
 
-    /// Trains (or finishes training) the text encoder and U-Net over the frozen `vae`, saves model/
-    /// and returns its path.
+    /// Trains (or finishes training) the U-Net, and the text encoder when
+    /// `unet_training.train_text_encoder`, over the frozen `vae`; saves model/ and returns its path.
     public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
         // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
         let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
@@ -232,17 +232,24 @@ public final class Pretraining {
         vae.setRequiresGrad(false)
 
         let unet = try UNet3DConditionModel(config: config.unet)
+        // The encoder the stage starts from: the warmed-up one, or a fresh draw when the warm-up is
+        // off. A frozen encoder stays so; a trained one is then replaced by its checkpoint on resume.
+        let root = RandomGenerator(seed: config.seed)
         let textEncoder = try CLIPTextModel(config: config.textEncoder)
-        let parameters = unet.namedParameters(prefix: "unet.") + textEncoder.namedParameters(prefix: "text_encoder.")
+        try textEncoder.initializeParameters(generator: root.derived(3))
+        if let warmed = try warmUpTextEncoder() {
+            try textEncoder.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "text_encoder.")
+        }
+        var parameters = unet.namedParameters(prefix: "unet.")
+        if config.unetTraining.trainTextEncoder {
+            parameters += textEncoder.namedParameters(prefix: "text_encoder.")
+        } else {
+            textEncoder.setRequiresGrad(false)
+        }
         let options = config.unetTraining.trainer
         let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
         if try trainer.resume() == nil {
-            let root = RandomGenerator(seed: config.seed)
             try unet.initializeParameters(generator: root.derived(2))
-            try textEncoder.initializeParameters(generator: root.derived(3))
-            if let warmed = try warmUpTextEncoder() {
-                try textEncoder.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "text_encoder.")
-            }
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
         let training = config.unetTraining

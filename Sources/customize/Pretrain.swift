@@ -13,8 +13,8 @@ struct Pretrain: ParsableCommand {
         discussion: """
         Stage 1 trains the autoencoder on world images; stage 1b warms up the text encoder alone, \
         teaching the states after its end marker to tell every caption word (text_encoder_warmup; \
-        0 steps turns it off); stage 2, with the autoencoder frozen, trains the text encoder and the \
-        U-Net on images and 8-frame clips. The run folder gets pretrain_config.json, tokenizer/, vae/, \
+        0 steps turns it off); stage 2, with both frozen, trains the U-Net on images and 8-frame clips \
+        (unet_training.train_text_encoder trains the text encoder along). The run folder gets pretrain_config.json, tokenizer/, vae/, \
         text_encoder_warmup/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder \
         reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
         (a diffusers folder with the averaged weights in F16). A killed run continues from its newest \
@@ -114,12 +114,12 @@ struct Pretrain: ParsableCommand {
     /// Progress bars per stage, loss.png beside each loss.csv, preview grids under previews/.
     private func hookReporting(_ pretraining: Pretraining, out: String) {
         var reporter: ProgressReporter?
-        pretraining.onStageStart = { stage, done, total in
+        pretraining.onStageStart = { [unowned pretraining] stage, done, total in
             let label: String
             switch stage {
             case .vae: label = "pretrain autoencoder"
             case .textEncoderWarmup: label = "pretrain text encoder warm-up"
-            case .unet: label = "pretrain text encoder + U-Net"
+            case .unet: label = pretraining.config.unetTraining.trainTextEncoder ? "pretrain text encoder + U-Net" : "pretrain U-Net"
             }
             reporter = ProgressReporter(label, total: total, unit: "step", completedBefore: done)
             if done > 0 { FileHandle.standardError.write("\(label): resuming at step \(done) of \(total)\n") }

@@ -77,18 +77,37 @@ final class TextEncoderWarmupTests: XCTestCase {
         XCTAssertNotNil(encoder.textModel.embeddings.tokenEmbedding.weight.grad)
     }
 
+    /// Asserts that `model`'s text encoder holds `warmed` (to F16) and is not the fresh draw.
+    private func assertTextEncoder(of model: String, equals warmed: [String: Tensor], seed: UInt64,
+                                   file: StaticString = #filePath, line: UInt = #line) throws {
+        let saved = try TextToVideoPipeline.load(folder: model).textEncoder
+        let fresh = try CLIPTextModel(config: saved.config)
+        try fresh.initializeParameters(generator: RandomGenerator(seed: seed).derived(3))
+        let freshValues = Dictionary(uniqueKeysWithValues: fresh.namedParameters(prefix: "text_encoder.").map { ($0.path, $0.tensor.values) })
+        var differsFromFresh = false
+        for (path, tensor) in saved.namedParameters(prefix: "text_encoder.") {
+            let expected = try XCTUnwrap(warmed[path], path, file: file, line: line).values
+            let worst = zip(tensor.values, expected).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-3, path, file: file, line: line)
+            if tensor.values != freshValues[path] { differsFromFresh = true }
+        }
+        XCTAssertTrue(differsFromFresh, file: file, line: line)
+    }
+
     /// A few dozen steps make the end marker's and padding states tell the caption's words, where
-    /// a fresh encoder guesses; the U-Net stage then starts from the warmed encoder (with a zero
-    /// learning rate the saved model keeps it exactly, to F16), not from the fresh one.
-    func testTheWarmupTeachesTheCaptionAndTheUNetStageStartsFromIt() throws {
+    /// a fresh encoder guesses. By default the U-Net stage keeps the warmed encoder frozen, through
+    /// a resume too, while the U-Net learns at a rate that would move any trained weight.
+    func testTheWarmupTeachesTheCaptionAndTheUNetStageKeepsItFrozen() throws {
         var config = TinyPretraining.config()
         config.textEncoderWarmup.trainer = TrainerOptions(steps: 60, learningRate: 1e-2, checkpointingSteps: 30)
         config.textEncoderWarmup.batchSize = 16
-        config.unetTraining.trainer = TrainerOptions(steps: 1, learningRate: 0, adamWeightDecay: 0, checkpointingSteps: 1)
+        config.unetTraining.trainer = TrainerOptions(steps: 2, learningRate: 1e-2, checkpointingSteps: 1)
         config.preview.every = 0
+        XCTAssertFalse(config.unetTraining.trainTextEncoder)
         let run = TinyPretraining.temporaryFolder("warmup")
         defer { try? FileManager.default.removeItem(atPath: run) }
-        let pretraining = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData())
+        let data = TinyPretraining.PatternData()
+        let pretraining = try Pretraining(newRunIn: run, config: config, data: data)
         var accuracies: [Float] = []
         pretraining.onStep = { stage, _ in
             if stage == .textEncoderWarmup, let accuracy = pretraining.warmupSlotAccuracy { accuracies.append(accuracy) }
@@ -99,19 +118,31 @@ final class TextEncoderWarmupTests: XCTestCase {
         XCTAssertGreaterThan(accuracies.suffix(5).reduce(0, +) / 5, 0.95)
 
         let warmed = try XCTUnwrap(pretraining.warmUpTextEncoder())
-        let saved = try TextToVideoPipeline.load(folder: model).textEncoder
-        let fresh = try CLIPTextModel(config: saved.config)
-        try fresh.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(3))
-        let freshValues = Dictionary(uniqueKeysWithValues: fresh.namedParameters(prefix: "text_encoder.").map { ($0.path, $0.tensor.values) })
-        var differsFromFresh = false
-        for (path, tensor) in saved.namedParameters(prefix: "text_encoder.") {
-            let expected = try XCTUnwrap(warmed[path], path).values
-            for (a, b) in zip(tensor.values, expected) {
-                XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b)), path)
-            }
-            if tensor.values != freshValues[path] { differsFromFresh = true }
-        }
-        XCTAssertTrue(differsFromFresh)
+        try assertTextEncoder(of: model, equals: warmed, seed: config.seed)
+        let checkpoint = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/unet")).path
+        let trained = try TrainerCheckpoint.readTensors((checkpoint as NSString).appendingPathComponent(TrainerCheckpoint.modelFile))
+        XCTAssertFalse(trained.keys.contains { $0.hasPrefix("text_encoder.") })
+        XCTAssertTrue(trained.keys.contains { $0.hasPrefix("unet.") })
+        try Pretraining(resumingIn: run, data: data) { $0.unetTraining.trainer.steps = 3 }.run()
+        try assertTextEncoder(of: model, equals: warmed, seed: config.seed)
+    }
+
+    /// With `train_text_encoder` the U-Net stage trains the encoder too, starting from the warmed
+    /// one: at a zero learning rate the saved model keeps it exactly (to F16), not the fresh draw.
+    func testATrainedTextEncoderStartsFromTheWarmup() throws {
+        var config = TinyPretraining.config()
+        config.textEncoderWarmup.trainer = TrainerOptions(steps: 10, learningRate: 1e-2, checkpointingSteps: 10)
+        config.unetTraining.trainer = TrainerOptions(steps: 1, learningRate: 0, adamWeightDecay: 0, checkpointingSteps: 1)
+        config.unetTraining.trainTextEncoder = true
+        config.preview.every = 0
+        let run = TinyPretraining.temporaryFolder("warmup-trained")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let pretraining = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData())
+        let model = try pretraining.run()
+        try assertTextEncoder(of: model, equals: try XCTUnwrap(pretraining.warmUpTextEncoder()), seed: config.seed)
+        let checkpoint = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/unet")).path
+        let trained = try TrainerCheckpoint.readTensors((checkpoint as NSString).appendingPathComponent(TrainerCheckpoint.modelFile))
+        XCTAssertTrue(trained.keys.contains { $0.hasPrefix("text_encoder.") })
     }
 
     /// A warm-up stopped at its checkpoint and resumed ends with the same weights as one run through;
