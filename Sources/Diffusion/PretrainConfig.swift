@@ -104,6 +104,12 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// and training it through the U-Net's loss undoes the warm-up (measured on this world: after
         /// 1000 joint steps a swapped shape word moved the states after EOS 0.10 instead of 0.63).
         public var trainTextEncoder: Bool
+        /// With `trainTextEncoder`, the weight of the warm-up's objective kept as a second loss
+        /// through this stage, on its own `warmupLossBatchSize` captions per step and with the
+        /// warm-up's head (trained along), so the encoder can adapt to the U-Net without losing what
+        /// the warm-up taught it. nil or 0: off.
+        public var warmupLossWeight: Float?
+        public var warmupLossBatchSize: Int
         /// Images (one frame each) per image step.
         public var imageBatchSize: Int
         /// Clips per clip step.
@@ -124,6 +130,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case trainer, trainTextEncoder = "train_text_encoder"
+            case warmupLossWeight = "warmup_loss_weight", warmupLossBatchSize = "warmup_loss_batch_size"
             case imageBatchSize = "image_batch_size", clipBatchSize = "clip_batch_size", clipFrames = "clip_frames"
             case clipFraction = "clip_fraction", captionDropout = "caption_dropout", snrGamma = "snr_gamma"
             case objectWeight = "object_weight"
@@ -136,6 +143,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                     captionDropout: Float = 0.1, snrGamma: Float? = nil, trainTextEncoder: Bool = false) {
             self.trainer = trainer
             self.trainTextEncoder = trainTextEncoder
+            warmupLossBatchSize = 16
             self.imageBatchSize = imageBatchSize
             self.clipBatchSize = clipBatchSize
             self.clipFrames = clipFrames
@@ -149,6 +157,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             trainer = try c.decodeIfPresent(TrainerOptions.self, forKey: .trainer) ?? d.trainer
             trainTextEncoder = try c.decodeIfPresent(Bool.self, forKey: .trainTextEncoder) ?? d.trainTextEncoder
+            warmupLossWeight = try c.decodeIfPresent(Float.self, forKey: .warmupLossWeight)
+            warmupLossBatchSize = try c.decodeIfPresent(Int.self, forKey: .warmupLossBatchSize) ?? d.warmupLossBatchSize
             imageBatchSize = try c.decodeIfPresent(Int.self, forKey: .imageBatchSize) ?? d.imageBatchSize
             clipBatchSize = try c.decodeIfPresent(Int.self, forKey: .clipBatchSize) ?? d.clipBatchSize
             clipFrames = try c.decodeIfPresent(Int.self, forKey: .clipFrames) ?? d.clipFrames
@@ -329,6 +339,13 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         if let weight = unetTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
             throw bad("unet_training.object_weight", "must be a number at least 0, got \(weight)")
         }
+        if let weight = unetTraining.warmupLossWeight {
+            guard weight >= 0, weight.isFinite else { throw bad("unet_training.warmup_loss_weight", "must be a number at least 0, got \(weight)") }
+            guard weight == 0 || unetTraining.trainTextEncoder else {
+                throw bad("unet_training.warmup_loss_weight", "keeps the warm-up's objective for a text encoder that trains; set unet_training.train_text_encoder true or leave the key out")
+            }
+        }
+        guard unetTraining.warmupLossBatchSize >= 1 else { throw bad("unet_training.warmup_loss_batch_size", "must be at least 1") }
         if let gamma = unetTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
             throw bad("unet_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
         }

@@ -173,8 +173,9 @@ public final class Pretraining {
 
     // MARK: Stage 1b
 
-    /// Trains (or finishes training) the text encoder alone on the data's captions; returns its
-    /// final weights under `text_encoder.`, or nil when the stage is off (0 steps).
+    /// Trains (or finishes training) the text encoder alone on the data's captions; returns the
+    /// final weights of the encoder (under `text_encoder.`) and its head (`head.`), or nil when the
+    /// stage is off (0 steps).
     @discardableResult
     public func warmUpTextEncoder() throws -> [String: Tensor]? {
         let warmup = config.textEncoderWarmup
@@ -215,7 +216,7 @@ public final class Pretraining {
         guard let final = TrainerCheckpoint.latest(in: folder) else {
             throw TrainingError.checkpoint(path: folder, reason: "no text-encoder warm-up checkpoint after its stage")
         }
-        return try TrainerCheckpoint.finalWeights(final.path).filter { $0.key.hasPrefix("text_encoder.") }
+        return try TrainerCheckpoint.finalWeights(final.path)
     }
 
     // MARK: Stage 2
@@ -223,6 +224,7 @@ public final class Pretraining {
     /// Trains (or finishes training) the U-Net, and the text encoder when
     /// `unet_training.train_text_encoder`, over the frozen `vae`; saves model/ and returns its path.
     public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
+        warmupSlotAccuracy = nil
         // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
         let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
         var vaeConfig = config.vae
@@ -237,10 +239,24 @@ public final class Pretraining {
         let root = RandomGenerator(seed: config.seed)
         let textEncoder = try CLIPTextModel(config: config.textEncoder)
         try textEncoder.initializeParameters(generator: root.derived(3))
-        if let warmed = try warmUpTextEncoder() {
+        let warmed = try warmUpTextEncoder()
+        if let warmed {
             try textEncoder.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "text_encoder.")
         }
         var parameters = unet.namedParameters(prefix: "unet.")
+        // The warm-up's objective kept as a second loss: its head starts where the warm-up left it.
+        var warmupHead: CaptionSlotHead?
+        if let weight = config.unetTraining.warmupLossWeight, weight > 0 {
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.textEncoderWarmup.slots,
+                                       vocabulary: config.textEncoder.vocabSize)
+            if let warmed {
+                try head.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "head.")
+            } else {
+                try head.initializeParameters(generator: root.derived(4))
+            }
+            parameters += head.namedParameters(prefix: "head.")
+            warmupHead = head
+        }
         if config.unetTraining.trainTextEncoder {
             parameters += textEncoder.namedParameters(prefix: "text_encoder.")
         } else {
@@ -299,10 +315,17 @@ public final class Pretraining {
                                                                       latentWidth: latents.shape[4],
                                                                       objectWeight: objectWeight)
             }
-            return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
-                                                           scheduler: scheduler, latents: latents, captions: captions,
-                                                           captionDropout: training.captionDropout, snrGamma: training.snrGamma,
-                                                           elementWeights: weights, random: &random)
+            let loss = try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
+                                                               scheduler: scheduler, latents: latents, captions: captions,
+                                                               captionDropout: training.captionDropout, snrGamma: training.snrGamma,
+                                                               elementWeights: weights, random: &random)
+            guard let warmupHead, let weight = training.warmupLossWeight else { return loss }
+            var warmupRandom = random.derived(3)
+            let warmup = try TextEncoderWarmupObjective.loss(textEncoder: textEncoder, head: warmupHead, tokenizer: self.tokenizer,
+                                                             captions: self.data.captions(index: step, count: training.warmupLossBatchSize),
+                                                             random: &warmupRandom)
+            self.warmupSlotAccuracy = warmup.slotAccuracy
+            return try loss + warmup.loss * weight
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

@@ -13,9 +13,10 @@ struct Pretrain: ParsableCommand {
         discussion: """
         Stage 1 trains the autoencoder on world images; stage 1b warms up the text encoder alone, \
         teaching the states after its end marker to tell every caption word (text_encoder_warmup; \
-        0 steps turns it off); stage 2, with both frozen, trains the U-Net on images and 8-frame clips \
-        (unet_training.train_text_encoder trains the text encoder along). The run folder gets pretrain_config.json, tokenizer/, vae/, \
-        text_encoder_warmup/ and unet/ (checkpoints, loss.csv, loss.png), previews/ (autoencoder \
+        0 steps turns it off); stage 2, with both frozen, trains the U-Net on images and 8-frame \
+        clips (unet_training.train_text_encoder trains the text encoder along). The run folder gets \
+        pretrain_config.json, tokenizer/, vae/, text_encoder_warmup/ and unet/ (checkpoints, \
+        loss.csv, loss.png), previews/ (autoencoder \
         reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
         (a diffusers folder with the averaged weights in F16). A killed run continues from its newest \
         complete checkpoint with --resume.
@@ -126,7 +127,7 @@ struct Pretrain: ParsableCommand {
         }
         pretraining.onStep = { [unowned pretraining] stage, report in
             var note = String(format: "loss %.4f lr %.2e", report.loss, report.learningRate)
-            if stage == .textEncoderWarmup, let accuracy = pretraining.warmupSlotAccuracy {
+            if stage != .vae, let accuracy = pretraining.warmupSlotAccuracy {
                 note += String(format: " slot accuracy %.3f", accuracy)
             }
             reporter?.update(report.step, note: note)

@@ -174,11 +174,59 @@ final class TextEncoderWarmupTests: XCTestCase {
         }
     }
 
+    /// Slot accuracy of `encoder` with `head` on fixed captions.
+    private func slotAccuracy(_ encoder: CLIPTextModel, _ head: CaptionSlotHead, tokenizer: CLIPTokenizer) throws -> Float {
+        var random = RandomGenerator(seed: 12)
+        return try Tensor.withoutGrad {
+            try TextEncoderWarmupObjective.loss(textEncoder: encoder, head: head, tokenizer: tokenizer,
+                                                captions: captions, random: &random).slotAccuracy
+        }
+    }
+
+    /// `warmup_loss_weight` keeps the warm-up's objective through a U-Net stage that trains the
+    /// encoder, with the head trained along: the states keep telling the caption where, trained
+    /// through the U-Net's loss alone, the same encoder loses it.
+    func testTheWarmupLossKeepsTheCaptionInATrainedEncoder() throws {
+        var results: [Float] = []
+        for weight in [nil, Float(1)] {
+            var config = TinyPretraining.config()
+            config.textEncoderWarmup.trainer = TrainerOptions(steps: 60, learningRate: 1e-2, checkpointingSteps: 60)
+            config.textEncoderWarmup.batchSize = 16
+            config.unetTraining.trainer = TrainerOptions(steps: 40, learningRate: 3e-2, checkpointingSteps: 40)
+            config.unetTraining.trainTextEncoder = true
+            config.unetTraining.warmupLossWeight = weight
+            config.preview.every = 0
+            let run = TinyPretraining.temporaryFolder("warmup-loss")
+            defer { try? FileManager.default.removeItem(atPath: run) }
+            let pretraining = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData())
+            var reported = false
+            pretraining.onStep = { stage, _ in if stage == .unet, pretraining.warmupSlotAccuracy != nil { reported = true } }
+            let model = try pretraining.run()
+            XCTAssertEqual(reported, weight != nil)
+            let encoder = try TextToVideoPipeline.load(folder: model).textEncoder
+            let warmed = try XCTUnwrap(pretraining.warmUpTextEncoder())
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.textEncoderWarmup.slots,
+                                       vocabulary: encoder.config.vocabSize)
+            let checkpoint = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/unet")).path
+            let trained = try TrainerCheckpoint.finalWeights(checkpoint)
+            XCTAssertEqual(trained.keys.contains { $0.hasPrefix("head.") }, weight != nil)
+            try head.loadWeights(from: InMemoryWeights(weight == nil ? warmed : trained), prefix: "head.")
+            results.append(try slotAccuracy(encoder, head, tokenizer: pretraining.tokenizer))
+        }
+        print("slot accuracy after the U-Net stage: without the warm-up loss \(results[0]), with it \(results[1])")
+        XCTAssertGreaterThan(results[1], 0.8)
+        XCTAssertLessThan(results[0], results[1] - 0.2)
+    }
+
     func testBadWarmupOptionsNameTheirKey() throws {
         for (edit, key) in [({ (c: inout PretrainConfig) in c.textEncoderWarmup.slots = 0 }, "text_encoder_warmup.slots"),
                             ({ (c: inout PretrainConfig) in c.textEncoderWarmup.slots = 7 }, "text_encoder_warmup.slots"),
                             ({ (c: inout PretrainConfig) in c.textEncoderWarmup.batchSize = 0 }, "text_encoder_warmup.batch_size"),
-                            ({ (c: inout PretrainConfig) in c.textEncoderWarmup.trainer.steps = -1 }, "max_train_steps")] {
+                            ({ (c: inout PretrainConfig) in c.textEncoderWarmup.trainer.steps = -1 }, "max_train_steps"),
+                            ({ (c: inout PretrainConfig) in c.unetTraining.warmupLossWeight = 1 }, "unet_training.warmup_loss_weight"),
+                            ({ (c: inout PretrainConfig) in c.unetTraining.trainTextEncoder = true; c.unetTraining.warmupLossWeight = -1 },
+                             "unet_training.warmup_loss_weight"),
+                            ({ (c: inout PretrainConfig) in c.unetTraining.warmupLossBatchSize = 0 }, "unet_training.warmup_loss_batch_size")] {
             var config = TinyPretraining.config()
             edit(&config)
             XCTAssertThrowsError(try config.validate(file: "config.json"), key) { error in
