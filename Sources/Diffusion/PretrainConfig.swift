@@ -75,13 +75,13 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// Captions per step.
         public var batchSize: Int
         /// Word positions the head predicts (captions' words beyond it are not predicted); at most
-        /// the text encoder's positions less its two markers.
-        public var slots: Int
+        /// the text encoder's positions less its two markers, which is what nil (the default) means.
+        public var slots: Int?
 
         enum CodingKeys: String, CodingKey { case trainer, batchSize = "batch_size", slots }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 800, learningRate: 1e-3, adamWeightDecay: 1e-2, checkpointingSteps: 200),
-                    batchSize: Int = 64, slots: Int = 32) {
+                    batchSize: Int = 64, slots: Int? = nil) {
             self.trainer = trainer
             self.batchSize = batchSize
             self.slots = slots
@@ -92,23 +92,24 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             trainer = try c.decodeIfPresent(TrainerOptions.self, forKey: .trainer) ?? d.trainer
             batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-            slots = try c.decodeIfPresent(Int.self, forKey: .slots) ?? d.slots
+            slots = try c.decodeIfPresent(Int.self, forKey: .slots)
         }
     }
 
     /// Stage 2: the U-Net (and the text encoder when `trainTextEncoder`), the autoencoder frozen.
     public struct UNetTraining: Codable, Equatable, Sendable {
         public var trainer: TrainerOptions
-        /// Whether the text encoder trains with the U-Net (diffusers' `--train_text_encoder`). Off by
-        /// default, as Stable Diffusion keeps CLIP frozen: the stage starts from the warmed-up encoder,
-        /// and training it through the U-Net's loss undoes the warm-up (measured on this world: after
-        /// 1000 joint steps a swapped shape word moved the states after EOS 0.10 instead of 0.63).
+        /// Whether the text encoder trains with the U-Net (diffusers' `--train_text_encoder`), from
+        /// the warmed-up encoder. On by default: an encoder that adapts to the U-Net made the U-Net
+        /// read the caption sooner than a frozen one (README, stage 1b).
         public var trainTextEncoder: Bool
         /// With `trainTextEncoder`, the weight of the warm-up's objective kept as a second loss
         /// through this stage, on its own `warmupLossBatchSize` captions per step and with the
-        /// warm-up's head (trained along), so the encoder can adapt to the U-Net without losing what
-        /// the warm-up taught it. nil or 0: off.
-        public var warmupLossWeight: Float?
+        /// warm-up's head (trained along), so the encoder adapts to the U-Net without losing what
+        /// the warm-up taught it (trained through the U-Net's loss alone, after 1000 steps a swapped
+        /// shape word moved the states after EOS 0.10 instead of 0.63). 0: off; a frozen encoder
+        /// needs none.
+        public var warmupLossWeight: Float
         public var warmupLossBatchSize: Int
         /// Images (one frame each) per image step.
         public var imageBatchSize: Int
@@ -140,9 +141,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                                                              minLearningRate: 3e-5, adamWeightDecay: 1e-2, emaDecay: 0.999,
                                                              checkpointingSteps: 250),
                     imageBatchSize: Int = 8, clipBatchSize: Int = 1, clipFrames: Int = 8, clipFraction: Float = 0.5,
-                    captionDropout: Float = 0.1, snrGamma: Float? = nil, trainTextEncoder: Bool = false) {
+                    captionDropout: Float = 0.1, snrGamma: Float? = nil, trainTextEncoder: Bool = true) {
             self.trainer = trainer
             self.trainTextEncoder = trainTextEncoder
+            warmupLossWeight = 1
             warmupLossBatchSize = 16
             self.imageBatchSize = imageBatchSize
             self.clipBatchSize = clipBatchSize
@@ -157,7 +159,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             trainer = try c.decodeIfPresent(TrainerOptions.self, forKey: .trainer) ?? d.trainer
             trainTextEncoder = try c.decodeIfPresent(Bool.self, forKey: .trainTextEncoder) ?? d.trainTextEncoder
-            warmupLossWeight = try c.decodeIfPresent(Float.self, forKey: .warmupLossWeight)
+            warmupLossWeight = try c.decodeIfPresent(Float.self, forKey: .warmupLossWeight) ?? d.warmupLossWeight
             warmupLossBatchSize = try c.decodeIfPresent(Int.self, forKey: .warmupLossBatchSize) ?? d.warmupLossBatchSize
             imageBatchSize = try c.decodeIfPresent(Int.self, forKey: .imageBatchSize) ?? d.imageBatchSize
             clipBatchSize = try c.decodeIfPresent(Int.self, forKey: .clipBatchSize) ?? d.clipBatchSize
@@ -303,6 +305,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         return data
     }
 
+    /// The word slots the warm-up's head predicts: `text_encoder_warmup.slots`, or every position
+    /// between the text encoder's markers.
+    public var warmupSlots: Int { textEncoderWarmup.slots ?? max(1, textEncoder.maxPositionEmbeddings - 2) }
+
     /// Throws naming the first key that cannot work: the model configs' own checks plus the
     /// couplings between them (latent channels, cross-attention width, sample sizes).
     public func validate(file: String) throws {
@@ -328,8 +334,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
         guard textEncoderWarmup.batchSize >= 1 else { throw bad("text_encoder_warmup.batch_size", "must be at least 1") }
         let wordPositions = textEncoder.maxPositionEmbeddings - 2
-        guard (1...max(1, wordPositions)).contains(textEncoderWarmup.slots) else {
-            throw bad("text_encoder_warmup.slots", "must lie in 1...\(wordPositions) (the text encoder's \(textEncoder.maxPositionEmbeddings) positions less its two markers), got \(textEncoderWarmup.slots)")
+        if let slots = textEncoderWarmup.slots, !(1...max(1, wordPositions)).contains(slots) {
+            throw bad("text_encoder_warmup.slots", "must lie in 1...\(wordPositions) (the text encoder's \(textEncoder.maxPositionEmbeddings) positions less its two markers), got \(slots)")
         }
         guard unetTraining.imageBatchSize >= 1 else { throw bad("unet_training.image_batch_size", "must be at least 1") }
         guard unetTraining.clipBatchSize >= 1 else { throw bad("unet_training.clip_batch_size", "must be at least 1") }
@@ -339,11 +345,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         if let weight = unetTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
             throw bad("unet_training.object_weight", "must be a number at least 0, got \(weight)")
         }
-        if let weight = unetTraining.warmupLossWeight {
-            guard weight >= 0, weight.isFinite else { throw bad("unet_training.warmup_loss_weight", "must be a number at least 0, got \(weight)") }
-            guard weight == 0 || unetTraining.trainTextEncoder else {
-                throw bad("unet_training.warmup_loss_weight", "keeps the warm-up's objective for a text encoder that trains; set unet_training.train_text_encoder true or leave the key out")
-            }
+        guard unetTraining.warmupLossWeight >= 0, unetTraining.warmupLossWeight.isFinite else {
+            throw bad("unet_training.warmup_loss_weight", "must be a number at least 0, got \(unetTraining.warmupLossWeight)")
         }
         guard unetTraining.warmupLossBatchSize >= 1 else { throw bad("unet_training.warmup_loss_batch_size", "must be at least 1") }
         if let gamma = unetTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {

@@ -188,7 +188,7 @@ public final class Pretraining {
                     reason: "the U-Net stage has started, so the text-encoder warm-up cannot grow to \(options.steps) steps (text_encoder_warmup.trainer.max_train_steps)")
             }
             let textEncoder = try CLIPTextModel(config: config.textEncoder)
-            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: warmup.slots,
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots,
                                        vocabulary: config.textEncoder.vocabSize)
             let parameters = textEncoder.namedParameters(prefix: "text_encoder.") + head.namedParameters(prefix: "head.")
             let trainer = try Trainer(folder: folder, parameters: parameters, options: options,
@@ -246,8 +246,8 @@ public final class Pretraining {
         var parameters = unet.namedParameters(prefix: "unet.")
         // The warm-up's objective kept as a second loss: its head starts where the warm-up left it.
         var warmupHead: CaptionSlotHead?
-        if let weight = config.unetTraining.warmupLossWeight, weight > 0 {
-            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.textEncoderWarmup.slots,
+        if config.unetTraining.trainTextEncoder, config.unetTraining.warmupLossWeight > 0 {
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots,
                                        vocabulary: config.textEncoder.vocabSize)
             if let warmed {
                 try head.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "head.")
@@ -319,13 +319,13 @@ public final class Pretraining {
                                                                scheduler: scheduler, latents: latents, captions: captions,
                                                                captionDropout: training.captionDropout, snrGamma: training.snrGamma,
                                                                elementWeights: weights, random: &random)
-            guard let warmupHead, let weight = training.warmupLossWeight else { return loss }
+            guard let warmupHead else { return loss }
             var warmupRandom = random.derived(3)
             let warmup = try TextEncoderWarmupObjective.loss(textEncoder: textEncoder, head: warmupHead, tokenizer: self.tokenizer,
                                                              captions: self.data.captions(index: step, count: training.warmupLossBatchSize),
                                                              random: &warmupRandom)
             self.warmupSlotAccuracy = warmup.slotAccuracy
-            return try loss + warmup.loss * weight
+            return try loss + warmup.loss * training.warmupLossWeight
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

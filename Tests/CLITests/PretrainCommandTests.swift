@@ -14,6 +14,7 @@ final class PretrainCommandTests: XCTestCase {
       "text_encoder": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                        "max_position_embeddings": 32},
       "vae_training": {"batch_size": 2},
+      "text_encoder_warmup": {"batch_size": 4, "trainer": {"max_train_steps": 2, "checkpointing_steps": 1}},
       "unet_training": {"image_batch_size": 2, "clip_batch_size": 1, "clip_frames": 8},
       "preview": {"every": 2, "steps": 2, "prompts": [{"prompt": "a large red circle on a blue background", "frames": 1}]}
     }
@@ -68,7 +69,7 @@ final class PretrainCommandTests: XCTestCase {
                          "--checkpoint-every", "1", "--threads", "2"]
         let run = try CLITests.run(arguments)
         XCTAssertEqual(run.status, 0, run.stderr)
-        for file in ["pretrain_config.json", "tokenizer/vocab.json", "vae/loss.csv", "vae/loss.png", "unet/loss.csv", "unet/loss.png",
+        for file in ["pretrain_config.json", "tokenizer/vocab.json", "vae/loss.csv", "vae/loss.png", "text_encoder_warmup/loss.csv", "unet/loss.csv", "unet/loss.png",
                      "unet/checkpoint-000002/model.safetensors", "unet/checkpoint-000002/optimizer.safetensors",
                      "unet/checkpoint-000002/ema.safetensors", "unet/checkpoint-000002/trainer_state.json",
                      "previews/vae-step-000002.png", "previews/unet-step-000002.png", "model/model_index.json", "model/unet/diffusion_pytorch_model.safetensors",

@@ -15,7 +15,7 @@ final class TextEncoderWarmupTests: XCTestCase {
         textConfig.vocabSize = vocabulary
         let encoder = try CLIPTextModel(config: textConfig)
         try encoder.initializeParameters(generator: RandomGenerator(seed: seed))
-        let head = CaptionSlotHead(hiddenSize: textConfig.hiddenSize, slots: config.textEncoderWarmup.slots, vocabulary: vocabulary)
+        let head = CaptionSlotHead(hiddenSize: textConfig.hiddenSize, slots: config.warmupSlots, vocabulary: vocabulary)
         try head.initializeParameters(generator: RandomGenerator(seed: seed &+ 1))
         encoder.setRequiresGrad(true)
         head.setRequiresGrad(true)
@@ -95,7 +95,7 @@ final class TextEncoderWarmupTests: XCTestCase {
     }
 
     /// A few dozen steps make the end marker's and padding states tell the caption's words, where
-    /// a fresh encoder guesses. By default the U-Net stage keeps the warmed encoder frozen, through
+    /// a fresh encoder guesses. Without `train_text_encoder` the U-Net stage keeps the warmed encoder frozen, through
     /// a resume too, while the U-Net learns at a rate that would move any trained weight.
     func testTheWarmupTeachesTheCaptionAndTheUNetStageKeepsItFrozen() throws {
         var config = TinyPretraining.config()
@@ -103,7 +103,7 @@ final class TextEncoderWarmupTests: XCTestCase {
         config.textEncoderWarmup.batchSize = 16
         config.unetTraining.trainer = TrainerOptions(steps: 2, learningRate: 1e-2, checkpointingSteps: 1)
         config.preview.every = 0
-        XCTAssertFalse(config.unetTraining.trainTextEncoder)
+        config.unetTraining.trainTextEncoder = false
         let run = TinyPretraining.temporaryFolder("warmup")
         defer { try? FileManager.default.removeItem(atPath: run) }
         let data = TinyPretraining.PatternData()
@@ -121,7 +121,7 @@ final class TextEncoderWarmupTests: XCTestCase {
         try assertTextEncoder(of: model, equals: warmed, seed: config.seed)
         let checkpoint = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/unet")).path
         let trained = try TrainerCheckpoint.readTensors((checkpoint as NSString).appendingPathComponent(TrainerCheckpoint.modelFile))
-        XCTAssertFalse(trained.keys.contains { $0.hasPrefix("text_encoder.") })
+        XCTAssertFalse(trained.keys.contains { $0.hasPrefix("text_encoder.") || $0.hasPrefix("head.") })
         XCTAssertTrue(trained.keys.contains { $0.hasPrefix("unet.") })
         try Pretraining(resumingIn: run, data: data) { $0.unetTraining.trainer.steps = 3 }.run()
         try assertTextEncoder(of: model, equals: warmed, seed: config.seed)
@@ -188,7 +188,9 @@ final class TextEncoderWarmupTests: XCTestCase {
     /// through the U-Net's loss alone, the same encoder loses it.
     func testTheWarmupLossKeepsTheCaptionInATrainedEncoder() throws {
         var results: [Float] = []
-        for weight in [nil, Float(1)] {
+        XCTAssertTrue(PretrainConfig().unetTraining.trainTextEncoder)
+        XCTAssertEqual(PretrainConfig().unetTraining.warmupLossWeight, 1)
+        for weight in [Float(0), 1] {
             var config = TinyPretraining.config()
             config.textEncoderWarmup.trainer = TrainerOptions(steps: 60, learningRate: 1e-2, checkpointingSteps: 60)
             config.textEncoderWarmup.batchSize = 16
@@ -202,15 +204,15 @@ final class TextEncoderWarmupTests: XCTestCase {
             var reported = false
             pretraining.onStep = { stage, _ in if stage == .unet, pretraining.warmupSlotAccuracy != nil { reported = true } }
             let model = try pretraining.run()
-            XCTAssertEqual(reported, weight != nil)
+            XCTAssertEqual(reported, weight > 0)
             let encoder = try TextToVideoPipeline.load(folder: model).textEncoder
             let warmed = try XCTUnwrap(pretraining.warmUpTextEncoder())
-            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.textEncoderWarmup.slots,
+            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots,
                                        vocabulary: encoder.config.vocabSize)
             let checkpoint = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/unet")).path
             let trained = try TrainerCheckpoint.finalWeights(checkpoint)
-            XCTAssertEqual(trained.keys.contains { $0.hasPrefix("head.") }, weight != nil)
-            try head.loadWeights(from: InMemoryWeights(weight == nil ? warmed : trained), prefix: "head.")
+            XCTAssertEqual(trained.keys.contains { $0.hasPrefix("head.") }, weight > 0)
+            try head.loadWeights(from: InMemoryWeights(weight > 0 ? trained : warmed), prefix: "head.")
             results.append(try slotAccuracy(encoder, head, tokenizer: pretraining.tokenizer))
         }
         print("slot accuracy after the U-Net stage: without the warm-up loss \(results[0]), with it \(results[1])")
@@ -223,9 +225,7 @@ final class TextEncoderWarmupTests: XCTestCase {
                             ({ (c: inout PretrainConfig) in c.textEncoderWarmup.slots = 7 }, "text_encoder_warmup.slots"),
                             ({ (c: inout PretrainConfig) in c.textEncoderWarmup.batchSize = 0 }, "text_encoder_warmup.batch_size"),
                             ({ (c: inout PretrainConfig) in c.textEncoderWarmup.trainer.steps = -1 }, "max_train_steps"),
-                            ({ (c: inout PretrainConfig) in c.unetTraining.warmupLossWeight = 1 }, "unet_training.warmup_loss_weight"),
-                            ({ (c: inout PretrainConfig) in c.unetTraining.trainTextEncoder = true; c.unetTraining.warmupLossWeight = -1 },
-                             "unet_training.warmup_loss_weight"),
+                            ({ (c: inout PretrainConfig) in c.unetTraining.warmupLossWeight = -1 }, "unet_training.warmup_loss_weight"),
                             ({ (c: inout PretrainConfig) in c.unetTraining.warmupLossBatchSize = 0 }, "unet_training.warmup_loss_batch_size")] {
             var config = TinyPretraining.config()
             edit(&config)
@@ -243,6 +243,7 @@ final class TextEncoderWarmupTests: XCTestCase {
         try Data(#"{"text_encoder_warmup": {"trainer": {"max_train_steps": 0}}}"#.utf8).write(to: URL(fileURLWithPath: file))
         let off = try PretrainConfig.load(path: file)
         XCTAssertEqual(off.textEncoderWarmup.trainer.steps, 0)
-        XCTAssertEqual(off.textEncoderWarmup.slots, PretrainConfig().textEncoderWarmup.slots)
+        XCTAssertNil(off.textEncoderWarmup.slots)
+        XCTAssertEqual(off.warmupSlots, 38, "every position between the default encoder's markers")
     }
 }
