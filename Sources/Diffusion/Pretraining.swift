@@ -23,14 +23,15 @@ public struct PreviewSample {
 
 /// Trains the base model from scratch (issue 5): stage 1 the autoencoder on images; stage 1b the
 /// CLIP text encoder alone on captions (`TextEncoderWarmupObjective`, unless its steps are 0);
-/// stage 2, with the autoencoder and (unless `unet_training.train_text_encoder`) the text encoder
-/// frozen, the 3-D U-Net on images and clips, with caption dropout and a moving average; then saves a diffusers folder with the
-/// averaged weights in F16.
+/// stage 2, with the autoencoder frozen, the 3-D U-Net (and the text encoder, unless
+/// `unet_training.train_text_encoder` is false) on images and clips, with caption dropout and a
+/// moving average; then saves a diffusers folder with the averaged weights in F16.
 ///
 /// A run folder holds:
 /// - pretrain_config.json: the resolved config (the text encoder's vocabulary size filled in);
 /// - tokenizer/: vocab.json and merges.txt with one token per world word (CLIP's format);
-/// - vae/, text_encoder_warmup/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the last two kept) and loss.csv;
+/// - vae/, text_encoder_warmup/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the
+///   last two kept) and loss.csv;
 /// - model/: the finished diffusers folder (model_index.json, unet/, vae/, text_encoder/,
 ///   tokenizer/, scheduler/).
 /// Everything is resumable: `run()` continues each stage from its newest complete checkpoint.
@@ -117,9 +118,7 @@ public final class Pretraining {
     /// Runs whatever is left of the stages, saves model/ and returns its path.
     @discardableResult
     public func run() throws -> String {
-        let vae = try trainAutoencoder()
-        try warmUpTextEncoder()
-        return try trainDenoiser(vae: vae)
+        try trainDenoiser(vae: trainAutoencoder())
     }
 
     // MARK: Stage 1
@@ -188,16 +187,13 @@ public final class Pretraining {
                     reason: "the U-Net stage has started, so the text-encoder warm-up cannot grow to \(options.steps) steps (text_encoder_warmup.trainer.max_train_steps)")
             }
             let textEncoder = try CLIPTextModel(config: config.textEncoder)
-            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots,
-                                       vocabulary: config.textEncoder.vocabSize)
+            let head = warmupHead()
             let parameters = textEncoder.namedParameters(prefix: "text_encoder.") + head.namedParameters(prefix: "head.")
             let trainer = try Trainer(folder: folder, parameters: parameters, options: options,
                                       optionsFile: "text_encoder_warmup.trainer")
             if try trainer.resume() == nil {
-                // The U-Net stage initialises a text encoder from the same draw when the warm-up is off.
-                let root = RandomGenerator(seed: config.seed)
-                try textEncoder.initializeParameters(generator: root.derived(3))
-                try head.initializeParameters(generator: root.derived(4))
+                try initializeFresh(textEncoder: textEncoder)
+                try initializeFresh(head: head)
             }
             trainer.afterStep = { [weak self] report in self?.onStep?(.textEncoderWarmup, report) }
             trainer.afterLogWrite = { [weak self] records in
@@ -221,10 +217,10 @@ public final class Pretraining {
 
     // MARK: Stage 2
 
-    /// Trains (or finishes training) the U-Net, and the text encoder when
-    /// `unet_training.train_text_encoder`, over the frozen `vae`; saves model/ and returns its path.
+    /// Finishes the text-encoder warm-up, then trains (or finishes training) the U-Net, and the text
+    /// encoder when `unet_training.train_text_encoder`, over the frozen `vae`; saves model/ and
+    /// returns its path.
     public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
-        warmupSlotAccuracy = nil
         // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
         let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
         var vaeConfig = config.vae
@@ -236,24 +232,20 @@ public final class Pretraining {
         let unet = try UNet3DConditionModel(config: config.unet)
         // The encoder the stage starts from: the warmed-up one, or a fresh draw when the warm-up is
         // off. A frozen encoder stays so; a trained one is then replaced by its checkpoint on resume.
-        let root = RandomGenerator(seed: config.seed)
+        let warmed = try warmUpTextEncoder().map { InMemoryWeights($0, location: textEncoderWarmupFolder) }
+        warmupSlotAccuracy = nil
         let textEncoder = try CLIPTextModel(config: config.textEncoder)
-        try textEncoder.initializeParameters(generator: root.derived(3))
-        let warmed = try warmUpTextEncoder()
         if let warmed {
-            try textEncoder.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "text_encoder.")
+            try textEncoder.loadWeights(from: warmed, prefix: "text_encoder.")
+        } else {
+            try initializeFresh(textEncoder: textEncoder)
         }
         var parameters = unet.namedParameters(prefix: "unet.")
         // The warm-up's objective kept as a second loss: its head starts where the warm-up left it.
         var warmupHead: CaptionSlotHead?
         if config.unetTraining.trainTextEncoder, config.unetTraining.warmupLossWeight > 0 {
-            let head = CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots,
-                                       vocabulary: config.textEncoder.vocabSize)
-            if let warmed {
-                try head.loadWeights(from: InMemoryWeights(warmed, location: textEncoderWarmupFolder), prefix: "head.")
-            } else {
-                try head.initializeParameters(generator: root.derived(4))
-            }
+            let head = self.warmupHead()
+            if let warmed { try head.loadWeights(from: warmed, prefix: "head.") } else { try initializeFresh(head: head) }
             parameters += head.namedParameters(prefix: "head.")
             warmupHead = head
         }
@@ -265,7 +257,7 @@ public final class Pretraining {
         let options = config.unetTraining.trainer
         let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
         if try trainer.resume() == nil {
-            try unet.initializeParameters(generator: root.derived(2))
+            try unet.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
         let training = config.unetTraining
@@ -332,6 +324,21 @@ public final class Pretraining {
     }
 
     // MARK: Helpers
+
+    /// The warm-up's caption-slot head for this config's text encoder.
+    func warmupHead() -> CaptionSlotHead {
+        CaptionSlotHead(hiddenSize: config.textEncoder.hiddenSize, slots: config.warmupSlots, vocabulary: config.textEncoder.vocabSize)
+    }
+
+    /// A new run's text encoder: the same draw whether the warm-up starts from it or, with the
+    /// warm-up off, the U-Net stage does.
+    func initializeFresh(textEncoder: CLIPTextModel) throws {
+        try textEncoder.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(3))
+    }
+
+    func initializeFresh(head: CaptionSlotHead) throws {
+        try head.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(4))
+    }
 
     /// An `object_weight` option's weight when it is on (positive) and the data can tell objects
     /// from background; throws naming `key` when it cannot.

@@ -13,8 +13,9 @@ struct Pretrain: ParsableCommand {
         discussion: """
         Stage 1 trains the autoencoder on world images; stage 1b warms up the text encoder alone, \
         teaching the states after its end marker to tell every caption word (text_encoder_warmup; \
-        0 steps turns it off); stage 2, with both frozen, trains the U-Net on images and 8-frame \
-        clips (unet_training.train_text_encoder trains the text encoder along). The run folder gets \
+        0 steps turns it off); stage 2, with the autoencoder frozen, trains the U-Net and the text \
+        encoder on images and 8-frame clips, keeping the warm-up's objective as a second loss \
+        (unet_training.train_text_encoder false freezes the encoder). The run folder gets \
         pretrain_config.json, tokenizer/, vae/, text_encoder_warmup/ and unet/ (checkpoints, \
         loss.csv, loss.png), previews/ (autoencoder \
         reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
