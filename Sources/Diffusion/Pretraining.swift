@@ -59,10 +59,24 @@ public final class Pretraining {
     public private(set) var warmupSlotAccuracy: Float?
     public var tokenizerFolder: String { path("tokenizer") }
     public var modelFolder: String { path("model") }
+    static let initFolderName = "init"
+    /// The copy of the model a run started from (`init(newRunIn:config:data:startingFrom:)`).
+    public var initFolder: String { path(Self.initFolderName) }
+    /// Whether this run started from a model rather than from scratch.
+    public var startsFromModel: Bool {
+        FileManager.default.fileExists(atPath: (initFolder as NSString).appendingPathComponent("model_index.json"))
+    }
 
     /// Starts a new run in `folder`, which must be absent or empty: writes the tokenizer and the
     /// resolved config. The top-level seed seeds both stages.
-    public init(newRunIn folder: String, config: PretrainConfig, data: PretrainingData) throws {
+    ///
+    /// With `model` (a diffusers folder, as diffusers' `--pretrained_model_name_or_path`), the run
+    /// starts from that model instead of from scratch: its autoencoder, text encoder, U-Net,
+    /// scheduler and tokenizer replace the config's, a copy of it is kept in `init/` (so a resumed
+    /// run needs nothing outside its folder), the autoencoder stage is skipped (its steps set to 0),
+    /// the warm-up trains only its head on the frozen encoder, and the U-Net stage starts from the
+    /// model's weights with a fresh optimizer and schedule.
+    public init(newRunIn folder: String, config: PretrainConfig, data: PretrainingData, startingFrom model: String? = nil) throws {
         let fileManager = FileManager.default
         if let contents = try? fileManager.contentsOfDirectory(atPath: folder), !contents.isEmpty {
             throw TrainingError.checkpoint(path: folder, reason: "the folder is not empty (it holds \(contents.sorted().prefix(3).joined(separator: ", "))); resume the run in it or choose a new folder")
@@ -70,13 +84,29 @@ public final class Pretraining {
         self.folder = folder
         self.data = data
         var config = config
+        let start = try model.map { try TextToVideoPipeline.load(folder: $0) }
+        if let start, let model {
+            config.vae = start.vae.config
+            config.unet = start.unet.config
+            config.textEncoder = start.textEncoder.config
+            config.scheduler = start.schedulerConfig
+            config.vaeTraining.trainer.steps = 0
+            guard start.tokenizer.vocabulary.count == config.textEncoder.vocabSize else {
+                throw TrainingError.checkpoint(path: model, reason: "its tokenizer has \(start.tokenizer.vocabulary.count) tokens, its text encoder \(config.textEncoder.vocabSize)")
+            }
+        }
         try config.validate(file: "config")
         do { try fileManager.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
             throw TrainingError.checkpoint(path: folder, reason: "cannot create the folder: \(error.localizedDescription)")
         }
         let tokenizerFolder = (folder as NSString).appendingPathComponent("tokenizer")
-        try CLIPTokenizer.writeVocabulary(words: data.vocabularyWords, to: tokenizerFolder,
-                                          maxLength: config.textEncoder.maxPositionEmbeddings)
+        if let start {
+            try start.save(to: (folder as NSString).appendingPathComponent(Self.initFolderName), dtype: .f32)
+            try Self.writeFiles(start.tokenizerFiles, to: tokenizerFolder)
+        } else {
+            try CLIPTokenizer.writeVocabulary(words: data.vocabularyWords, to: tokenizerFolder,
+                                              maxLength: config.textEncoder.maxPositionEmbeddings)
+        }
         tokenizer = try CLIPTokenizer(folder: tokenizerFolder)
         config.textEncoder.vocabSize = tokenizer.vocabulary.count
         config.textEncoder.bosTokenId = tokenizer.beginId
@@ -125,6 +155,7 @@ public final class Pretraining {
 
     /// Trains (or finishes training) the autoencoder and returns it with its final weights.
     public func trainAutoencoder() throws -> AutoencoderKL {
+        if startsFromModel { return try DiffusersFolder(path: initFolder).loadVAE() }
         let vae = try AutoencoderKL(config: config.vae)
         let options = config.vaeTraining.trainer
         let latest = TrainerCheckpoint.latest(in: vaeFolder)
@@ -174,25 +205,34 @@ public final class Pretraining {
 
     /// Trains (or finishes training) the text encoder alone on the data's captions; returns the
     /// final weights of the encoder (under `text_encoder.`) and its head (`head.`), or nil when the
-    /// stage is off (0 steps).
+    /// stage is off (0 steps). In a run that starts from a model the encoder is that model's and
+    /// stays frozen: only the head trains (only the head is returned), and only when the U-Net
+    /// stage keeps the warm-up's objective.
     @discardableResult
     public func warmUpTextEncoder() throws -> [String: Tensor]? {
         let warmup = config.textEncoderWarmup
         let options = warmup.trainer
         guard options.steps > 0 else { return nil }
+        let fromModel = startsFromModel
+        if fromModel, !keepsWarmupObjective { return nil }
         let folder = textEncoderWarmupFolder
         if (TrainerCheckpoint.latest(in: folder)?.step ?? -1) < options.steps {
             if let unetStarted = TrainerCheckpoint.latest(in: unetFolder) {
                 throw TrainingError.checkpoint(path: unetStarted.path,
                     reason: "the U-Net stage has started, so the text-encoder warm-up cannot grow to \(options.steps) steps (text_encoder_warmup.trainer.max_train_steps)")
             }
-            let textEncoder = try CLIPTextModel(config: config.textEncoder)
+            let textEncoder = try fromModel ? DiffusersFolder(path: initFolder).loadTextEncoder() : CLIPTextModel(config: config.textEncoder)
             let head = warmupHead()
-            let parameters = textEncoder.namedParameters(prefix: "text_encoder.") + head.namedParameters(prefix: "head.")
+            var parameters = head.namedParameters(prefix: "head.")
+            if fromModel {
+                textEncoder.setRequiresGrad(false)
+            } else {
+                parameters = textEncoder.namedParameters(prefix: "text_encoder.") + parameters
+            }
             let trainer = try Trainer(folder: folder, parameters: parameters, options: options,
                                       optionsFile: "text_encoder_warmup.trainer")
             if try trainer.resume() == nil {
-                try initializeFresh(textEncoder: textEncoder)
+                if !fromModel { try initializeFresh(textEncoder: textEncoder) }
                 try initializeFresh(head: head)
             }
             trainer.afterStep = { [weak self] report in self?.onStep?(.textEncoderWarmup, report) }
@@ -222,28 +262,32 @@ public final class Pretraining {
     /// returns its path.
     public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
         // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
-        let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
         var vaeConfig = config.vae
-        vaeConfig.scalingFactor = try PretrainingObjectives.scalingFactor(trainedVAE, pixels: probe)
+        let fromModel = startsFromModel
+        if !fromModel {
+            let (probe, _) = try data.batch(index: 0, count: 32, frames: 1)
+            vaeConfig.scalingFactor = try PretrainingObjectives.scalingFactor(trainedVAE, pixels: probe)
+        }
         let vae = try AutoencoderKL(config: vaeConfig)
         try vae.loadWeights(from: InMemoryWeights(Dictionary(uniqueKeysWithValues: trainedVAE.stateDict())))
         vae.setRequiresGrad(false)
 
-        let unet = try UNet3DConditionModel(config: config.unet)
-        // The encoder the stage starts from: the warmed-up one, or a fresh draw when the warm-up is
-        // off. A frozen encoder stays so; a trained one is then replaced by its checkpoint on resume.
+        // A run from a model starts from its U-Net and encoder (replaced by the checkpoint on resume).
+        let start = try fromModel ? DiffusersFolder(path: initFolder) : nil
+        let unet = try start?.loadUNet() ?? UNet3DConditionModel(config: config.unet)
+        // The encoder the stage starts from: the model's, the warmed-up one, or a fresh draw when
+        // the warm-up is off. A frozen encoder stays so; a trained one is then replaced by its
+        // checkpoint on resume.
         let warmed = try warmUpTextEncoder().map { InMemoryWeights($0, location: textEncoderWarmupFolder) }
         warmupSlotAccuracy = nil
-        let textEncoder = try CLIPTextModel(config: config.textEncoder)
-        if let warmed {
-            try textEncoder.loadWeights(from: warmed, prefix: "text_encoder.")
-        } else {
-            try initializeFresh(textEncoder: textEncoder)
+        let textEncoder = try start?.loadTextEncoder() ?? CLIPTextModel(config: config.textEncoder)
+        if !fromModel {
+            if let warmed { try textEncoder.loadWeights(from: warmed, prefix: "text_encoder.") } else { try initializeFresh(textEncoder: textEncoder) }
         }
         var parameters = unet.namedParameters(prefix: "unet.")
         // The warm-up's objective kept as a second loss: its head starts where the warm-up left it.
         var warmupHead: CaptionSlotHead?
-        if config.unetTraining.trainTextEncoder, config.unetTraining.warmupLossWeight > 0 {
+        if keepsWarmupObjective {
             let head = self.warmupHead()
             if let warmed { try head.loadWeights(from: warmed, prefix: "head.") } else { try initializeFresh(head: head) }
             parameters += head.namedParameters(prefix: "head.")
@@ -256,7 +300,7 @@ public final class Pretraining {
         }
         let options = config.unetTraining.trainer
         let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
-        if try trainer.resume() == nil {
+        if try trainer.resume() == nil, !fromModel {
             try unet.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
@@ -324,6 +368,23 @@ public final class Pretraining {
     }
 
     // MARK: Helpers
+
+    /// Whether the U-Net stage keeps the warm-up's objective as a second loss (and so its head).
+    var keepsWarmupObjective: Bool {
+        config.unetTraining.trainTextEncoder && config.unetTraining.warmupLossWeight > 0
+    }
+
+    /// Writes each file atomically into `folder` (created).
+    static func writeFiles(_ files: [String: Data], to folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for (name, contents) in files {
+                try contents.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)), options: .atomic)
+            }
+        } catch {
+            throw TrainingError.checkpoint(path: folder, reason: "cannot write: \(error.localizedDescription)")
+        }
+    }
 
     /// The warm-up's caption-slot head for this config's text encoder.
     func warmupHead() -> CaptionSlotHead {

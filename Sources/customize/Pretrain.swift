@@ -20,7 +20,8 @@ struct Pretrain: ParsableCommand {
         loss.csv, loss.png), previews/ (autoencoder \
         reconstructions and U-Net samples of fixed prompts, with the averaged weights) and finally model/ \
         (a diffusers folder with the averaged weights in F16). A killed run continues from its newest \
-        complete checkpoint with --resume.
+        complete checkpoint with --resume. --init-from starts a new run from an existing model \
+        (its autoencoder frozen, the U-Net stage continuing from its weights) instead of from scratch.
 
         The config is JSON with diffusers' keys; any top-level key may be left out for the built-in \
         compact model (print it with --print-config).
@@ -28,6 +29,7 @@ struct Pretrain: ParsableCommand {
         Examples:
           customize pretrain --out runs/base
           customize pretrain --out runs/base --resume
+          customize pretrain --out runs/base-more --init-from samples/base --unet-steps 8000
           customize pretrain --out runs/tiny --config tiny.json --vae-steps 20 --unet-steps 40
         """)
 
@@ -38,6 +40,10 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Text-encoder warm-up steps (stage 1b; 0 turns it off).") var warmupSteps: Int?
     @Option(help: "Text encoder and U-Net steps (stage 2).") var unetSteps: Int?
     @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
+    @Option(help: ArgumentHelp("Start a new run from this diffusers folder instead of from scratch (e.g. samples/base).",
+                               discussion: "Its autoencoder stays frozen and its stage is skipped; the warm-up trains only its head; the U-Net stage starts from its weights with a fresh optimizer and schedule."),
+            completion: .directory)
+    var initFrom: String?
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
     @Option(help: "A preview grid every N steps of each stage (0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (new runs only).") var seed: UInt64?
@@ -56,6 +62,8 @@ struct Pretrain: ParsableCommand {
         if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
         if resume, config != nil { throw ValidationError("--resume continues with the run's own config; leave out --config") }
         if resume, seed != nil { throw ValidationError("--resume continues with the run's own seed; leave out --seed") }
+        if resume, initFrom != nil { throw ValidationError("--resume continues the run from its own init/ copy; leave out --init-from") }
+        if initFrom != nil, vaeSteps != nil { throw ValidationError("--init-from takes the model's autoencoder as it is; leave out --vae-steps") }
         if out == nil, !printConfig { throw ValidationError("give the run folder with --out DIR") }
     }
 
@@ -84,8 +92,11 @@ struct Pretrain: ParsableCommand {
             }
             var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
             if let seed { resolved.seed = seed }
+            // From a model, the autoencoder is not trained, so --steps all go to the U-Net.
+            if initFrom != nil { resolved.vaeTraining.trainer.steps = 0 }
             adjust(&resolved)
-            pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed))
+            pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed),
+                                          startingFrom: initFrom)
         }
         pretraining.saveModelAtCheckpoints = saveModelAtCheckpoints
         hookReporting(pretraining, out: out)

@@ -90,6 +90,24 @@ final class PretrainCommandTests: XCTestCase {
         let nothing = try CLITests.run(["pretrain", "--out", base.appendingPathComponent("none").path, "--resume"])
         XCTAssertEqual(nothing.status, 1)
         XCTAssertTrue(nothing.stderr.contains("no pretraining run"), nothing.stderr)
+
+        // More training from the finished model: no autoencoder stage, --steps all to the U-Net.
+        let more = base.appendingPathComponent("more").path
+        let continued = try CLITests.run(["pretrain", "--out", more, "--init-from", out + "/model", "--steps", "2",
+                                          "--warmup-steps", "1", "--preview-every", "0", "--threads", "2"])
+        XCTAssertEqual(continued.status, 0, continued.stderr)
+        XCTAssertFalse(continued.stderr.contains("pretrain autoencoder"), continued.stderr)
+        for file in ["init/model_index.json", "tokenizer/vocab.json", "text_encoder_warmup/checkpoint-000001/model.safetensors",
+                     "unet/checkpoint-000002/model.safetensors", "model/unet/diffusion_pytorch_model.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: more + "/" + file), file)
+        }
+        let refused = try CLITests.run(["pretrain", "--out", more, "--resume", "--init-from", out + "/model"])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("--init-from"), refused.stderr)
+        let noModel = try CLITests.run(["pretrain", "--out", base.appendingPathComponent("bad").path, "--init-from", out + "/vae"])
+        XCTAssertEqual(noModel.status, 1)
+        XCTAssertTrue(noModel.stderr.contains(out + "/vae"), noModel.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: base.appendingPathComponent("bad").path))
     }
 
     func testStepOptionsSplitAndOverrideTheConfig() throws {

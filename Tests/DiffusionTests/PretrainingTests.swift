@@ -52,6 +52,60 @@ final class PretrainingTests: XCTestCase {
         XCTAssertThrowsError(try Pretraining(resumingIn: run, data: data) { $0.unet.layersPerBlock = 2 })
     }
 
+    /// `startingFrom:` (the CLI's --init-from): the models come from the folder, its autoencoder is
+    /// not trained, the warm-up trains only its head, and the U-Net stage starts from its weights; the
+    /// run keeps a copy, so it resumes with the source gone; a folder that is no model leaves nothing.
+    func testARunFromAModelStartsFromItsWeightsAndResumesWithoutIt() throws {
+        let source = TinyPretraining.temporaryFolder("pretrain-source"), run = TinyPretraining.temporaryFolder("pretrain-from")
+        defer { for folder in [source, run] { try? FileManager.default.removeItem(atPath: folder) } }
+        let data = TinyPretraining.PatternData()
+        var config = TinyPretraining.config()
+        config.preview.every = 0
+        let sourceModel = try Pretraining(newRunIn: source, config: config, data: data).run()
+
+        // Other model configs in the given config are replaced by the model's; a zero learning rate
+        // shows where the U-Net stage starts.
+        var next = config
+        next.unet.layersPerBlock = 2
+        next.unetTraining.trainer = TrainerOptions(steps: 1, learningRate: 0, adamWeightDecay: 0, emaDecay: 0.9, checkpointingSteps: 1)
+        next.textEncoderWarmup.trainer = TrainerOptions(steps: 3, learningRate: 1e-2, checkpointingSteps: 3)
+        let pretraining = try Pretraining(newRunIn: run, config: next, data: data, startingFrom: sourceModel)
+        XCTAssertEqual(pretraining.config.unet.layersPerBlock, config.unet.layersPerBlock)
+        XCTAssertEqual(pretraining.config.vaeTraining.trainer.steps, 0)
+        var stages: [PretrainingStage] = []
+        pretraining.onStageStart = { stage, _, _ in stages.append(stage) }
+        let model = try pretraining.run()
+        XCTAssertEqual(stages, [.textEncoderWarmup, .unet])
+        XCTAssertNil(TrainerCheckpoint.latest(in: "\(run)/vae"))
+        let warmup = try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/text_encoder_warmup")).path
+        let warmed = try TrainerCheckpoint.readTensors((warmup as NSString).appendingPathComponent(TrainerCheckpoint.modelFile))
+        XCTAssertFalse(warmed.isEmpty)
+        XCTAssertTrue(warmed.keys.allSatisfy { $0.hasPrefix("head.") }, "\(warmed.keys.sorted())")
+        let (before, after) = (try TextToVideoPipeline.load(folder: sourceModel), try TextToVideoPipeline.load(folder: model))
+        XCTAssertEqual(after.vae.config.scalingFactor, before.vae.config.scalingFactor)
+        for (name, old, new) in [("vae", before.vae.stateDict(), after.vae.stateDict()),
+                                 ("text_encoder", before.textEncoder.stateDict(), after.textEncoder.stateDict()),
+                                 ("unet", before.unet.stateDict(), after.unet.stateDict())] {
+            XCTAssertEqual(old.map(\.0), new.map(\.0), name)
+            for ((path, a), (_, b)) in zip(old, new) { XCTAssertEqual(a.values, b.values, "\(name).\(path)") }
+        }
+
+        // With the source gone, the run resumes from its own copy and trains on.
+        try FileManager.default.removeItem(atPath: source)
+        let resumed = try Pretraining(resumingIn: run, data: data) { $0.unetTraining.trainer.steps = 2 }
+        var resumedAt: [Int] = []
+        resumed.onStageStart = { _, done, _ in resumedAt.append(done) }
+        _ = try TextToVideoPipeline.load(folder: resumed.run())
+        XCTAssertEqual(resumedAt, [1])
+        XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/unet")?.step, 2)
+
+        let elsewhere = TinyPretraining.temporaryFolder("pretrain-bad")
+        XCTAssertThrowsError(try Pretraining(newRunIn: elsewhere, config: config, data: data, startingFrom: source)) { error in
+            XCTAssertTrue("\(error)".contains(source), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: elsewhere))
+    }
+
     /// vae_training.object_weight: the reconstruction terms become means weighted 1 + w on object
     /// pixels; uniform weights give the plain loss; data without masks and negative weights are refused.
     func testObjectWeightedReconstructionLoss() throws {
