@@ -182,13 +182,14 @@ public final class Pretraining {
                 guard let self else { return }
                 try self.onLog?(.vae, self.vaeFolder, records)
             }
-            let objectWeight = try activeObjectWeight(training.objectWeight, key: "vae_training.object_weight")
+            let objectWeightKey = "vae_training.object_weight"
+            let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
                 let (pixels, _, masks) = try self.batch(index: step, count: training.batchSize, frames: 1,
-                                                        masksFor: objectWeight == nil ? nil : "vae_training.object_weight")
+                                                        masksFor: objectWeight == nil ? nil : objectWeightKey)
                 var weights: Tensor?
-                if let objectWeight, let masks { weights = try masks * objectWeight + 1 }
+                if let objectWeight, let masks { weights = masks * objectWeight + 1 }
                 return try PretrainingObjectives.autoencoderLoss(vae, pixels: pixels, random: &random, l1Weight: training.l1Weight,
                                                                  l2Weight: training.l2Weight, klWeight: training.klWeight,
                                                                  pixelWeights: weights)
@@ -334,14 +335,15 @@ public final class Pretraining {
             guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
             try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
         }
-        let objectWeight = try activeObjectWeight(training.objectWeight, key: "unet_training.object_weight")
+        let objectWeightKey = "unet_training.object_weight"
+        let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
         onStageStart?(.unet, trainer.step, options.steps)
         try trainer.train { step, random in
             let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
             let count = clipStep ? training.clipBatchSize : training.imageBatchSize
             let frames = clipStep ? training.clipFrames : 1
             let (pixels, captions, masks) = try self.batch(index: step, count: count, frames: frames,
-                                                           masksFor: objectWeight == nil ? nil : "unet_training.object_weight")
+                                                           masksFor: objectWeight == nil ? nil : objectWeightKey)
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: frames,
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)

@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
           customize eval train-probe --out samples/base/probes/shape-classifier.safetensors
           customize eval motion --clips samples/clips
         """,
-        subcommands: [EvalBase.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalDecor.self, EvalB4M.self, EvalOnestep.self])
+        subcommands: [EvalBase.self, EvalCaption.self, EvalTrainProbe.self, EvalMotion.self, EvalCompose.self, EvalDecor.self, EvalB4M.self, EvalOnestep.self])
 }
 
 /// The learned probes a model folder keeps in `probes/`: the shape classifier (eval base, motion,
