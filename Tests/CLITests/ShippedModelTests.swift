@@ -1,0 +1,91 @@
+import Checkpoints
+import Foundation
+import Media
+import XCTest
+
+/// The shipped base model, samples/base, end to end: what README's quick start runs.
+final class ShippedModelTests: XCTestCase {
+    /// The repository's samples/base (this file is Tests/CLITests/ShippedModelTests.swift).
+    static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("samples/base").path
+    static let demoPrompts = URL(fileURLWithPath: model).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("prompts/demo.txt").path
+
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "customize-shipped-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func path(_ name: String) -> String { folder + "/" + name }
+
+    /// A diffusers folder with F16 weights, 40 MB at most with its probes and README.
+    func testTheShippedModelIsACompactF16DiffusersFolderWithItsProbes() throws {
+        let files = ["model_index.json", "README.md", "scheduler/scheduler_config.json", "tokenizer/vocab.json", "tokenizer/merges.txt",
+                     "unet/config.json", "vae/config.json", "text_encoder/config.json",
+                     "probes/shape-classifier.safetensors", "probes/concept-classifier.safetensors", "probes/style-classifier.safetensors"]
+        for file in files {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: Self.model + "/" + file), file)
+        }
+        for weights in ["unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"] {
+            let file = try SafeTensorsFile(path: Self.model + "/" + weights)
+            XCTAssertEqual(Set(file.entries.values.map(\.dtype)), [.f16], weights)
+        }
+        var total = 0
+        let enumerator = try XCTUnwrap(FileManager.default.enumerator(atPath: Self.model))
+        for case let name as String in enumerator {
+            total += (try FileManager.default.attributesOfItem(atPath: Self.model + "/" + name)[.size] as? Int) ?? 0
+        }
+        XCTAssertLessThanOrEqual(total, 40_000_000)
+    }
+
+    /// The default model renders the same bytes for the same seed, and draws the background the
+    /// prompt names (the frame's border, where the world never puts an object, is mostly that colour).
+    func testTheDefaultModelRendersDeterministicallyAndFollowsTheBackgroundWord() throws {
+        func render(_ prompt: String, _ out: String) throws -> RGBImage {
+            let run = try CLITests.run(["render", prompt, "--model", Self.model, "--frames", "1", "--steps", "10", "--seed", "3",
+                                        "--threads", "2", "--out", path(out)])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return try PNGImage.read(path: path(out)).image
+        }
+        let blue = try render("a large red circle on a blue background", "blue.png")
+        _ = try render("a large red circle on a blue background", "again.png")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("blue.png"))),
+                       try Data(contentsOf: URL(fileURLWithPath: path("again.png"))))
+        XCTAssertEqual([blue.width, blue.height], [64, 64])
+        let yellow = try render("a large red circle on a yellow background", "yellow.png")
+        func border(_ image: RGBImage) -> (r: Double, g: Double, b: Double) {
+            var sums = (0.0, 0.0, 0.0), count = 0.0
+            for y in 0 ..< image.height {
+                for x in 0 ..< image.width where min(x, y, image.width - 1 - x, image.height - 1 - y) < 3 {
+                    let index = (y * image.width + x) * 3
+                    sums.0 += Double(image.pixels[index]); sums.1 += Double(image.pixels[index + 1]); sums.2 += Double(image.pixels[index + 2])
+                    count += 1
+                }
+            }
+            return (sums.0 / count, sums.1 / count, sums.2 / count)
+        }
+        let (onBlue, onYellow) = (border(blue), border(yellow))
+        XCTAssertGreaterThan(onBlue.b, max(onBlue.r, onBlue.g) + 40, "\(onBlue)")
+        XCTAssertGreaterThan(min(onYellow.r, onYellow.g), onYellow.b + 40, "\(onYellow)")
+    }
+
+    /// README's main job: every line of prompts/demo.txt renders with the shipped model.
+    func testTheDemoPromptsRender() throws {
+        let run = try CLITests.run(["render", "--prompts", Self.demoPrompts, "--model", Self.model, "--steps", "4", "--threads", "2",
+                                    "--out", path("demo")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let written = try FileManager.default.contentsOfDirectory(atPath: path("demo"))
+        // Three pictures and three clips (each with its frames and sheet), by out= name or line number, and the index.
+        let outputs = written.filter { !$0.hasSuffix("_sheet.png") && !$0.hasSuffix("_frames") && !$0.hasPrefix("index.") }
+        XCTAssertEqual(outputs.filter { $0.hasSuffix(".png") }.count, 3, "\(written.sorted())")
+        XCTAssertEqual(outputs.filter { $0.hasSuffix(".mp4") }.count, 3, "\(written.sorted())")
+        XCTAssertTrue(written.contains("red-circle.png") && written.contains("green-triangle.mp4") && written.contains("index.json"),
+                      "\(written.sorted())")
+    }
+}
