@@ -44,9 +44,9 @@ final class ShippedModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(total, 40_000_000)
     }
 
-    /// The default model renders the same bytes for the same seed, and draws the background the
+    /// The shipped model renders the same bytes for the same seed, and draws the background the
     /// prompt names (the frame's border, where the world never puts an object, is mostly that colour).
-    func testTheDefaultModelRendersDeterministicallyAndFollowsTheBackgroundWord() throws {
+    func testTheShippedModelRendersDeterministicallyAndFollowsTheBackgroundWord() throws {
         func render(_ prompt: String, _ out: String) throws -> RGBImage {
             let run = try CLITests.run(["render", prompt, "--model", Self.model, "--frames", "1", "--steps", "10", "--seed", "3",
                                         "--threads", "2", "--out", path(out)])
