@@ -62,10 +62,11 @@ public final class Pretraining {
     static let initFolderName = "init"
     /// The copy of the model a run started from (`init(newRunIn:config:data:startingFrom:)`).
     public var initFolder: String { path(Self.initFolderName) }
-    /// Whether this run started from a model rather than from scratch.
-    public var startsFromModel: Bool {
-        FileManager.default.fileExists(atPath: (initFolder as NSString).appendingPathComponent("model_index.json"))
-    }
+    /// Whether this run started from a model rather than from scratch (its `init/` holds one).
+    public let startsFromModel: Bool
+
+    /// The model the run started from, read from `init/`.
+    private func initModel() throws -> DiffusersFolder { try DiffusersFolder(path: initFolder) }
 
     /// Starts a new run in `folder`, which must be absent or empty: writes the tokenizer and the
     /// resolved config. The top-level seed seeds both stages.
@@ -83,6 +84,7 @@ public final class Pretraining {
         }
         self.folder = folder
         self.data = data
+        startsFromModel = model != nil
         var config = config
         let start = try model.map { try TextToVideoPipeline.load(folder: $0) }
         if let start, let model {
@@ -135,6 +137,8 @@ public final class Pretraining {
         }
         try config.validate(file: file)
         self.folder = folder
+        startsFromModel = FileManager.default.fileExists(
+            atPath: ((folder as NSString).appendingPathComponent(Self.initFolderName) as NSString).appendingPathComponent("model_index.json"))
         self.data = data
         self.config = config
         tokenizer = try CLIPTokenizer(folder: (folder as NSString).appendingPathComponent("tokenizer"))
@@ -155,7 +159,7 @@ public final class Pretraining {
 
     /// Trains (or finishes training) the autoencoder and returns it with its final weights.
     public func trainAutoencoder() throws -> AutoencoderKL {
-        if startsFromModel { return try DiffusersFolder(path: initFolder).loadVAE() }
+        if startsFromModel { return try initModel().loadVAE() }
         let vae = try AutoencoderKL(config: config.vae)
         let options = config.vaeTraining.trainer
         let latest = TrainerCheckpoint.latest(in: vaeFolder)
@@ -222,7 +226,7 @@ public final class Pretraining {
                 throw TrainingError.checkpoint(path: unetStarted.path,
                     reason: "the U-Net stage has started, so the text-encoder warm-up cannot grow to \(options.steps) steps (text_encoder_warmup.trainer.max_train_steps)")
             }
-            let textEncoder = try fromModel ? DiffusersFolder(path: initFolder).loadTextEncoder() : CLIPTextModel(config: config.textEncoder)
+            let textEncoder = try fromModel ? initModel().loadTextEncoder() : CLIPTextModel(config: config.textEncoder)
             let head = warmupHead()
             var parameters = head.namedParameters(prefix: "head.")
             if fromModel {
@@ -274,7 +278,7 @@ public final class Pretraining {
         vae.setRequiresGrad(false)
 
         // A run from a model starts from its U-Net and encoder (replaced by the checkpoint on resume).
-        let start = try fromModel ? DiffusersFolder(path: initFolder) : nil
+        let start = try fromModel ? initModel() : nil
         let unet = try start?.loadUNet() ?? UNet3DConditionModel(config: config.unet)
         // The encoder the stage starts from: the model's, the warmed-up one, or a fresh draw when
         // the warm-up is off. A frozen encoder stays so; a trained one is then replaced by its

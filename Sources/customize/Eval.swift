@@ -108,12 +108,17 @@ extension EvalReport {
         if requireBars && !passesBars { throw ExitCode(1) }
     }
 
-    /// Pretty, key-sorted JSON; a non-finite figure becomes a string rather than an error.
-    func json() throws -> Data {
+    func json() throws -> Data { try EvalReportWithBars(report: self).evalJSON() }
+}
+
+extension Encodable {
+    /// Pretty, key-sorted JSON, as every `eval` command prints it; a non-finite figure becomes a
+    /// string rather than an error.
+    func evalJSON() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(EvalReportWithBars(report: self))
+        return try encoder.encode(self)
     }
 }
 

@@ -87,25 +87,22 @@ struct EvalCaption: ParsableCommand {
             case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
             case .sample: target = latents
             }
-            var losses: [String: Double] = [:]
-            for (index, variant) in variants.enumerated() {
+            // One loss per variant, in the variants' order (the right captions first).
+            let losses = try states.enumerated().map { index, states -> Double in
                 let prediction = try Tensor.withoutGrad {
-                    try pipeline.unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: states[index])
+                    try pipeline.unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: states)
                 }
-                losses[variant.name] = Double(try Tensor.mseLoss(prediction, target).values[0])
-                progress.update(stepIndex * variants.count + index + 1)
+                defer { progress.update(stepIndex * variants.count + index + 1) }
+                return Double(try Tensor.mseLoss(prediction, target).values[0])
             }
-            let right = losses[CaptionSwaps.right] ?? .nan
+            let right = losses[0]
             rows.append(.init(timestep: t, loss: right,
-                              rise: Dictionary(uniqueKeysWithValues: variants.dropFirst().map { ($0.name, (losses[$0.name]! / right - 1) * 100) })))
+                              rise: Dictionary(uniqueKeysWithValues: zip(variants, losses).dropFirst().map { ($0.name, ($1 / right - 1) * 100) })))
         }
         let report = CaptionSensitivityReport(model: model, images: scenes.count, seed: seed, rows: rows,
                                               seconds: Date().timeIntervalSince(start))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try report.evalJSON(), as: UTF8.self))
         } else {
             print(report.table)
         }
