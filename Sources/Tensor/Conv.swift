@@ -63,27 +63,48 @@ extension Tensor {
     }
 }
 
-/// How a convolution's GEMMs are shaped: how many images share one column buffer and one GEMM.
+/// How a convolution's GEMMs are shaped: how many images share one column buffer and one GEMM, and
+/// whether the groups run one after another or side by side.
 ///
 /// A group of G images has a `[C·kh·kw, G·P]` column buffer and one `[O, C·kh·kw] × [C·kh·kw, G·P]`
 /// GEMM per pass, whose `[O, G·P]` result is permuted to NCHW (G = 1 needs no permute, and a
 /// pointwise kernel then needs no column buffer either: the image is its own). Larger groups give
 /// OpenBLAS wider GEMMs; smaller ones keep the column buffer in cache.
+///
+/// Shared: one group at a time, each transform split over the engine's threads and each GEMM over
+/// OpenBLAS's. Side by side: the groups are dealt into a fixed number of chunks (set by the
+/// geometry, never by the thread count), and each worker takes whole chunks, doing a group's
+/// im2col, single-threaded GEMM and permute back to back with its own buffer, which stays in that
+/// core's cache; the weight gradient is summed per chunk, then over chunks in chunk order, so the
+/// result is the same whatever the thread count.
 struct ConvStrategy: Equatable, CustomStringConvertible {
     let imagesPerGemm: Int
+    let sideBySide: Bool
 
-    init(imagesPerGemm: Int) { self.imagesPerGemm = Swift.max(1, imagesPerGemm) }
+    init(imagesPerGemm: Int, sideBySide: Bool = false) {
+        self.imagesPerGemm = Swift.max(1, imagesPerGemm)
+        self.sideBySide = sideBySide
+    }
 
-    /// Enough images for 1024 GEMM columns, and no more than a 32 MB column buffer.
+    /// The most chunks a side-by-side convolution is dealt into (each holds a weight-gradient partial).
+    static let maxChunks = 8
+
+    /// Side by side when the batch makes at least four groups of about 512 columns whose buffer
+    /// fits a core's cache (≤ 3 MB); otherwise shared, with enough images for 1024 columns per GEMM.
     ///
-    /// Measured at the U-Net's shapes (16 images, 64-128 channels, 3x3): one image per GEMM is
-    /// best on one thread while an image has >= 256 output positions (the buffer stays in L2),
-    /// but 8x8 and 4x4 outputs give GEMMs too narrow for OpenBLAS's kernels (0.59 of raw sgemm
-    /// at 4x4 with one image, 0.77 with sixteen). On two threads (AMD EPYC, Zen 3, Haswell
-    /// kernels; 6 runs alternating 512 and 1024 columns) 1024 columns beat 512: 64 channels at
-    /// 16x16 ran at 63-76 GFLOP/s against 35-59, 128 channels at 77-94 against 66-83, and 8x8
-    /// outputs at least as fast. 2048 and 4096 columns were slower than both (the 64-channel
-    /// conv fell to 45 GFLOP/s): their 5-19 MB buffers fall out of cache.
+    /// Side by side, measured with `customize bench engine --threads 2 --repeats 30` (Xeon with
+    /// AVX-512, SkylakeX kernels, 2 MB L2 per core; fraction of raw sgemm, the same run): 64
+    /// channels at 16x16 went from 0.58/0.56 shared (forward/forward+backward) to 0.75/0.78 with one
+    /// image per group, 0.73/0.76 with two, 0.69/0.73 with four; 128 channels at 16x16 from
+    /// 0.75/0.79 to 0.84-0.86/0.89-0.93; 128 channels at 8x8 from 0.64/0.65 to 0.70/0.72-0.76
+    /// with two or four images (256 columns), 0.64/0.68 with one.
+    ///
+    /// Shared, measured at the U-Net's shapes (16 images, 64-128 channels, 3x3): 8x8 and 4x4
+    /// outputs give GEMMs too narrow for OpenBLAS's kernels with one image (0.59 of raw sgemm at
+    /// 4x4, 0.77 with sixteen). On two threads (AMD EPYC, Zen 3, Haswell kernels; 6 runs
+    /// alternating 512 and 1024 columns) 1024 columns beat 512: 64 channels at 16x16 ran at 63-76
+    /// GFLOP/s against 35-59, 128 channels at 77-94 against 66-83. 2048 and 4096 columns were
+    /// slower than both: their 5-19 MB buffers fall out of cache.
     /// A pointwise kernel always goes one image at a time: straight from NCHW, with no copy at
     /// all, it beat every grouping (1.0-1.2x raw sgemm against 0.75-0.98).
     init(for geometry: ConvGeometry) {
@@ -91,13 +112,19 @@ struct ConvStrategy: Equatable, CustomStringConvertible {
             self.init(imagesPerGemm: 1)
             return
         }
-        let wanted = (1024 + geometry.outPlane - 1) / geometry.outPlane
         let bufferFloatsPerImage = Swift.max(1, geometry.columnRows * geometry.outPlane)
+        let local = Swift.max(1, Swift.min((512 + geometry.outPlane - 1) / geometry.outPlane,
+                                           (3 << 18) / bufferFloatsPerImage, geometry.batch / 4))
+        if geometry.batch / local >= 4 {
+            self.init(imagesPerGemm: local, sideBySide: true)
+            return
+        }
+        let wanted = (1024 + geometry.outPlane - 1) / geometry.outPlane
         let affordable = Swift.max(1, (8 << 20) / bufferFloatsPerImage)
         self.init(imagesPerGemm: Swift.min(wanted, affordable, geometry.batch))
     }
 
-    var description: String { "\(imagesPerGemm) images per GEMM" }
+    var description: String { "\(imagesPerGemm) images per GEMM\(sideBySide ? ", side by side" : "")" }
 }
 
 // MARK: - Kernels
@@ -112,9 +139,9 @@ private func sumRuns(_ p: UnsafePointer<Float>, count: Int, length: Int, stride:
 
 /// `[O, images·P]` (a group's GEMM result) → `images` NCHW blocks of `[O, P]`, adding the bias.
 private func scatterGroup(images: Int, _ g: ConvGeometry, from wide: UnsafePointer<Float>,
-                          to nchw: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
+                          to nchw: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, serial: Bool = false) {
     let (outPlane, outChannels, ld) = (g.outPlane, g.outChannels, images * g.outPlane)
-    Parallel.forRanges(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { rows in
+    ConvGeometry.split(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane), serial: serial) { rows in
         for row in rows {
             let n = row / outChannels, o = row % outChannels
             let source = wide + o * ld + n * outPlane, target = nchw + row * outPlane
@@ -129,9 +156,10 @@ private func scatterGroup(images: Int, _ g: ConvGeometry, from wide: UnsafePoint
 }
 
 /// `images` NCHW blocks of `[O, P]` (an output gradient) → the group's `[O, images·P]` GEMM layout.
-private func gatherGroup(images: Int, _ g: ConvGeometry, from nchw: UnsafePointer<Float>, to wide: UnsafeMutablePointer<Float>) {
+private func gatherGroup(images: Int, _ g: ConvGeometry, from nchw: UnsafePointer<Float>, to wide: UnsafeMutablePointer<Float>,
+                         serial: Bool = false) {
     let (outPlane, outChannels, ld) = (g.outPlane, g.outChannels, images * g.outPlane)
-    Parallel.forRanges(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane)) { rows in
+    ConvGeometry.split(count: images * outChannels, grain: Swift.max(1, 16_384 / outPlane), serial: serial) { rows in
         for row in rows {
             let n = row / outChannels, o = row % outChannels
             (wide + o * ld + n * outPlane).update(from: nchw + row * outPlane, count: outPlane)
@@ -141,6 +169,10 @@ private func gatherGroup(images: Int, _ g: ConvGeometry, from nchw: UnsafePointe
 
 private func convForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                          output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ strategy: ConvStrategy) {
+    if strategy.sideBySide {
+        convForwardSideBySide(x: x, weight: weight, bias: bias, output: output, g, group: strategy.imagesPerGemm)
+        return
+    }
     let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
     let group = Swift.min(strategy.imagesPerGemm, g.batch)
     let direct = group == 1 && g.isPointwise
@@ -182,6 +214,10 @@ private func convBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         }
     }
     guard dx != nil || dw != nil else { return }
+    if strategy.sideBySide {
+        convBackwardSideBySide(x: x, weight: weight, gradient: gradient, dx: dx, dw: dw, g, group: strategy.imagesPerGemm)
+        return
+    }
     let group = Swift.min(strategy.imagesPerGemm, g.batch)
     let direct = group == 1 && g.isPointwise
     let columns = direct ? nil : Storage(count: rows * group * outPlane, zeroed: false)
@@ -215,6 +251,97 @@ private func convBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                 BLAS.sgemm(transA: true, transB: false, m: rows, n: outPlane, k: outChannels,
                            a: weight, lda: rows, b: dy, ldb: outPlane, c: dInput, ldc: outPlane)
             }
+        }
+    }
+}
+
+// MARK: - Side by side
+
+/// The groups of a side-by-side convolution, dealt into chunks: `units` groups of up to `group`
+/// images, chunk `c` taking groups `units·c/chunks ..< units·(c+1)/chunks`.
+private struct SideBySideDeal {
+    let group: Int, units: Int, chunks: Int
+
+    init(batch: Int, group: Int) {
+        self.group = Swift.min(group, batch)
+        units = (batch + self.group - 1) / self.group
+        chunks = Swift.min(units, ConvStrategy.maxChunks)
+    }
+
+    func units(of chunk: Int) -> Range<Int> { (units * chunk / chunks)..<(units * (chunk + 1) / chunks) }
+}
+
+private func convForwardSideBySide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                   output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, group: Int) {
+    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
+    let deal = SideBySideDeal(batch: g.batch, group: group)
+    BLAS.withSingleThreadedCalls {
+        Parallel.forEach(chunks: deal.chunks) { chunk in
+            let columns = Storage(count: rows * deal.group * outPlane, zeroed: false)
+            let product = deal.group == 1 ? nil : Storage(count: outChannels * deal.group * outPlane, zeroed: false)
+            for unit in deal.units(of: chunk) {
+                let first = unit * deal.group
+                let images = Swift.min(deal.group, g.batch - first), ld = images * outPlane
+                let out = output + first * outChannels * outPlane
+                g.im2col(input: x + first * g.channels * g.inPlane, images: images, columns: columns.pointer, ld: ld, serial: true)
+                if let product {
+                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: ld, k: rows,
+                               a: weight, lda: rows, b: columns.pointer, ldb: ld, c: product.pointer, ldc: ld)
+                    scatterGroup(images: images, g, from: product.pointer, to: out, bias: bias, serial: true)
+                } else {
+                    if let bias {
+                        for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
+                    }
+                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
+                               a: weight, lda: rows, b: columns.pointer, ldb: outPlane,
+                               beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
+                }
+            }
+        }
+    }
+}
+
+private func convBackwardSideBySide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
+                                    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                                    _ g: ConvGeometry, group: Int) {
+    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
+    let deal = SideBySideDeal(batch: g.batch, group: group)
+    let weightCount = outChannels * rows
+    // Chunk 0 sums its groups' weight gradients straight into dw, every other chunk into its own partial.
+    let partials = dw == nil || deal.chunks == 1 ? nil : Storage(count: (deal.chunks - 1) * weightCount, zeroed: false)
+    BLAS.withSingleThreadedCalls {
+        Parallel.forEach(chunks: deal.chunks) { chunk in
+            let columns = Storage(count: rows * deal.group * outPlane, zeroed: false)
+            let permuted = deal.group == 1 ? nil : Storage(count: outChannels * deal.group * outPlane, zeroed: false)
+            let partial = chunk == 0 ? dw : partials.map { $0.pointer + (chunk - 1) * weightCount }
+            for (index, unit) in deal.units(of: chunk).enumerated() {
+                let first = unit * deal.group
+                let images = Swift.min(deal.group, g.batch - first), ld = images * outPlane
+                var dy = gradient + first * outChannels * outPlane
+                if let permuted {
+                    gatherGroup(images: images, g, from: dy, to: permuted.pointer, serial: true)
+                    dy = UnsafePointer(permuted.pointer)
+                }
+                if let partial {
+                    g.im2col(input: x + first * g.channels * g.inPlane, images: images, columns: columns.pointer, ld: ld, serial: true)
+                    BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: ld,
+                               a: dy, lda: ld, b: columns.pointer, ldb: ld, beta: index == 0 ? 0 : 1, c: partial, ldc: rows)
+                }
+                if let dx {
+                    BLAS.sgemm(transA: true, transB: false, m: rows, n: ld, k: outChannels,
+                               a: weight, lda: rows, b: dy, ldb: ld, c: columns.pointer, ldc: ld)
+                    g.col2im(columns: columns.pointer, ld: ld, images: images,
+                             output: dx + first * g.channels * g.inPlane, serial: true)
+                }
+            }
+        }
+    }
+    guard let dw, let partials else { return }
+    // dw = ((dw + partial 1) + partial 2) + …, element by element in chunk order.
+    Parallel.forRanges(count: weightCount, grain: 8_192) { range in
+        for chunk in 1..<deal.chunks {
+            Tensor.addRun(partials.pointer + (chunk - 1) * weightCount + range.lowerBound,
+                          into: dw + range.lowerBound, range.count)
         }
     }
 }

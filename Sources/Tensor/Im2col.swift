@@ -31,12 +31,14 @@ struct ConvGeometry: Equatable {
 
     /// Writes the column buffer of `images` consecutive images starting at `input` (NCHW) into
     /// `columns`, whose rows are `ld` floats apart. Zero padding becomes zeros in the buffer.
-    /// Rows are independent, so they are split across threads.
-    func im2col(input: UnsafePointer<Float>, images: Int, columns: UnsafeMutablePointer<Float>, ld: Int) {
+    /// Rows are independent, so they are split across threads unless `serial` (the caller is
+    /// already one of several workers).
+    func im2col(input: UnsafePointer<Float>, images: Int, columns: UnsafeMutablePointer<Float>, ld: Int,
+                serial: Bool = false) {
         let kernelArea = kernelHeight * kernelWidth
         let (plane, outPlane, outWidth, width) = (inPlane, self.outPlane, self.outWidth, self.width)
         let grain = Swift.max(1, 32_768 / Swift.max(1, images * outPlane))
-        Parallel.forRanges(count: columnRows, grain: grain) { rows in
+        Self.split(count: columnRows, grain: grain, serial: serial) { rows in
             for row in rows {
                 let c = row / kernelArea, ki = (row / kernelWidth) % kernelHeight, kj = row % kernelWidth
                 let (lo, hi) = validColumns(kernelColumn: kj)
@@ -68,11 +70,12 @@ struct ConvGeometry: Equatable {
     /// The adjoint of `im2col`: sums each column-buffer entry back into the input position it was
     /// copied from, writing (not accumulating into) `images` gradient images at `output`.
     /// Each (image, channel) plane is owned by one task and summed in a fixed order: deterministic.
-    func col2im(columns: UnsafePointer<Float>, ld: Int, images: Int, output: UnsafeMutablePointer<Float>) {
+    func col2im(columns: UnsafePointer<Float>, ld: Int, images: Int, output: UnsafeMutablePointer<Float>,
+                serial: Bool = false) {
         let kernelArea = kernelHeight * kernelWidth
         let (plane, outPlane, outWidth, width) = (inPlane, self.outPlane, self.outWidth, self.width)
         let grain = Swift.max(1, 16_384 / Swift.max(1, kernelArea * outPlane))
-        Parallel.forRanges(count: images * channels, grain: grain) { planes in
+        Self.split(count: images * channels, grain: grain, serial: serial) { planes in
             for planeIndex in planes {
                 let n = planeIndex / channels, c = planeIndex % channels
                 let target = output + planeIndex * plane
@@ -98,6 +101,16 @@ struct ConvGeometry: Equatable {
                     }
                 }
             }
+        }
+    }
+
+    /// `Parallel.forRanges`, or the whole range on the calling thread when `serial`.
+    @inline(__always)
+    static func split(count: Int, grain: Int, serial: Bool, _ body: (Range<Int>) -> Void) {
+        if serial {
+            if count > 0 { body(0..<count) }
+        } else {
+            Parallel.forRanges(count: count, grain: grain, body)
         }
     }
 }

@@ -48,6 +48,61 @@ final class ConvTests: XCTestCase {
         }
     }
 
+    /// Every grouping, both shared and side by side.
+    static func strategies(_ groups: [Int]) -> [ConvStrategy] {
+        groups.flatMap { [ConvStrategy(imagesPerGemm: $0), ConvStrategy(imagesPerGemm: $0, sideBySide: true)] }
+    }
+
+    func testSideBySideConvolutionIsTheSameAtEveryThreadCount() throws {
+        // 19 images in groups of 2: 10 groups dealt into 8 chunks, so chunks hold one or two groups
+        // and the weight gradient sums partials; 3x3 stride 1 and stride 2.
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        for stride in [1, 2] {
+            let x = GradCheck.tensor([19, 3, 6, 5], seed: 300 + UInt64(stride))
+            let weight = GradCheck.tensor([4, 3, 3, 3], seed: 310)
+            let bias = GradCheck.tensor([4], seed: 311)
+            let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: stride, padding: 1)
+            let expected = Self.referenceConv2d(x, weight, bias, stride: stride, padding: 1)
+            var runs: [[[Float]]] = []
+            for threads in [1, 2, 3] {
+                Parallel.threadCount = threads
+                let leaves = [x, weight, bias].map { leaf in let t = leaf.copy(); t.requiresGrad = true; return t }
+                let y = Tensor.conv2d(leaves[0], weight: leaves[1], bias: leaves[2], geometry: geometry,
+                                      strategy: ConvStrategy(imagesPerGemm: 2, sideBySide: true))
+                Self.assertClose(y.values, expected, "stride \(stride), \(threads) threads")
+                try (y * y).sum().backward()
+                runs.append([y.values] + leaves.map { $0.grad?.values ?? [] })
+            }
+            XCTAssertEqual(runs[0], runs[1], "stride \(stride): 1 and 2 threads")
+            XCTAssertEqual(runs[0], runs[2], "stride \(stride): 1 and 3 threads")
+            // The same gradients as the shared path, up to summation order.
+            Parallel.threadCount = 2
+            let leaves = [x, weight, bias].map { leaf in let t = leaf.copy(); t.requiresGrad = true; return t }
+            let y = Tensor.conv2d(leaves[0], weight: leaves[1], bias: leaves[2], geometry: geometry,
+                                  strategy: ConvStrategy(imagesPerGemm: 4))
+            try (y * y).sum().backward()
+            for (index, leaf) in leaves.enumerated() {
+                Self.assertClose(runs[0][index + 1], leaf.grad?.values ?? [], "stride \(stride): gradient \(index) against shared")
+            }
+        }
+    }
+
+    func testStrategyGoesSideBySideForBatchesOfFourOrMore() throws {
+        func strategy(_ shape: [Int], _ weight: [Int]) throws -> ConvStrategy {
+            ConvStrategy(for: try Tensor.convGeometry(Tensor(zeros: shape), weight: Tensor(zeros: weight), bias: nil,
+                                                      stride: 1, padding: weight[2] / 2))
+        }
+        // The U-Net's shapes: 16x16 in groups of 2 images (512 columns), 8x8 in groups of 4.
+        XCTAssertEqual(try strategy([16, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 2, sideBySide: true))
+        XCTAssertEqual(try strategy([16, 128, 8, 8], [128, 128, 3, 3]), ConvStrategy(imagesPerGemm: 4, sideBySide: true))
+        XCTAssertEqual(try strategy([4, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 1, sideBySide: true))
+        // Too few images for four groups: one GEMM threaded by OpenBLAS.
+        XCTAssertEqual(try strategy([2, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 2))
+        // Pointwise kernels need no column buffer and go one image at a time.
+        XCTAssertEqual(try strategy([16, 64, 16, 16], [32, 64, 1, 1]), ConvStrategy(imagesPerGemm: 1))
+    }
+
     func testConv2dHandComputed() throws {
         // 1 image, 1 channel, 3x3 input; 2x2 kernel of ones: each output sums a 2x2 window.
         let x = try Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
@@ -75,7 +130,7 @@ final class ConvTests: XCTestCase {
                         let expected = Self.referenceConv2d(x, weight, bias, stride: stride, padding: padding)
                         let what = "x \(x.shape) w \(weight.shape) stride \(stride) padding \(padding)"
                         let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: stride, padding: padding)
-                        for strategy in [1, 2, n].map(ConvStrategy.init(imagesPerGemm:)) {
+                        for strategy in Self.strategies([1, 2, n]) {
                             let y = Tensor.withoutGrad {
                                 Tensor.conv2d(x, weight: weight, bias: bias, geometry: geometry, strategy: strategy)
                             }
@@ -104,7 +159,7 @@ final class ConvTests: XCTestCase {
             let w = GradCheck.tensor(wShape, seed: seed + 1, scale: 0.5)
             let b = GradCheck.tensor([wShape[0]], seed: seed + 2)
             let geometry = try Tensor.convGeometry(x, weight: w, bias: b, stride: stride, padding: padding)
-            for strategy in [1, 2, xShape[0]].map(ConvStrategy.init(imagesPerGemm:)) {
+            for strategy in Self.strategies([1, 2, xShape[0]]) {
                 try GradCheck.check([x, w, b]) {
                     Tensor.conv2d($0[0], weight: $0[1], bias: $0[2], geometry: geometry, strategy: strategy)
                 }
