@@ -89,15 +89,18 @@ struct ConvStrategy: Equatable, CustomStringConvertible {
     /// The most chunks a side-by-side convolution is dealt into (each holds a weight-gradient partial).
     static let maxChunks = 8
 
-    /// Side by side when the batch makes at least four groups of about 512 columns whose buffer
-    /// fits a core's cache (≤ 3 MB); otherwise shared, with enough images for 1024 columns per GEMM.
+    /// Side by side when the batch makes at least four groups of up to 512 columns (at least 128),
+    /// each group's column buffer at most 3 MB (3 << 18 floats, near a core's L2); otherwise shared,
+    /// with enough images for 1024 columns per GEMM. At most `maxChunks` workers share a
+    /// side-by-side convolution (the chunks are fixed by the shape so that results do not depend on
+    /// the thread count), so a machine with more cores leaves the rest idle during it.
     ///
     /// Side by side, measured with `customize bench engine --threads 2 --repeats 30` (Xeon with
-    /// AVX-512, SkylakeX kernels, 2 MB L2 per core; fraction of raw sgemm, the same run): 64
+    /// AVX-512, SkylakeX kernels, 2 MB L2 per core; fraction of raw sgemm, one session): 64
     /// channels at 16x16 went from 0.58/0.56 shared (forward/forward+backward) to 0.75/0.78 with one
     /// image per group, 0.73/0.76 with two, 0.69/0.73 with four; 128 channels at 16x16 from
-    /// 0.75/0.79 to 0.84-0.86/0.89-0.93; 128 channels at 8x8 from 0.64/0.65 to 0.70/0.72-0.76
-    /// with two or four images (256 columns), 0.64/0.68 with one.
+    /// 0.75/0.79 to 0.84-0.86/0.89-0.93; 128 channels at 8x8 from 0.64/0.65 to 0.70/0.72 with two
+    /// images per group (128 columns), 0.70/0.76 with four (256), 0.64/0.68 with one (64).
     ///
     /// Shared, measured at the U-Net's shapes (16 images, 64-128 channels, 3x3): 8x8 and 4x4
     /// outputs give GEMMs too narrow for OpenBLAS's kernels with one image (0.59 of raw sgemm at
@@ -115,7 +118,7 @@ struct ConvStrategy: Equatable, CustomStringConvertible {
         let bufferFloatsPerImage = Swift.max(1, geometry.columnRows * geometry.outPlane)
         let local = Swift.max(1, Swift.min((512 + geometry.outPlane - 1) / geometry.outPlane,
                                            (3 << 18) / bufferFloatsPerImage, geometry.batch / 4))
-        if geometry.batch / local >= 4 {
+        if geometry.batch / local >= 4, local * bufferFloatsPerImage <= 3 << 18, local * geometry.outPlane >= 128 {
             self.init(imagesPerGemm: local, sideBySide: true)
             return
         }

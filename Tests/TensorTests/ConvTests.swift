@@ -88,6 +88,21 @@ final class ConvTests: XCTestCase {
         }
     }
 
+    func testSideBySideConvolutionWithOneGradientOnly() throws {
+        // 9 images one per group: 8 chunks, one of them with two groups. Frozen weight (LoRA's base
+        // layer, latent guidance) and frozen input (the first layer).
+        let x = GradCheck.tensor([9, 2, 4, 5], seed: 320)
+        let w = GradCheck.tensor([3, 2, 3, 3], seed: 321, scale: 0.5)
+        let geometry = try Tensor.convGeometry(x, weight: w, bias: nil, stride: 1, padding: 1)
+        let strategy = ConvStrategy(imagesPerGemm: 1, sideBySide: true)
+        let frozenWeight = w.detached()
+        try GradCheck.check([x]) { Tensor.conv2d($0[0], weight: frozenWeight, bias: nil, geometry: geometry, strategy: strategy) }
+        XCTAssertNil(frozenWeight.grad)
+        let frozenInput = x.detached()
+        try GradCheck.check([w]) { Tensor.conv2d(frozenInput, weight: $0[0], bias: nil, geometry: geometry, strategy: strategy) }
+        XCTAssertNil(frozenInput.grad)
+    }
+
     func testStrategyGoesSideBySideForBatchesOfFourOrMore() throws {
         func strategy(_ shape: [Int], _ weight: [Int]) throws -> ConvStrategy {
             ConvStrategy(for: try Tensor.convGeometry(Tensor(zeros: shape), weight: Tensor(zeros: weight), bias: nil,
@@ -97,8 +112,13 @@ final class ConvTests: XCTestCase {
         XCTAssertEqual(try strategy([16, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 2, sideBySide: true))
         XCTAssertEqual(try strategy([16, 128, 8, 8], [128, 128, 3, 3]), ConvStrategy(imagesPerGemm: 4, sideBySide: true))
         XCTAssertEqual(try strategy([4, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 1, sideBySide: true))
+        XCTAssertEqual(try strategy([8, 96, 8, 8], [96, 96, 3, 3]), ConvStrategy(imagesPerGemm: 2, sideBySide: true))
         // Too few images for four groups: one GEMM threaded by OpenBLAS.
         XCTAssertEqual(try strategy([2, 64, 16, 16], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 2))
+        // Groups narrower than 128 columns (4x4 outputs) or buffers beyond a core's cache (the
+        // autoencoder's 64x64 images): shared.
+        XCTAssertEqual(try strategy([8, 96, 4, 4], [96, 96, 3, 3]), ConvStrategy(imagesPerGemm: 8))
+        XCTAssertEqual(try strategy([8, 64, 64, 64], [64, 64, 3, 3]), ConvStrategy(imagesPerGemm: 1))
         // Pointwise kernels need no column buffer and go one image at a time.
         XCTAssertEqual(try strategy([16, 64, 16, 16], [32, 64, 1, 1]), ConvStrategy(imagesPerGemm: 1))
     }
