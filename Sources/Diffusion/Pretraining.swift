@@ -61,7 +61,8 @@ public final class Pretraining {
     public var modelFolder: String { path("model") }
     static let initFolderName = "init"
     /// The copy of the model a run started from (`init(newRunIn:config:data:startingFrom:)`).
-    public var initFolder: String { path(Self.initFolderName) }
+    public var initFolder: String { Self.initFolder(in: folder) }
+    static func initFolder(in folder: String) -> String { (folder as NSString).appendingPathComponent(initFolderName) }
     /// Whether this run started from a model rather than from scratch (its `init/` holds one).
     public let startsFromModel: Bool
 
@@ -103,7 +104,7 @@ public final class Pretraining {
         }
         let tokenizerFolder = (folder as NSString).appendingPathComponent("tokenizer")
         if let start {
-            try start.save(to: (folder as NSString).appendingPathComponent(Self.initFolderName), dtype: .f32)
+            try start.save(to: Self.initFolder(in: folder), dtype: .f32)
             try Self.writeFiles(start.tokenizerFiles, to: tokenizerFolder)
         } else {
             try CLIPTokenizer.writeVocabulary(words: data.vocabularyWords, to: tokenizerFolder,
@@ -138,7 +139,7 @@ public final class Pretraining {
         try config.validate(file: file)
         self.folder = folder
         startsFromModel = FileManager.default.fileExists(
-            atPath: ((folder as NSString).appendingPathComponent(Self.initFolderName) as NSString).appendingPathComponent("model_index.json"))
+            atPath: (Self.initFolder(in: folder) as NSString).appendingPathComponent("model_index.json"))
         self.data = data
         self.config = config
         tokenizer = try CLIPTokenizer(folder: (folder as NSString).appendingPathComponent("tokenizer"))

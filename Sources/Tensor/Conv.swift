@@ -170,39 +170,118 @@ private func gatherGroup(images: Int, _ g: ConvGeometry, from nchw: UnsafePointe
     }
 }
 
+/// Scratch for one group of up to `group` images: its column buffer (none for a pointwise kernel
+/// taken one image at a time: the image is its own) and its `[O, G·P]` GEMM layout (none for one image).
+private struct GroupBuffers {
+    let columns: Storage?, wide: Storage?
+
+    init(_ g: ConvGeometry, group: Int) {
+        columns = group == 1 && g.isPointwise ? nil : Storage(count: g.columnRows * group * g.outPlane, zeroed: false)
+        wide = group == 1 ? nil : Storage(count: g.outChannels * group * g.outPlane, zeroed: false)
+    }
+
+    /// The GEMM's right factor for `images` images at `input`: the column buffer, filled by
+    /// im2col, or the input itself when there is none.
+    func columns(of input: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, serial: Bool) -> UnsafePointer<Float> {
+        guard let columns else { return input }
+        g.im2col(input: input, images: images, columns: columns.pointer, ld: images * g.outPlane, serial: serial)
+        return UnsafePointer(columns.pointer)
+    }
+}
+
+/// The forward pass of images `first ..< first + images`: im2col, one GEMM, then NCHW with the bias.
+/// `serial` keeps the transforms on the calling thread (a side-by-side worker).
+private func convForwardGroup(first: Int, images: Int, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                              _ buffers: GroupBuffers, serial: Bool) {
+    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
+    let ld = images * outPlane
+    let input = x + first * g.channels * g.inPlane
+    let out = output + first * outChannels * outPlane
+    let right = buffers.columns(of: input, images: images, g, serial: serial)
+    if let wide = buffers.wide {
+        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: ld, k: rows,
+                   a: weight, lda: rows, b: right, ldb: ld, c: wide.pointer, ldc: ld)
+        scatterGroup(images: images, g, from: wide.pointer, to: out, bias: bias, serial: serial)
+    } else {
+        if let bias {
+            for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
+        }
+        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
+                   a: weight, lda: rows, b: right, ldb: outPlane,
+                   beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
+    }
+}
+
+/// The backward pass of images `first ..< first + images`: their weight gradient written into `dw`
+/// (added to it when `accumulate`), their input gradient written into `dx`.
+private func convBackwardGroup(first: Int, images: Int, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                               gradient: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                               dw: UnsafeMutablePointer<Float>?, accumulate: Bool, _ g: ConvGeometry,
+                               _ buffers: GroupBuffers, serial: Bool) {
+    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
+    let ld = images * outPlane
+    let input = x + first * g.channels * g.inPlane
+    var dy = gradient + first * outChannels * outPlane
+    if let wide = buffers.wide {
+        gatherGroup(images: images, g, from: dy, to: wide.pointer, serial: serial)
+        dy = UnsafePointer(wide.pointer)
+    }
+    if let dw {
+        let right = buffers.columns(of: input, images: images, g, serial: serial)
+        BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: ld,
+                   a: dy, lda: ld, b: right, ldb: ld, beta: accumulate ? 1 : 0, c: dw, ldc: rows)
+    }
+    if let dx {
+        let dInput = dx + first * g.channels * g.inPlane
+        if let columns = buffers.columns {
+            BLAS.sgemm(transA: true, transB: false, m: rows, n: ld, k: outChannels,
+                       a: weight, lda: rows, b: dy, ldb: ld, c: columns.pointer, ldc: ld)
+            g.col2im(columns: columns.pointer, ld: ld, images: images, output: dInput, serial: serial)
+        } else {
+            BLAS.sgemm(transA: true, transB: false, m: rows, n: outPlane, k: outChannels,
+                       a: weight, lda: rows, b: dy, ldb: outPlane, c: dInput, ldc: outPlane)
+        }
+    }
+}
+
+/// The groups of a convolution: `units` groups of up to `group` images. Side by side they are
+/// dealt into `chunks`, chunk `c` taking groups `units·c/chunks ..< units·(c+1)/chunks`.
+private struct GroupDeal {
+    let batch: Int, group: Int, units: Int, chunks: Int
+
+    init(batch: Int, group: Int) {
+        self.batch = batch
+        self.group = Swift.min(group, batch)
+        units = (batch + self.group - 1) / self.group
+        chunks = Swift.min(units, ConvStrategy.maxChunks)
+    }
+
+    func units(of chunk: Int) -> Range<Int> { (units * chunk / chunks)..<(units * (chunk + 1) / chunks) }
+    /// The first image of a group and its image count (the last group may be short).
+    func images(of unit: Int) -> (first: Int, count: Int) {
+        (unit * group, Swift.min(group, batch - unit * group))
+    }
+}
+
 private func convForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                          output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ strategy: ConvStrategy) {
-    if strategy.sideBySide {
-        convForwardSideBySide(x: x, weight: weight, bias: bias, output: output, g, group: strategy.imagesPerGemm)
+    let deal = GroupDeal(batch: g.batch, group: strategy.imagesPerGemm)
+    guard strategy.sideBySide else {
+        let buffers = GroupBuffers(g, group: deal.group)
+        for unit in 0..<deal.units {
+            let (first, images) = deal.images(of: unit)
+            convForwardGroup(first: first, images: images, x: x, weight: weight, bias: bias, output: output, g, buffers, serial: false)
+        }
         return
     }
-    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
-    let group = Swift.min(strategy.imagesPerGemm, g.batch)
-    let direct = group == 1 && g.isPointwise
-    let columns = direct ? nil : Storage(count: rows * group * outPlane, zeroed: false)
-    let product = group == 1 ? nil : Storage(count: outChannels * group * outPlane, zeroed: false)
-    for first in stride(from: 0, to: g.batch, by: group) {
-        let images = Swift.min(group, g.batch - first), ld = images * outPlane
-        let input = x + first * g.channels * g.inPlane
-        let out = output + first * outChannels * outPlane
-        let right: UnsafePointer<Float>
-        if let columns {
-            g.im2col(input: input, images: images, columns: columns.pointer, ld: ld)
-            right = UnsafePointer(columns.pointer)
-        } else {
-            right = input
-        }
-        if let product {
-            BLAS.sgemm(transA: false, transB: false, m: outChannels, n: ld, k: rows,
-                       a: weight, lda: rows, b: right, ldb: ld, c: product.pointer, ldc: ld)
-            scatterGroup(images: images, g, from: product.pointer, to: out, bias: bias)
-        } else {
-            if let bias {
-                for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
+    BLAS.withSingleThreadedCalls {
+        Parallel.forEach(chunks: deal.chunks) { chunk in
+            let buffers = GroupBuffers(g, group: deal.group)
+            for unit in deal.units(of: chunk) {
+                let (first, images) = deal.images(of: unit)
+                convForwardGroup(first: first, images: images, x: x, weight: weight, bias: bias, output: output, g, buffers, serial: true)
             }
-            BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
-                       a: weight, lda: rows, b: right, ldb: outPlane,
-                       beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
         }
     }
 }
@@ -210,132 +289,34 @@ private func convForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, 
 private func convBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
                           dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                           db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry, _ strategy: ConvStrategy) {
-    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
+    let (outPlane, outChannels) = (g.outPlane, g.outChannels)
     if let db {
         for o in 0..<outChannels {
             db[o] = sumRuns(gradient + o * outPlane, count: g.batch, length: outPlane, stride: outChannels * outPlane)
         }
     }
     guard dx != nil || dw != nil else { return }
-    if strategy.sideBySide {
-        convBackwardSideBySide(x: x, weight: weight, gradient: gradient, dx: dx, dw: dw, g, group: strategy.imagesPerGemm)
+    let deal = GroupDeal(batch: g.batch, group: strategy.imagesPerGemm)
+    guard strategy.sideBySide else {
+        let buffers = GroupBuffers(g, group: deal.group)
+        for unit in 0..<deal.units {
+            let (first, images) = deal.images(of: unit)
+            convBackwardGroup(first: first, images: images, x: x, weight: weight, gradient: gradient, dx: dx, dw: dw,
+                              accumulate: unit > 0, g, buffers, serial: false)
+        }
         return
     }
-    let group = Swift.min(strategy.imagesPerGemm, g.batch)
-    let direct = group == 1 && g.isPointwise
-    let columns = direct ? nil : Storage(count: rows * group * outPlane, zeroed: false)
-    let permuted = group == 1 ? nil : Storage(count: outChannels * group * outPlane, zeroed: false)
-    for first in stride(from: 0, to: g.batch, by: group) {
-        let images = Swift.min(group, g.batch - first), ld = images * outPlane
-        let input = x + first * g.channels * g.inPlane
-        var dy = gradient + first * outChannels * outPlane
-        if let permuted {
-            gatherGroup(images: images, g, from: dy, to: permuted.pointer)
-            dy = UnsafePointer(permuted.pointer)
-        }
-        if let dw {
-            let right: UnsafePointer<Float>
-            if let columns {
-                g.im2col(input: input, images: images, columns: columns.pointer, ld: ld)
-                right = UnsafePointer(columns.pointer)
-            } else {
-                right = input
-            }
-            BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: ld,
-                       a: dy, lda: ld, b: right, ldb: ld, beta: first == 0 ? 0 : 1, c: dw, ldc: rows)
-        }
-        if let dx {
-            let dInput = dx + first * g.channels * g.inPlane
-            if let columns {
-                BLAS.sgemm(transA: true, transB: false, m: rows, n: ld, k: outChannels,
-                           a: weight, lda: rows, b: dy, ldb: ld, c: columns.pointer, ldc: ld)
-                g.col2im(columns: columns.pointer, ld: ld, images: images, output: dInput)
-            } else {
-                BLAS.sgemm(transA: true, transB: false, m: rows, n: outPlane, k: outChannels,
-                           a: weight, lda: rows, b: dy, ldb: outPlane, c: dInput, ldc: outPlane)
-            }
-        }
-    }
-}
-
-// MARK: - Side by side
-
-/// The groups of a side-by-side convolution, dealt into chunks: `units` groups of up to `group`
-/// images, chunk `c` taking groups `units·c/chunks ..< units·(c+1)/chunks`.
-private struct SideBySideDeal {
-    let group: Int, units: Int, chunks: Int
-
-    init(batch: Int, group: Int) {
-        self.group = Swift.min(group, batch)
-        units = (batch + self.group - 1) / self.group
-        chunks = Swift.min(units, ConvStrategy.maxChunks)
-    }
-
-    func units(of chunk: Int) -> Range<Int> { (units * chunk / chunks)..<(units * (chunk + 1) / chunks) }
-}
-
-private func convForwardSideBySide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                   output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, group: Int) {
-    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
-    let deal = SideBySideDeal(batch: g.batch, group: group)
-    BLAS.withSingleThreadedCalls {
-        Parallel.forEach(chunks: deal.chunks) { chunk in
-            let columns = Storage(count: rows * deal.group * outPlane, zeroed: false)
-            let product = deal.group == 1 ? nil : Storage(count: outChannels * deal.group * outPlane, zeroed: false)
-            for unit in deal.units(of: chunk) {
-                let first = unit * deal.group
-                let images = Swift.min(deal.group, g.batch - first), ld = images * outPlane
-                let out = output + first * outChannels * outPlane
-                g.im2col(input: x + first * g.channels * g.inPlane, images: images, columns: columns.pointer, ld: ld, serial: true)
-                if let product {
-                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: ld, k: rows,
-                               a: weight, lda: rows, b: columns.pointer, ldb: ld, c: product.pointer, ldc: ld)
-                    scatterGroup(images: images, g, from: product.pointer, to: out, bias: bias, serial: true)
-                } else {
-                    if let bias {
-                        for o in 0..<outChannels { (out + o * outPlane).update(repeating: bias[o], count: outPlane) }
-                    }
-                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: outPlane, k: rows,
-                               a: weight, lda: rows, b: columns.pointer, ldb: outPlane,
-                               beta: bias == nil ? 0 : 1, c: out, ldc: outPlane)
-                }
-            }
-        }
-    }
-}
-
-private func convBackwardSideBySide(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, gradient: UnsafePointer<Float>,
-                                    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
-                                    _ g: ConvGeometry, group: Int) {
-    let (outPlane, outChannels, rows) = (g.outPlane, g.outChannels, g.columnRows)
-    let deal = SideBySideDeal(batch: g.batch, group: group)
-    let weightCount = outChannels * rows
+    let weightCount = outChannels * g.columnRows
     // Chunk 0 sums its groups' weight gradients straight into dw, every other chunk into its own partial.
     let partials = dw == nil || deal.chunks == 1 ? nil : Storage(count: (deal.chunks - 1) * weightCount, zeroed: false)
     BLAS.withSingleThreadedCalls {
         Parallel.forEach(chunks: deal.chunks) { chunk in
-            let columns = Storage(count: rows * deal.group * outPlane, zeroed: false)
-            let permuted = deal.group == 1 ? nil : Storage(count: outChannels * deal.group * outPlane, zeroed: false)
+            let buffers = GroupBuffers(g, group: deal.group)
             let partial = chunk == 0 ? dw : partials.map { $0.pointer + (chunk - 1) * weightCount }
             for (index, unit) in deal.units(of: chunk).enumerated() {
-                let first = unit * deal.group
-                let images = Swift.min(deal.group, g.batch - first), ld = images * outPlane
-                var dy = gradient + first * outChannels * outPlane
-                if let permuted {
-                    gatherGroup(images: images, g, from: dy, to: permuted.pointer, serial: true)
-                    dy = UnsafePointer(permuted.pointer)
-                }
-                if let partial {
-                    g.im2col(input: x + first * g.channels * g.inPlane, images: images, columns: columns.pointer, ld: ld, serial: true)
-                    BLAS.sgemm(transA: false, transB: true, m: outChannels, n: rows, k: ld,
-                               a: dy, lda: ld, b: columns.pointer, ldb: ld, beta: index == 0 ? 0 : 1, c: partial, ldc: rows)
-                }
-                if let dx {
-                    BLAS.sgemm(transA: true, transB: false, m: rows, n: ld, k: outChannels,
-                               a: weight, lda: rows, b: dy, ldb: ld, c: columns.pointer, ldc: ld)
-                    g.col2im(columns: columns.pointer, ld: ld, images: images,
-                             output: dx + first * g.channels * g.inPlane, serial: true)
-                }
+                let (first, images) = deal.images(of: unit)
+                convBackwardGroup(first: first, images: images, x: x, weight: weight, gradient: gradient, dx: dx, dw: partial,
+                                  accumulate: index > 0, g, buffers, serial: true)
             }
         }
     }
