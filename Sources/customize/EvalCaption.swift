@@ -17,8 +17,11 @@ struct EvalCaption: ParsableCommand {
         with the object's shape, colour or size word, or the background's colour, replaced by \
         another (the caption rebuilt from the changed scene), and with the empty caption. A model \
         that draws a word's meaning loses more when that word is wrong: each rise is printed in \
-        percent of the right caption's loss. Rendering is not needed, so it is quick (48 images at \
-        4 timesteps: 6 U-Net passes of 48 images each per timestep).
+        percent of the right caption's loss. With --clips, one-object train clips moving in a \
+        straight direction are measured the same way with the opposite direction in their caption \
+        ("moving left" for "moving right"): the rise says whether the U-Net reads the motion words. \
+        Rendering is not needed, so it is quick (48 images at 4 timesteps: 6 U-Net passes of 48 \
+        images each per timestep; 16 clips add 2 passes of 16 eight-frame clips).
 
         Examples:
           customize eval caption
@@ -27,6 +30,7 @@ struct EvalCaption: ParsableCommand {
 
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "One-object world images to measure on.") var images = 48
+    @Option(help: "One-object clips moving in a straight direction, for the wrong-motion rise (0: none).") var clips = 16
     @Option(help: "Timesteps to noise to, comma-separated.") var timesteps = "200,400,600,800"
     @Option(help: "Seed of the image draw, the word swaps and the noise.") var seed: UInt64 = 11
     @Flag(help: "Print one JSON object instead of a table.") var json = false
@@ -34,6 +38,7 @@ struct EvalCaption: ParsableCommand {
 
     func validate() throws {
         guard images >= 1 else { throw ValidationError("--images must be at least 1, got \(images)") }
+        guard clips >= 0 else { throw ValidationError("--clips must be 0 or more, got \(clips)") }
         _ = try parsedTimesteps(trainTimesteps: Int.max)
     }
 
@@ -59,47 +64,68 @@ struct EvalCaption: ParsableCommand {
             throw ExitStatus.Failure(status: .failure, message: "\(model): \(error.message)")
         }
         let scenes = CaptionSwaps.scenes(count: images, seed: seed)
-        let variants = CaptionSwaps.variants(scenes, seed: seed)
+        let clipScenes = CaptionSwaps.clipScenes(count: clips, seed: seed)
+        let sets = [(scenes, CaptionSwaps.variants(scenes, seed: seed)),
+                    (clipScenes, CaptionSwaps.motionVariants(clipScenes))].filter { !$0.0.isEmpty }
         let renderer = Renderer()
         let size = pipeline.pixelSize
-        let frames = try scenes.map { spec -> Tensor in
-            var image = try RGBImage(width: renderer.side, height: renderer.side, pixels: renderer.render(spec, progress: 0))
-            if image.width != size.width || image.height != size.height { image = try image.resized(width: size.width, height: size.height) }
-            return try Tensor(shape: [1, 3, size.height, size.width], values: image.toCHWFloats())
-        }
         let start = Date()
-        // [1, C, N, h, w] → N one-frame samples [N, C, 1, h, w].
-        let encoded = try pipeline.encodeFrames(Tensor.concat(frames, axis: 0))
-        let latents = try encoded.permuted([2, 1, 0, 3, 4])
-        let states = try variants.map { variant in
-            try Tensor.withoutGrad { try pipeline.textEncoder(variant.captions.map { pipeline.tokenizer($0).ids }) }
+        func frames(_ spec: SceneSpec) throws -> Tensor {
+            try Tensor.concat(renderer.render(spec).map { pixels -> Tensor in
+                var image = try RGBImage(width: renderer.side, height: renderer.side, pixels: pixels)
+                if image.width != size.width || image.height != size.height { image = try image.resized(width: size.width, height: size.height) }
+                return try Tensor(shape: [1, 3, size.height, size.width], values: image.toCHWFloats())
+            }, axis: 0)
+        }
+        // Per set: latents [N, C, F, h, w] and the text states of each variant.
+        let measured = try sets.map { scenes, variants -> (latents: Tensor, states: [Tensor], variants: [CaptionSwaps.Variant]) in
+            let latents: Tensor
+            if scenes[0].frames == 1 {
+                // The images as one clip's frames [1, C, N, h, w], then N one-frame samples [N, C, 1, h, w].
+                latents = try pipeline.encodeFrames(Tensor.concat(scenes.map(frames), axis: 0)).permuted([2, 1, 0, 3, 4])
+            } else {
+                latents = try Tensor.concat(scenes.map { try pipeline.encodeFrames(frames($0)) }, axis: 0)
+            }
+            let states = try variants.map { variant in
+                try Tensor.withoutGrad { try pipeline.textEncoder(variant.captions.map { pipeline.tokenizer($0).ids }) }
+            }
+            return (latents, states, variants)
         }
         var rows: [CaptionSensitivityReport.Row] = []
-        let progress = ProgressReporter("eval caption", total: steps.count * variants.count, unit: "pass")
-        for (stepIndex, t) in steps.enumerated() {
-            var random = RandomGenerator(seed: seed).derived(UInt64(t) &+ 1)
-            let noise = random.normal(latents.shape)
-            let timesteps = Array(repeating: t, count: scenes.count)
-            let noisy = try scheduler.addNoise(original: latents, noise: noise, timesteps: timesteps)
-            let target: Tensor
-            switch scheduler.config.predictionType {
-            case .epsilon: target = noise
-            case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
-            case .sample: target = latents
-            }
-            // One loss per variant, in the variants' order (the right captions first).
-            let losses = try states.enumerated().map { index, states -> Double in
-                let prediction = try Tensor.withoutGrad {
-                    try pipeline.unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: states)
+        let passes = measured.map(\.variants.count).reduce(0, +)
+        let progress = ProgressReporter("eval caption", total: steps.count * passes, unit: "pass")
+        var done = 0
+        for t in steps {
+            var row = CaptionSensitivityReport.Row(timestep: t, loss: 0, rise: [:])
+            for (setIndex, set) in measured.enumerated() {
+                let timestepRandom = RandomGenerator(seed: seed).derived(UInt64(t) &+ 1)
+                var random = setIndex == 0 ? timestepRandom : timestepRandom.derived(UInt64(setIndex))
+                let latents = set.latents
+                let noise = random.normal(latents.shape)
+                let timesteps = Array(repeating: t, count: latents.shape[0])
+                let noisy = try scheduler.addNoise(original: latents, noise: noise, timesteps: timesteps)
+                let target: Tensor
+                switch scheduler.config.predictionType {
+                case .epsilon: target = noise
+                case .vPrediction: target = try scheduler.velocity(sample: latents, noise: noise, timesteps: timesteps)
+                case .sample: target = latents
                 }
-                defer { progress.update(stepIndex * variants.count + index + 1) }
-                return Double(try Tensor.mseLoss(prediction, target).values[0])
+                // One loss per variant, in the variants' order (the right captions first).
+                let losses = try set.states.map { states -> Double in
+                    let prediction = try Tensor.withoutGrad {
+                        try pipeline.unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: states)
+                    }
+                    done += 1
+                    progress.update(done)
+                    return Double(try Tensor.mseLoss(prediction, target).values[0])
+                }
+                let right = losses[0]
+                if set.latents.shape[2] == 1 { row.loss = right } else { row.clipLoss = right }
+                for (variant, loss) in zip(set.variants, losses).dropFirst() { row.rise[variant.name] = (loss / right - 1) * 100 }
             }
-            let right = losses[0]
-            rows.append(.init(timestep: t, loss: right,
-                              rise: Dictionary(uniqueKeysWithValues: zip(variants, losses).dropFirst().map { ($0.name, ($1 / right - 1) * 100) })))
+            rows.append(row)
         }
-        let report = CaptionSensitivityReport(model: model, images: scenes.count, seed: seed, rows: rows,
+        let report = CaptionSensitivityReport(model: model, images: scenes.count, clips: clipScenes.count, seed: seed, rows: rows,
                                               seconds: Date().timeIntervalSince(start))
         if json {
             print(String(decoding: try report.evalJSON(), as: UTF8.self))
@@ -114,6 +140,10 @@ enum CaptionSwaps {
     static let right = "right"
     static let swapped = ["shape", "colour", "size", "background"]
     static let empty = "empty"
+    static let motion = "motion"
+    /// The directions a clip's motion is swapped between.
+    static let opposites: [Motion: Motion] = [.left: .right, .right: .left, .up: .down, .down: .up,
+                                              .upLeft: .downRight, .downRight: .upLeft, .upRight: .downLeft, .downLeft: .upRight]
 
     struct Variant {
         var name: String
@@ -122,15 +152,38 @@ enum CaptionSwaps {
 
     /// The first `count` train-split images with exactly one plain shape.
     static func scenes(count: Int, seed: UInt64) -> [SceneSpec] {
+        firstOneObjectScenes(count: count, seed: seed, clips: false) { _ in true }
+    }
+
+    /// The first `count` train-split clips with exactly one plain shape moving in a straight direction.
+    static func clipScenes(count: Int, seed: UInt64) -> [SceneSpec] {
+        firstOneObjectScenes(count: count, seed: seed, clips: true) { opposites[$0.motion] != nil }
+    }
+
+    /// The first `count` train-split images or clips of one plain, unstyled shape that `accept`s.
+    private static func firstOneObjectScenes(count: Int, seed: UInt64, clips: Bool,
+                                             accept: (SceneObject) -> Bool) -> [SceneSpec] {
         let sampler = WorldSampler(seed: seed)
         var scenes: [SceneSpec] = []
         var index = 0
         while scenes.count < count {
-            let spec = sampler.image(.train, index: index).spec
+            let spec = (clips ? sampler.clip(.train, index: index) : sampler.image(.train, index: index)).spec
             index += 1
-            if spec.objects.count == 1, case .shape = spec.objects[0].kind, spec.style == nil { scenes.append(spec) }
+            if spec.objects.count == 1, case .shape = spec.objects[0].kind, spec.style == nil, accept(spec.objects[0]) {
+                scenes.append(spec)
+            }
         }
         return scenes
+    }
+
+    /// The clips' right captions, then the captions with the opposite direction.
+    static func motionVariants(_ scenes: [SceneSpec]) -> [Variant] {
+        [Variant(name: right, captions: scenes.map(Captions.caption)),
+         Variant(name: motion, captions: scenes.map { spec in
+             var changed = spec
+             changed.objects[0].motion = opposites[spec.objects[0].motion]!
+             return Captions.caption(changed)
+         })]
     }
 
     /// The right captions, then one variant per word in `swapped` (the word replaced by another
@@ -167,23 +220,32 @@ struct CaptionSensitivityReport: Encodable {
         var timestep: Int
         /// The loss with the right captions.
         var loss: Double
-        /// Per variant, the loss's rise in percent of `loss`.
+        /// The clips' loss with their right captions (when clips are measured).
+        var clipLoss: Double?
+        /// Per variant, the loss's rise in percent of `loss` (`clipLoss` for "motion").
         var rise: [String: Double]
+
+        enum CodingKeys: String, CodingKey { case timestep, loss, clipLoss = "clip_loss", rise }
     }
 
     var model: String
     var images: Int
+    var clips: Int
     var seed: UInt64
     var rows: [Row]
     var seconds: Double
 
     var table: String {
-        let names = CaptionSwaps.swapped + [CaptionSwaps.empty]
-        let header = ["timestep", "loss"] + names.map { $0 == CaptionSwaps.empty ? "empty caption" : "wrong \($0)" }
+        var names = CaptionSwaps.swapped + [CaptionSwaps.empty]
+        if clips > 0 { names.append(CaptionSwaps.motion) }
+        let header = ["timestep", "loss"] + names.map {
+            $0 == CaptionSwaps.empty ? "empty caption" : $0 == CaptionSwaps.motion ? "opposite motion (clips)" : "wrong \($0)"
+        }
         let cells = rows.map { row in
             ["t = \(row.timestep)", String(format: "%.4f", row.loss)] + names.map { String(format: "%+.1f%%", row.rise[$0] ?? .nan) }
         }
-        return ["caption sensitivity of \(model): \(images) one-object images, seed \(seed), \(String(format: "%.0f", seconds)) s",
+        let clipsNote = clips > 0 ? " and \(clips) one-object clips moving in a straight direction" : ""
+        return ["caption sensitivity of \(model): \(images) one-object images\(clipsNote), seed \(seed), \(String(format: "%.0f", seconds)) s",
                 "loss rise with one caption word replaced (or the caption empty):",
                 TextTable(header: header, rows: cells).text].joined(separator: "\n")
     }

@@ -41,8 +41,28 @@ final class EvalCaptionTests: XCTestCase {
         XCTAssertEqual(CaptionSwaps.variants(scenes, seed: 3).map(\.captions), variants.map(\.captions))
     }
 
+    /// The motion variant turns each clip's straight direction around and changes nothing else.
+    func testTheMotionVariantReversesTheDirection() throws {
+        let scenes = CaptionSwaps.clipScenes(count: 12, seed: 3)
+        XCTAssertEqual(scenes.count, 12)
+        XCTAssertTrue(scenes.allSatisfy { $0.objects.count == 1 && $0.frames > 1 && CaptionSwaps.opposites[$0.objects[0].motion] != nil })
+        let variants = CaptionSwaps.motionVariants(scenes)
+        XCTAssertEqual(variants.map(\.name), ["right", "motion"])
+        let opposite = ["left": "right", "right": "left", "up": "down", "down": "up"]
+        for (spec, (right, changed)) in zip(scenes, zip(variants[0].captions, variants[1].captions)) {
+            XCTAssertEqual(right, Captions.caption(spec))
+            let (a, b) = (right.split(separator: " "), changed.split(separator: " "))
+            XCTAssertEqual(a.count, b.count, "\(right) / \(changed)")
+            let differing = zip(a, b).filter { $0 != $1 }
+            XCTAssertFalse(differing.isEmpty, right)
+            for (old, new) in differing { XCTAssertEqual(opposite[String(old)], String(new), "\(right) / \(changed)") }
+        }
+        // Several directions are measured, not one.
+        XCTAssertGreaterThanOrEqual(Set(scenes.map { $0.objects[0].motion }).count, 3)
+    }
+
     func testTheCommandReportsEveryTimestepAndIsRepeatable() throws {
-        let arguments = ["eval", "caption", "--model", RenderTests.model, "--images", "4", "--timesteps", "100,700", "--threads", "1", "--json"]
+        let arguments = ["eval", "caption", "--model", RenderTests.model, "--images", "4", "--clips", "2", "--timesteps", "100,700", "--threads", "1", "--json"]
         let run = try CLITests.run(arguments)
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
@@ -51,7 +71,8 @@ final class EvalCaptionTests: XCTestCase {
         for row in rows {
             XCTAssertGreaterThan(try XCTUnwrap(row["loss"] as? Double), 0)
             let rise = try XCTUnwrap(row["rise"] as? [String: Double])
-            XCTAssertEqual(Set(rise.keys), ["shape", "colour", "size", "background", "empty"])
+            XCTAssertEqual(Set(rise.keys), ["shape", "colour", "size", "background", "empty", "motion"])
+            XCTAssertGreaterThan(try XCTUnwrap(row["clip_loss"] as? Double), 0)
             // The tiny U-Net attends to its text states: an empty caption changes its loss.
             XCTAssertNotEqual(rise["empty"], 0)
         }
@@ -59,9 +80,9 @@ final class EvalCaptionTests: XCTestCase {
         let strip = { (text: String) in text.split(separator: "\n").filter { !$0.contains("\"seconds\"") } }
         XCTAssertEqual(strip(again.stdout), strip(run.stdout))
 
-        let table = try CLITests.run(["eval", "caption", "--model", RenderTests.model, "--images", "2", "--timesteps", "300", "--threads", "1"])
+        let table = try CLITests.run(["eval", "caption", "--model", RenderTests.model, "--images", "2", "--clips", "0", "--timesteps", "300", "--threads", "1"])
         XCTAssertEqual(table.status, 0, table.stderr)
-        XCTAssertTrue(table.stdout.contains("wrong shape"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("wrong shape") && !table.stdout.contains("motion"), table.stdout)
         let outside = try CLITests.run(["eval", "caption", "--model", RenderTests.model, "--timesteps", "1000"])
         XCTAssertEqual(outside.status, 1)
         XCTAssertTrue(outside.stderr.contains("1000") && outside.stderr.contains(RenderTests.model), outside.stderr)
