@@ -74,7 +74,6 @@ struct Compose: ParsableCommand {
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
 
-    static let sampleLoRAs = SamplesFolder.path("loras")
 
     func validate() throws {
         guard ComposePlan.Method(rawValue: method) != nil else {
@@ -100,17 +99,13 @@ struct Compose: ParsableCommand {
         }
     }
 
-    /// Where bare names are looked for: --lora-dir, then samples/loras.
-    var searchFolders: [String] {
-        loraDirectory == Self.sampleLoRAs ? [loraDirectory] : [loraDirectory, Self.sampleLoRAs]
-    }
 
     func run() throws {
         try threadOptions.apply()
         // 1. Everything that can be checked without the model.
         let plan: ComposePlan
         do {
-            let choices = try loras.map { try LoRARequest(parsing: $0).resolve(searchFolders: searchFolders) }
+            let choices = try loras.map { try LoRARequest(parsing: $0).resolve(loraFolder: loraDirectory) }
             plan = try ComposePlan(method: ComposePlan.Method(rawValue: method)!, prompt: prompt, choices: choices,
                                    regions: try regions.map(ComposePlan.parseRegion),
                                    conceptPrompts: try conceptPrompts.map(ComposePlan.parseConceptPrompt))

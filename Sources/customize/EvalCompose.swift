@@ -84,10 +84,9 @@ struct EvalCompose: ParsableCommand {
         let start = Date()
         let probe = try ProbeFile.concept(self.probe ?? ProbeKind.concept.defaultPath(model: model))
         let methods = try methodList
-        let searchFolders = loraDirectory == Compose.sampleLoRAs ? [loraDirectory] : [loraDirectory, Compose.sampleLoRAs]
         let choices: [LoRAChoice]
         do {
-            choices = try (loras.isEmpty ? ["cat", "dog"] : loras).map { try LoRARequest(parsing: $0).resolve(searchFolders: searchFolders) }
+            choices = try (loras.isEmpty ? ["cat", "dog"] : loras).map { try LoRARequest(parsing: $0).resolve(loraFolder: loraDirectory) }
         } catch {
             throw ExitStatus.Failure(status: .failure, message: "--lora \(describe(error))")
         }

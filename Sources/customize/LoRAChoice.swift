@@ -25,18 +25,19 @@ struct LoRARequest: Equatable {
         self.scale = scale
     }
 
-    /// The file this request names: `name` itself when it is an existing file, else
-    /// `<folder>/<name>.safetensors`. The error lists every path tried.
+    /// The file this request names, looked for along `searchFolders(loraFolder:)`: `--lora-dir`, then
+    /// the shipped samples/loras (see `resolve(searchFolders:)`).
     func resolve(loraFolder folder: String) throws -> LoRAChoice {
-        let candidates = [name, (folder as NSString).appendingPathComponent(name + ".safetensors")]
-        for candidate in candidates {
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isFolder), !isFolder.boolValue {
-                return LoRAChoice(name: name, path: candidate, scale: scale)
-            }
-        }
-        throw LoRARequestError(text: name, reason: "no LoRA file at " + candidates.map { "'\($0)'" }.joined(separator: " or "))
+        try resolve(searchFolders: Self.searchFolders(loraFolder: folder))
     }
+
+    /// Where bare names are looked for: `folder` (`--lora-dir`, default loras/), then samples/loras.
+    static func searchFolders(loraFolder folder: String) -> [String] {
+        folder == sampleLoRAs ? [folder] : [folder, sampleLoRAs]
+    }
+
+    /// The shipped LoRAs (samples/loras of the working directory or of the checkout).
+    static let sampleLoRAs = SamplesFolder.path("loras")
 }
 
 struct LoRARequestError: Error, CustomStringConvertible {

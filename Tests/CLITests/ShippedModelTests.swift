@@ -88,4 +88,34 @@ final class ShippedModelTests: XCTestCase {
         XCTAssertTrue(written.contains("red-circle.png") && written.contains("green-triangle.mp4") && written.contains("index.json"),
                       "\(written.sorted())")
     }
+
+    /// The shipped adapters (scripts/ship-adapters.sh) are F16 PEFT files made for the shipped base,
+    /// found by bare name on the LoRA search path (loras/, then samples/loras) by `render` as by
+    /// `compose`, and the motion adapter renders a clip.
+    func testTheShippedAdaptersAreFoundByNameAndRender() throws {
+        let samples = URL(fileURLWithPath: Self.model).deletingLastPathComponent().path
+        let adapters = ["loras/cat.safetensors", "loras/dog.safetensors", "loras/robot.safetensors", "motions/zigzag/temporal.safetensors"]
+        for adapter in adapters {
+            let file = try SafeTensorsFile(path: samples + "/" + adapter)
+            XCTAssertEqual(Set(file.entries.values.map(\.dtype)), [.f16], adapter)
+            XCTAssertTrue(file.entries.keys.allSatisfy { $0.hasPrefix("unet.") && ($0.hasSuffix(".lora_A.weight") || $0.hasSuffix(".lora_B.weight")) },
+                          adapter)
+            XCTAssertNotNil(file.metadata["base_model"], adapter)
+        }
+        // A bare name resolves to samples/loras when loras/ does not hold it (the test runs from the checkout).
+        let cat = try CLITests.run(["render", "a large cat on a white background", "--model", Self.model, "--lora", "cat:0.9",
+                                    "--lora-dir", path("no-such-folder"), "--frames", "1", "--steps", "4", "--threads", "2",
+                                    "--out", path("cat.png")])
+        XCTAssertEqual(cat.status, 0, cat.stderr)
+        XCTAssertEqual(try PNGImage.read(path: path("cat.png")).image.width, 64)
+        let pair = try CLITests.run(["compose", "a cat on the left and a dog on the right on a green background", "--model", Self.model,
+                                     "--lora", "cat", "--lora", "dog", "--lora-dir", path("no-such-folder"), "--steps", "4",
+                                     "--threads", "2", "--out", path("pair.png")])
+        XCTAssertEqual(pair.status, 0, pair.stderr)
+        let zigzag = try CLITests.run(["render", "a large yellow star zigzagging on a gray background", "--model", Self.model,
+                                       "--motion", samples + "/motions/zigzag/temporal.safetensors", "--frames", "8", "--steps", "4",
+                                       "--threads", "2", "--out", path("zigzag.mp4")])
+        XCTAssertEqual(zigzag.status, 0, zigzag.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("zigzag.mp4")))
+    }
 }
