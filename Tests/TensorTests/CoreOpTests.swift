@@ -133,6 +133,31 @@ final class CoreOpTests: XCTestCase {
         XCTAssertThrowsError(try z.backward())
     }
 
+    /// A graph that backward never consumes (a branch the loss does not reach, as in latent
+    /// guidance, or a step abandoned by an error) is freed with its last tensor: no node holds its
+    /// own output. Each op whose backward reads its output is checked.
+    func testAnUnconsumedGraphIsFreed() throws {
+        let x = GradCheck.tensor([2, 3, 4], seed: 31)
+        let positive = GradCheck.tensor([2, 3, 4], seed: 32).affine(scale: 0, shift: 2)
+        let ops: [(String, () throws -> Tensor)] = [
+            ("div", { try x / positive }),
+            ("exp", { x.exp() }),
+            ("silu", { x.silu() }),
+            ("softmax", { try x.softmax() }),
+            ("attention", { try Tensor.attention(query: x, key: x, value: x) }),
+        ]
+        for (name, op) in ops {
+            weak var released: Tensor?
+            func make() throws {
+                let output = try op()
+                XCTAssertTrue(output.needsGrad, name)
+                released = output
+            }
+            try make()
+            XCTAssertNil(released, "\(name): its output outlived the last reference (a cycle through its gradient node)")
+        }
+    }
+
     func testLeafGradientsNeverShareABuffer() throws {
         // a + b hands one gradient buffer to both leaves; each must get its own.
         let a = GradCheck.tensor([3], seed: 21), b = GradCheck.tensor([3], seed: 22)
