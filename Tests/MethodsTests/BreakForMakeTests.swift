@@ -46,18 +46,29 @@ final class BreakForMakeTests: XCTestCase {
     func testInitialisationFollowsTheFormulas() throws {
         let geometry = LoRAGeometry.linear(inFeatures: 8, outFeatures: 8)
         var generator = RandomGenerator(seed: 3)
+        var replay = generator
         let (down, up) = PLPAdapter.initialFactors(geometry: geometry, rank: 4, generator: &generator)
-        // The frozen A columns and frozen B rows are rows of one Q with orthonormal columns, from disjoint
-        // row sets: stacked, the 8 rows of [Aᵀ frozen; B frozen] are Q's rows permuted, so QᵀQ = I.
-        var stacked: [[Float]] = []
-        for j in 0..<4 { stacked.append((0..<4).map { down.data[$0 * 8 + j] }) }
-        for i in 0..<4 { stacked.append((0..<4).map { up.data[i * 4 + $0] }) }
+        // The frozen A columns and frozen B rows are rows S₁ and S₂ of one 1280 × r Q with orthonormal
+        // columns (the reference's basis, whatever the layer's width), drawn in this order.
+        _ = replay.normal([4, 8], std: 0.25)
+        let q = PLPAdapter.orthonormal(rows: PLPAdapter.basisRows, columns: 4, generator: &replay)
+        let (s1, s2) = PLPAdapter.frozenRowSets(basis: PLPAdapter.basisRows, half: 4, generator: &replay)
+        XCTAssertTrue(Set(s1).isDisjoint(with: s2))
+        XCTAssertEqual(s2, (0..<PLPAdapter.basisRows).filter { !s1.contains($0) }.prefix(4).map { $0 })
         for a in 0..<4 {
             for b in 0..<4 {
-                let dot = stacked.reduce(Float(0)) { $0 + $1[a] * $1[b] }
-                XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-5)
+                XCTAssertEqual((0..<PLPAdapter.basisRows).reduce(0.0) { $0 + q[$1][a] * q[$1][b] }, a == b ? 1 : 0, accuracy: 1e-9)
             }
         }
+        for j in 0..<4 { for k in 0..<4 { XCTAssertEqual(down.data[k * 8 + j], Float(q[s1[j]][k])) } }
+        for i in 0..<4 { for k in 0..<4 { XCTAssertEqual(up.data[i * 4 + k], Float(q[s2[i]][k])) } }
+        // So the frozen product B₁A₁ the adapter starts with is small: rows of a 1280-row basis.
+        var product = 0.0
+        for i in 0..<4 { for j in 0..<4 {
+            let entry = (0..<4).reduce(0.0) { $0 + Double(up.data[i * 4 + $1]) * Double(down.data[$1 * 8 + j]) }
+            product += entry * entry
+        } }
+        XCTAssertLessThan(product.squareRoot(), 0.05)
         // B₂ = 0; A₂ is a Gaussian draw (nonzero).
         XCTAssertTrue((16..<32).allSatisfy { up.data[$0] == 0 })
         XCTAssertTrue((0..<4).contains { k in (4..<8).contains { down.data[k * 8 + $0] != 0 } })
@@ -65,10 +76,10 @@ final class BreakForMakeTests: XCTestCase {
         var other = RandomGenerator(seed: 3)
         let (_, crossUp) = PLPAdapter.initialFactors(geometry: .linear(inFeatures: 16, outFeatures: 8), rank: 4, generator: &other)
         XCTAssertTrue(crossUp.values.allSatisfy { $0 == 0 })
-        // More rank than inputs: orthonormal rows instead.
+        // More columns than rows: orthonormal rows instead.
         var wide = RandomGenerator(seed: 5)
-        let q = PLPAdapter.orthonormal(rows: 3, columns: 5, generator: &wide)
-        for a in 0..<3 { for b in 0..<3 { XCTAssertEqual(zip(q[a], q[b]).reduce(0) { $0 + $1.0 * $1.1 }, a == b ? 1 : 0, accuracy: 1e-12) } }
+        let wideQ = PLPAdapter.orthonormal(rows: 3, columns: 5, generator: &wide)
+        for a in 0..<3 { for b in 0..<3 { XCTAssertEqual(zip(wideQ[a], wideQ[b]).reduce(0) { $0 + $1.0 * $1.1 }, a == b ? 1 : 0, accuracy: 1e-12) } }
     }
 
     func testSameSeedGivesIdenticalFrozenHalvesAndOtherSeedsDiffer() throws {

@@ -9,12 +9,16 @@ import Tensor
 /// r × in) keeps its first ⌊in/2⌋ columns frozen and learns the rest (A₂). Freezing is a gradient mask
 /// (`Tensor.gradMask`), so frozen entries never change, bit for bit.
 ///
-/// Initialisation (ICTMCG/Break-for-make): where in = out, Q (in × r) with orthonormal columns and two
-/// disjoint random row sets S₁, S₂ of size ⌊in/2⌋; frozen A columns = Q[S₁]ᵀ, frozen B rows = Q[S₂],
-/// A₂ ~ N(0, 1/r²), B₂ = 0. Elsewhere A ~ N(0, 1/r²) and B = 0. Every draw depends only on (seed,
-/// module path), so a content run and a style run with the same seed and rank share their frozen
-/// halves exactly. Ours: where r > in, Q cannot have r orthonormal columns; it gets orthonormal
-/// rows instead (the orthonormalisation runs over the smaller side).
+/// Initialisation (ICTMCG/Break-for-make, `LoRALinearLayer.initialize_weights_feature`): where in =
+/// out, Q (1280 × r, the reference's fixed `max_features` basis, whatever the layer's width) with
+/// orthonormal columns; S₁ = ⌊in/2⌋ rows drawn at random, S₂ = the ⌊in/2⌋ lowest-numbered rows not in
+/// S₁; frozen A columns = Q[S₁]ᵀ, frozen B rows = Q[S₂], A₂ ~ N(0, 1/r²), B₂ = 0. Elsewhere A ~ N(0,
+/// 1/r²) and B = 0. Because Q has 1280 rows, its rows are short (norm ≈ √(r/1280)) and the frozen
+/// halves' product B₁A₁, which the adapter adds from the start, is small; a basis only `in` rows
+/// tall (what ../shared/METHODS.md's "Q (in × r)" reads as) made it ~14× larger on this model's
+/// 48–96-wide layers and cost the untrained adapter most of the base's quality. Every draw depends
+/// only on (seed, module path), so a content run and a style run with the same seed and rank share
+/// their frozen halves exactly. Ours: where r > 1280, Q gets orthonormal rows instead.
 ///
 /// Ours: temporal attentions are left alone (images train one frame, as `train-lora` does).
 public enum PLPAdapter {
@@ -48,10 +52,10 @@ public enum PLPAdapter {
         let down = generator.normal([rank, inputs], std: 1 / Float(rank))
         let up = Tensor(zeros: [outputs, rank])
         guard inputs == outputs, inputs >= 2 else { return (down, up) }
-        let q = orthonormal(rows: inputs, columns: rank, generator: &generator)
-        let rows = generator.shuffled(Array(0..<inputs))
+        let basis = Swift.max(basisRows, inputs)
+        let q = orthonormal(rows: basis, columns: rank, generator: &generator)
         let half = inputs / 2
-        let s1 = Array(rows[0..<half]), s2 = Array(rows[half..<(2 * half)])
+        let (s1, s2) = frozenRowSets(basis: basis, half: half, generator: &generator)
         for (column, row) in s1.enumerated() {
             for k in 0..<rank { down.data[k * inputs + column] = Float(q[row][k]) }
         }
@@ -59,6 +63,16 @@ public enum PLPAdapter {
             for k in 0..<rank { up.data[target * rank + k] = Float(q[row][k]) }
         }
         return (down, up)
+    }
+
+    /// Rows of the reference's orthonormal basis (`max_features`).
+    public static let basisRows = 1280
+
+    /// S₁: `half` rows of `basis` drawn at random; S₂: the `half` lowest-numbered rows not in S₁.
+    public static func frozenRowSets(basis: Int, half: Int, generator: inout RandomGenerator) -> (s1: [Int], s2: [Int]) {
+        let s1 = Array(generator.shuffled(Array(0..<basis))[0..<half])
+        let taken = Set(s1)
+        return (s1, Array((0..<basis).filter { !taken.contains($0) }[0..<half]))
     }
 
     /// A rows × columns matrix with orthonormal columns (orthonormal rows when columns > rows): a
