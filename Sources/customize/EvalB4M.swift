@@ -43,6 +43,8 @@ struct EvalB4M: ParsableCommand {
     @Option(name: .customLong("aux-contents"), parsing: .upToNextOption, help: "Auxiliary content folders for train-style (default: the other samples/concepts folders).")
     var auxContents: [String] = []
     @Option(help: "Training steps of every adapter (default: each command's own).") var trainSteps: Int?
+    @Option(name: .customLong("b4m-lr"), help: "Learning rate of train-content, train-style and make (default: theirs, 1e-4); the baseline LoRAs keep train-lora's.")
+    var b4mLearningRate: Float?
     @Option(help: "Prompts to render (each three ways).") var prompts = 8
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
@@ -62,6 +64,9 @@ struct EvalB4M: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard guidance.isFinite else { throw ValidationError("--guidance must be a number, got \(guidance)") }
         if let trainSteps, trainSteps < 1 { throw ValidationError("--train-steps must be at least 1, got \(trainSteps)") }
+        if let b4mLearningRate, !(b4mLearningRate > 0 && b4mLearningRate.isFinite) {
+            throw ValidationError("--b4m-lr must be a positive number, got \(b4mLearningRate)")
+        }
     }
 
     /// The word of `Value` (a concept or a style) that the folder's captions name, or a clear error.
@@ -119,18 +124,19 @@ struct EvalB4M: ParsableCommand {
         let threads = String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let stepsOption = trainSteps.map { ["--steps", String($0)] } ?? []
         let shared = ["--model", model, "--threads", threads] + stepsOption
+        let breakShared = shared + (b4mLearningRate.map { ["--lr", String($0)] } ?? [])
         let content = try EvalTrainingRun.ensure(TrainContent.self, output: path("content.safetensors"), runFolder: path("content-run"),
                                                  runFile: BreakTraining.runFile,
                                                  common: [contentImages, "--token", concept.rawValue, "--aux-styles"] + auxStyles
-                                                     + ["--preview-every", "0"] + shared)
+                                                     + ["--preview-every", "0"] + breakShared)
         let styleAdapter = try EvalTrainingRun.ensure(TrainStyle.self, output: path("style.safetensors"), runFolder: path("style-run"),
                                                       runFile: BreakTraining.runFile,
                                                       common: [styleImages, "--token", style.rawValue, "--aux-contents"] + auxContents
-                                                          + ["--preview-every", "0"] + shared)
+                                                          + ["--preview-every", "0"] + breakShared)
         let made = try EvalTrainingRun.ensure(Make.self, output: path("made.safetensors"), runFolder: path("made-run"),
                                               runFile: MakeTraining.runFile,
                                               common: ["--content", content, "--style", styleAdapter, "--content-images", contentImages,
-                                                       "--style-images", styleImages] + shared)
+                                                       "--style-images", styleImages] + breakShared)
         let contentLoRA = try EvalTrainingRun.ensure(TrainLoRA.self, output: path("content-lora.safetensors"), runFolder: path("content-lora-run"),
                                                      runFile: SubjectLoRATraining.runFile,
                                                      common: [contentImages, "--token", concept.rawValue, "--preview-every", "0"] + shared)

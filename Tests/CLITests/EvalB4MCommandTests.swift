@@ -53,6 +53,22 @@ final class EvalB4MCommandTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("resuming at step 2 of 2"), again.stderr)
         XCTAssertTrue(again.stdout.contains("Break-for-Make") && again.stdout.contains("world's drawings"), again.stdout)
+
+        // --b4m-lr reaches the three Break-for-Make runs and not the baseline's LoRAs.
+        let otherRate = arguments.map { $0 == folder + "/eval" ? folder + "/eval-lr" : $0 } + ["--b4m-lr", "0.0003"]
+        let rated = try CLITests.run(otherRate)
+        XCTAssertEqual(rated.status, 0, rated.stderr)
+        func firstRate(_ run: String) throws -> String {
+            let lines = try String(contentsOfFile: folder + "/eval-lr/\(run)/loss.csv", encoding: .utf8).split(separator: "\n")
+            return String(lines[1].split(separator: ",")[2])
+        }
+        for run in ["content-run", "made-run"] { XCTAssertEqual(try XCTUnwrap(Float(try firstRate(run))), 3e-4, accuracy: 1e-9, run) }
+        // The style run logs its first parameter group's rate: the partner half's, a tenth.
+        XCTAssertEqual(try XCTUnwrap(Float(try firstRate("style-run"))), 3e-5, accuracy: 1e-10)
+        XCTAssertEqual(try XCTUnwrap(Float(try firstRate("content-lora-run"))), 5e-4, accuracy: 1e-9)
+        let bad = try CLITests.run(["eval", "b4m", "--b4m-lr", "0", "--out", folder + "/bad-rate"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.contains("--b4m-lr"), bad.stderr)
     }
 
     func testFoldersThatNameNoConceptOrStyleAreRefused() throws {
