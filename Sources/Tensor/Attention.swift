@@ -57,21 +57,20 @@ extension Tensor {
         case .blocked, .automatic:
             blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
         }
-        let saved = output.detached()  // an alias: the node must not hold its own output (see `binary`)
-        return record(output, op: "attention", inputs: [query, key, value]) { g in
+        return record(output, op: "attention", inputs: [query, key, value]) { g, output in
             let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil
             let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
             let dv = value.needsGrad ? Tensor(uninitialized: value.shape) : nil
             let grads = AttentionGradients(dq: dq?.data, dk: dk?.data, dv: dv?.data)
             switch chosen {
             case .smallHead:
-                smallHeadAttentionBackward(geometry, scale, query.data, key.data, value.data, saved.data,
+                smallHeadAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                            logSumExp.data, g.data, grads)
             case .direct:
-                directAttentionBackward(geometry, scale, query.data, key.data, value.data, saved.data,
+                directAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                         logSumExp.data, g.data, grads)
             case .blocked, .automatic:
-                blockedAttentionBackward(geometry, scale, query.data, key.data, value.data, saved.data,
+                blockedAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                          logSumExp.data, g.data, grads)
             }
             return [dq, dk, dv]

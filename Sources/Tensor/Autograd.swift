@@ -39,6 +39,17 @@ extension Tensor {
         return output
     }
 
+    /// `record` for an op whose backward reads its own output: the closure gets a storage-sharing
+    /// alias of it, never `output` itself. A node holding its own output would be a cycle, and a graph
+    /// that backward never consumes (a branch the loss does not reach, as in latent guidance) would
+    /// then never be freed.
+    @usableFromInline
+    static func record(_ output: Tensor, op: String, inputs: [Tensor],
+                       readingOutput backward: @escaping (_ gradient: Tensor, _ output: Tensor) throws -> [Tensor?]) -> Tensor {
+        let alias = output.detached()
+        return record(output, op: op, inputs: inputs) { gradient in try backward(gradient, alias) }
+    }
+
     /// Back-propagates from this tensor. Without `gradient`, the tensor must hold one element (a loss)
     /// and its gradient is 1. Gradients accumulate into `grad` of every tensor that requires one;
     /// the graph is released as it is consumed, so call `backward()` once per forward pass.

@@ -34,11 +34,7 @@ extension Tensor {
             case (.div, _, _): for i in 0..<n { z[i] = x[i * sa] / y[i * sb] }
             }
         }
-        // The closure keeps the quotient through an alias, never `result` itself: a node that held
-        // its own output would form a cycle, and a graph that backward never consumes (a branch the
-        // loss does not reach) would then never be freed.
-        let quotient = kind == .div ? result.detached() : nil
-        return record(result, op: op, inputs: [a, b]) { g in
+        return record(result, op: op, inputs: [a, b]) { g, quotient in
             let ga: Tensor?, gb: Tensor?
             switch kind {
             case .add:
@@ -52,7 +48,7 @@ extension Tensor {
                 gb = b.needsGrad ? try (g * a).sumToShape(b.shape) : nil
             case .div:
                 ga = a.needsGrad ? try (g / b).sumToShape(a.shape) : nil
-                gb = b.needsGrad ? try (-(g * quotient!) / b).sumToShape(b.shape) : nil
+                gb = b.needsGrad ? try (-(g * quotient) / b).sumToShape(b.shape) : nil
             }
             return [ga, gb]
         }
@@ -117,10 +113,9 @@ extension Tensor {
                              forward: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
                              derivative: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         let y = map(x, forward)
-        let saved = y.detached()  // an alias: the node must not hold its own output (see `binary`)
-        return record(y, op: op, inputs: [x]) { g in
+        return record(y, op: op, inputs: [x]) { g, y in
             let dx = Tensor(uninitialized: x.shape)
-            let px = x.data, py = saved.data, pg = g.data, pd = dx.data
+            let px = x.data, py = y.data, pg = g.data, pd = dx.data
             Parallel.forRanges(count: x.count) { range in
                 let o = range.lowerBound
                 derivative(px + o, py + o, pg + o, pd + o, range.count)

@@ -41,10 +41,9 @@ extension Tensor {
                 }
             }
         }
-        let saved = output.detached()  // an alias: the node must not hold its own output (see `binary`)
-        return Tensor.record(output, op: log ? "logSoftmax" : "softmax", inputs: [self]) { [shape] g in
+        return Tensor.record(output, op: log ? "logSoftmax" : "softmax", inputs: [self]) { [shape] g, output in
             let dx = Tensor(uninitialized: shape)
-            let gp = g.data, yp = saved.data, dp = dx.data
+            let gp = g.data, yp = output.data, dp = dx.data
             Parallel.forRanges(count: rows, grain: grain) { range in
                 for row in range {
                     let o = row * width

@@ -74,7 +74,6 @@ struct Compose: ParsableCommand {
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
 
-
     func validate() throws {
         guard ComposePlan.Method(rawValue: method) != nil else {
             throw ValidationError("--method expects composer, clora or merge, got \"\(method)\"")
@@ -98,7 +97,6 @@ struct Compose: ParsableCommand {
             do { _ = try ComposePlan.parseConceptPrompt(conceptPrompt) } catch { throw ValidationError(describe(error)) }
         }
     }
-
 
     func run() throws {
         try threadOptions.apply()

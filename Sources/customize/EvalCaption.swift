@@ -78,9 +78,10 @@ struct EvalCaption: ParsableCommand {
             }, axis: 0)
         }
         // Per set: latents [N, C, F, h, w] and the text states of each variant.
-        let measured = try sets.map { scenes, variants -> (latents: Tensor, states: [Tensor], variants: [CaptionSwaps.Variant]) in
+        let measured = try sets.map { scenes, variants -> (clips: Bool, latents: Tensor, states: [Tensor], variants: [CaptionSwaps.Variant]) in
+            let clips = scenes[0].frames > 1
             let latents: Tensor
-            if scenes[0].frames == 1 {
+            if !clips {
                 // The images as one clip's frames [1, C, N, h, w], then N one-frame samples [N, C, 1, h, w].
                 latents = try pipeline.encodeFrames(Tensor.concat(scenes.map(frames), axis: 0)).permuted([2, 1, 0, 3, 4])
             } else {
@@ -89,7 +90,7 @@ struct EvalCaption: ParsableCommand {
             let states = try variants.map { variant in
                 try Tensor.withoutGrad { try pipeline.textEncoder(variant.captions.map { pipeline.tokenizer($0).ids }) }
             }
-            return (latents, states, variants)
+            return (clips, latents, states, variants)
         }
         var rows: [CaptionSensitivityReport.Row] = []
         let passes = measured.map(\.variants.count).reduce(0, +)
@@ -97,9 +98,10 @@ struct EvalCaption: ParsableCommand {
         var done = 0
         for t in steps {
             var row = CaptionSensitivityReport.Row(timestep: t, loss: 0, rise: [:])
-            for (setIndex, set) in measured.enumerated() {
+            for set in measured {
+                // The images keep the noise they had before clips were measured (comparable figures).
                 let timestepRandom = RandomGenerator(seed: seed).derived(UInt64(t) &+ 1)
-                var random = setIndex == 0 ? timestepRandom : timestepRandom.derived(UInt64(setIndex))
+                var random = set.clips ? timestepRandom.derived(1) : timestepRandom
                 let latents = set.latents
                 let noise = random.normal(latents.shape)
                 let timesteps = Array(repeating: t, count: latents.shape[0])
@@ -120,7 +122,7 @@ struct EvalCaption: ParsableCommand {
                     return Double(try Tensor.mseLoss(prediction, target).values[0])
                 }
                 let right = losses[0]
-                if set.latents.shape[2] == 1 { row.loss = right } else { row.clipLoss = right }
+                if set.clips { row.clipLoss = right } else { row.loss = right }
                 for (variant, loss) in zip(set.variants, losses).dropFirst() { row.rise[variant.name] = (loss / right - 1) * 100 }
             }
             rows.append(row)

@@ -24,20 +24,6 @@ struct LoRARequest: Equatable {
         self.name = name
         self.scale = scale
     }
-
-    /// The file this request names, looked for along `searchFolders(loraFolder:)`: `--lora-dir`, then
-    /// the shipped samples/loras (see `resolve(searchFolders:)`).
-    func resolve(loraFolder folder: String) throws -> LoRAChoice {
-        try resolve(searchFolders: Self.searchFolders(loraFolder: folder))
-    }
-
-    /// Where bare names are looked for: `folder` (`--lora-dir`, default loras/), then samples/loras.
-    static func searchFolders(loraFolder folder: String) -> [String] {
-        folder == sampleLoRAs ? [folder] : [folder, sampleLoRAs]
-    }
-
-    /// The shipped LoRAs (samples/loras of the working directory or of the checkout).
-    static let sampleLoRAs = SamplesFolder.path("loras")
 }
 
 struct LoRARequestError: Error, CustomStringConvertible {

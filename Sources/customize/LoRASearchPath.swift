@@ -2,9 +2,18 @@ import Adapters
 import Checkpoints
 import Foundation
 
-/// Finding a LoRA by a bare name along a search path of folders (`compose`'s ./loras then
-/// samples/loras): by file name first, then by the token its metadata stores (`train-lora --token`).
+/// Finding a LoRA by a bare name along a search path of folders (--lora-dir, default ./loras, then
+/// the shipped samples/loras; every command that takes `--lora`): by file name first, then by the
+/// token its metadata stores (`train-lora --token`).
 extension LoRARequest {
+    /// The shipped LoRAs (samples/loras of the working directory or of the checkout).
+    static let sampleLoRAs = SamplesFolder.path("loras")
+
+    /// The file this request names, looked for in `folder` (`--lora-dir`), then in samples/loras.
+    func resolve(loraFolder folder: String) throws -> LoRAChoice {
+        try resolve(searchFolders: folder == Self.sampleLoRAs ? [folder] : [folder, Self.sampleLoRAs])
+    }
+
     /// The file this request names: `name` itself when it is an existing file; else, folder by
     /// folder, `<folder>/<name>.safetensors`, then a `.safetensors` file of the folder whose metadata
     /// stores `name` as its token (`training.token`, compared with and without its angle brackets, so
