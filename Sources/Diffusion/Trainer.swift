@@ -128,7 +128,8 @@ public final class Trainer {
             let started = Date()
             let index = step
             optimizer.applySchedule(schedule, step: index)
-            let learningRate = optimizer.groups[0].learningRate
+            // The scheduled rate of `options.learningRate` (a group with a multiplier runs at a multiple of it).
+            let learningRate = schedule.learningRate(base: options.learningRate, step: index)
             optimizer.zeroGrad()
             var random = root.derived(UInt64(index))
             let value: Float

@@ -51,7 +51,8 @@ enum BreakForMakeImages {
 /// Options every Break-for-Make command shares.
 struct BreakForMakeOptions: ParsableArguments {
     @Option(help: "The file to write (.safetensors).") var out: String
-    @Option(help: "Training steps (default 500).") var steps: Int?
+    @Option(help: "Training steps (default 1000).") var steps: Int?
+    @Option(help: "Images whose gradients each step sums (default 4).") var gradientAccumulationSteps: Int?
     @Option(help: "Learning rate (default 1e-4).") var lr: Float?
     @Option(help: "Largest crop offset, in latent pixels each way (default 1; 0: centre crop only).") var cropJitter: Int?
     @Option(help: "A checkpoint every N steps (default 50).") var checkpointEvery: Int?
@@ -64,6 +65,9 @@ struct BreakForMakeOptions: ParsableArguments {
 
     func validate() throws {
         if let steps, steps < 0 { throw ValidationError("--steps must not be negative, got \(steps)") }
+        if let gradientAccumulationSteps, gradientAccumulationSteps < 1 {
+            throw ValidationError("--gradient-accumulation-steps must be at least 1, got \(gradientAccumulationSteps)")
+        }
         if let lr, !(lr.isFinite && lr >= 0) { throw ValidationError("--lr must be a number of 0 or more, got \(lr)") }
         if let cropJitter, cropJitter < 0 { throw ValidationError("--crop-jitter must not be negative, got \(cropJitter)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
@@ -71,8 +75,8 @@ struct BreakForMakeOptions: ParsableArguments {
         guard (out as NSString).pathExtension.lowercased() == "safetensors" else {
             throw ValidationError("--out names the adapter file to write, ending in .safetensors, got '\(out)'")
         }
-        if resume, lr != nil || cropJitter != nil || seed != nil {
-            throw ValidationError("--resume continues with the run's own settings; leave out --lr, --crop-jitter and --seed")
+        if resume, lr != nil || gradientAccumulationSteps != nil || cropJitter != nil || seed != nil {
+            throw ValidationError("--resume continues with the run's own settings; leave out --lr, --gradient-accumulation-steps, --crop-jitter and --seed")
         }
     }
 
@@ -84,6 +88,7 @@ struct BreakForMakeOptions: ParsableArguments {
         if let rank { config.rank = rank }
         if let steps { config.maxTrainSteps = steps }
         if let lr { config.learningRate = lr }
+        if let gradientAccumulationSteps { config.gradientAccumulationSteps = gradientAccumulationSteps }
         if let cropJitter { config.cropJitter = cropJitter }
         if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
         if let seed { config.seed = seed }

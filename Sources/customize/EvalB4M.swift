@@ -20,8 +20,9 @@ struct EvalB4M: ParsableCommand {
         ordinary LoRAs (train-lora on each set). --train-steps sets every run's steps.
 
         Then --prompts prompts "a <size> <concept> on a <colour> background in <style> style" \\
-        (prompt i with seed --seed + i) are rendered with the made adapter, with the two LoRAs \\
-        merged (strength 1 each) and with the base model. Per row:
+        (prompt i with seed --seed + i) are rendered with the made adapter, with the content and the \\
+        style adapter each alone (what each half brings before make), with the two LoRAs merged \\
+        (strength 1 each) and with the base model. Per row:
           content   share of pictures the concept probe reads as the concept
           style     share the style probe reads as the style
           both      share with both
@@ -45,7 +46,7 @@ struct EvalB4M: ParsableCommand {
     @Option(help: "Training steps of every adapter (default: each command's own).") var trainSteps: Int?
     @Option(name: .customLong("b4m-lr"), help: "Learning rate of train-content, train-style and make (default: theirs, 1e-4); the baseline LoRAs keep train-lora's.")
     var b4mLearningRate: Float?
-    @Option(help: "Prompts to render (each three ways).") var prompts = 8
+    @Option(help: "Prompts to render (each five ways).") var prompts = 8
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
@@ -144,7 +145,7 @@ struct EvalB4M: ParsableCommand {
                                                    runFile: SubjectLoRATraining.runFile,
                                                    common: [styleImages, "--token", style.rawValue, "--preview-every", "0"] + shared)
 
-        // 2. The prompts, rendered three ways.
+        // 2. The prompts, rendered five ways.
         let captions = (0..<prompts).map { index in
             let size = index % 2 == 0 ? "medium" : "large"
             return "a \(size) \(concept.rawValue) "
@@ -153,6 +154,8 @@ struct EvalB4M: ParsableCommand {
         }
         let rows: [(name: String, label: String, choices: [LoRAChoice])] = [
             ("made", "Break-for-Make", [LoRAChoice(name: made, path: made, scale: 1, role: .lora)]),
+            ("content_adapter", "B4M content alone", [LoRAChoice(name: content, path: content, scale: 1, role: .lora)]),
+            ("style_adapter", "B4M style alone", [LoRAChoice(name: styleAdapter, path: styleAdapter, scale: 1, role: .lora)]),
             ("merged_loras", "merged LoRAs", [LoRAChoice(name: contentLoRA, path: contentLoRA, scale: 1, role: .lora),
                                               LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
             ("base", "base", []),
@@ -294,7 +297,7 @@ struct B4MEvalReport: EvalReport {
         let cells = (rows + [trueDrawings]).map { row in
             [row.label] + [row.content, row.style, row.both].map { String(format: "%.2f", $0) } + [String(format: "%.1f", row.secondsPerImage)]
         }
-        let lines = ["b4m evaluation: \(concept.rawValue) in \(style.rawValue) style, \(prompts) prompts × 3 rows, \(steps) steps, "
+        let lines = ["b4m evaluation: \(concept.rawValue) in \(style.rawValue) style, \(prompts) prompts × \(rows.count) rows, \(steps) steps, "
                      + String(format: "%.0f s", seconds),
                      TextTable(header: ["row", "content", "style", "both", "s/image"], rows: cells).text]
         return lines.joined(separator: "\n")

@@ -14,16 +14,17 @@ struct Make: ParsableCommand {
         The made adapter takes its up projection from the style adapter and its down projection from \
         the content adapter; their frozen halves must be the same, so both must come from \
         train-content and train-style with the same --seed and --rank (other pairs are refused). It \
-        is then fine-tuned on both image sets together (each step: a style image with its caption \
-        plus a content image with its caption), the gradients preconditioned as in Riemannian \
+        is then fine-tuned on both image sets together (each micro-step: a style image with its \
+        caption plus a content image with its caption; 1000 steps of 4 micro-steps at 1e-4, as the \
+        reference's second stage), the gradients preconditioned as in Riemannian \
         preconditioned LoRA (grad_B (A Aᵀ + δI)⁻¹, (Bᵀ B + δI)⁻¹ grad_A, δ = 1e-6). Captions come from \
         .txt files beside the images, else "a picture in <style token> style" and "a <content token>" \
         (the tokens the adapters recorded). Render the result with --lora:
 
         Example:
           customize make --content content.safetensors --style style.safetensors --content-images samples/concepts/cat \\
-            --style-images samples/styles/ink --out made.safetensors
-          customize render "a <cat> in <ink> style" --lora made.safetensors --frames 1 --out made.png
+            --style-images samples/styles/sketch --out made.safetensors
+          customize render "a large cat on a blue background in sketch style" --lora made.safetensors --frames 1 --out made.png
         """)
 
     @Option(help: "The train-content adapter.") var content: String

@@ -81,7 +81,8 @@ struct TrainContent: ParsableCommand {
         learnable columns from the images in IMAGES (captions from .txt files beside them, else \
         "a <token>") at --lr, the up projection's learnable rows from the auxiliary style sets at a \
         tenth of it (captions else "a picture in <folder name> style"). The partner half sees many \
-        styles, so it does not take on one. Train the style with train-style and the same --seed \
+        styles, so it does not take on one. Each step sums --gradient-accumulation-steps micro-steps \
+        of one own and one auxiliary image (the reference's schedule: 1000 steps of 4, lr 1e-4). Train the style with train-style and the same --seed \
         and --rank, then combine both with make.
 
         The adapter goes to --out (rewritten at every checkpoint); the run (checkpoints, loss.csv, \
@@ -89,7 +90,7 @@ struct TrainContent: ParsableCommand {
         run continues with --resume.
 
         Example:
-          customize train-content samples/concepts/cat --token "<cat>" --aux-styles samples/styles/ink samples/styles/mosaic --out content.safetensors
+          customize train-content samples/concepts/cat --token cat --aux-styles samples/styles/neon samples/styles/pixel --out content.safetensors
         """)
 
     @Argument(help: "The folder of content images.") var images: String
@@ -127,7 +128,7 @@ struct TrainStyle: ParsableCommand {
         so that make can combine them.
 
         Example:
-          customize train-style samples/styles/ink --token "<ink>" --aux-contents samples/concepts/cat samples/concepts/car --out style.safetensors
+          customize train-style samples/styles/sketch --token sketch --aux-contents samples/concepts/dog samples/concepts/robot --out style.safetensors
         """)
 
     @Argument(help: "The folder of style images.") var images: String

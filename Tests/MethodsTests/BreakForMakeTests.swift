@@ -28,16 +28,17 @@ final class BreakForMakeTests: XCTestCase {
         }
     }
 
-    private func config(steps: Int, seed: UInt64 = 0, rank: Int = 2, checkpointEvery: Int = 100) -> BreakForMakeConfig {
-        BreakForMakeConfig(rank: rank, learningRate: 1e-2, maxTrainSteps: steps, checkpointingSteps: checkpointEvery,
-                           validationSteps: 0, seed: seed)
+    private func config(steps: Int, seed: UInt64 = 0, rank: Int = 2, checkpointEvery: Int = 100, accumulation: Int = 1) -> BreakForMakeConfig {
+        BreakForMakeConfig(rank: rank, learningRate: 1e-2, maxTrainSteps: steps, gradientAccumulationSteps: accumulation,
+                           checkpointingSteps: checkpointEvery, validationSteps: 0, seed: seed)
     }
 
     private func breakRun(_ role: BreakTraining.Role, steps: Int, seed: UInt64 = 0, rank: Int = 2, checkpointEvery: Int = 100,
-                          in folder: String? = nil) throws -> BreakTraining {
+                          accumulation: Int = 1, in folder: String? = nil) throws -> BreakTraining {
         let pipeline = try Support.pipeline()
         return try BreakTraining(newRunIn: folder ?? self.folder("break-\(role.rawValue)"), role: role, pipeline: pipeline,
-                                 config: config(steps: steps, seed: seed, rank: rank, checkpointEvery: checkpointEvery),
+                                 config: config(steps: steps, seed: seed, rank: rank, checkpointEvery: checkpointEvery,
+                                                accumulation: accumulation),
                                  images: images(role == .content ? "a <cat>" : "a picture in <ink> style", seed: 40),
                                  auxiliary: images(role == .content ? "a picture in mosaic style" : "a dog", seed: 60),
                                  token: role == .content ? "<cat>" : "<ink>", baseModel: Support.identity(pipeline))
@@ -129,6 +130,70 @@ final class BreakForMakeTests: XCTestCase {
         try loss.backward()
         XCTAssertTrue(run.loras.contains { $0.down.grad != nil })
         XCTAssertEqual(run.loras.map { $0.up.grad?.values }, upGradients, "the own loss must not reach B")
+    }
+
+    func testAccumulatedStepIsTheMeanOfItsMicroSteps() throws {
+        // A toy: micro-step loss (w − sample)², so the summed gradient is the mean of 2(w − sample).
+        let w = Tensor(scalar: 0.5)
+        w.requiresGrad = true
+        var random = RandomGenerator(seed: 7)
+        var seen: [(sample: Int, weight: Float, draw: Float)] = []
+        let loss = try GradientAccumulation.step(2, count: 3, random: &random) { sample, weight, random in
+            seen.append((sample, weight, random.uniformValues(count: 1)[0]))
+            let offset = w - Float(sample)
+            return try (offset * offset).sum()
+        }
+        XCTAssertEqual(seen.map(\.sample), [6, 7, 8])
+        XCTAssertTrue(seen.allSatisfy { $0.weight == Float(1) / 3 })
+        XCTAssertEqual(Set(seen.map(\.draw)).count, 3, "each micro-step draws its own random numbers")
+        let expected: Float = (5.5 * 5.5 + 6.5 * 6.5 + 7.5 * 7.5) / 3
+        XCTAssertEqual(loss.item, expected, accuracy: 1e-4)
+        XCTAssertEqual(try XCTUnwrap(w.grad).values[0], Float(2 * (0.5 - 6) + 2 * (0.5 - 7)) / 3, accuracy: 1e-4, "before the trainer's backward: 2 of 3")
+        try loss.backward()
+        XCTAssertEqual(try XCTUnwrap(w.grad).values[0], Float(2 * (0.5 - 7)), accuracy: 1e-4)
+
+        // One micro-step is the plain step: the same sample, the generator itself, no weighting.
+        var plain = RandomGenerator(seed: 7), single = RandomGenerator(seed: 7)
+        let one = try GradientAccumulation.step(5, count: 1, random: &single) { sample, weight, random in
+            XCTAssertEqual(sample, 5)
+            XCTAssertEqual(weight, 1)
+            return Tensor(scalar: random.uniformValues(count: 1)[0])
+        }
+        XCTAssertEqual(one.item, plain.uniformValues(count: 1)[0])
+    }
+
+    func testAccumulatedBreakStepKeepsEachLossOnItsHalf() throws {
+        let run = try breakRun(.content, steps: 2, accumulation: 3)
+        let ups = run.loras.map(\.up.values), downs = run.loras.map(\.down.values)
+        var random = RandomGenerator(seed: 1)
+        let loss = try run.loss(step: 0, random: &random)
+        // The micro-steps but the last have back-propagated both losses; the returned loss reaches A only.
+        let upGradients = run.loras.map { $0.up.grad?.values }
+        XCTAssertTrue(run.loras.contains { $0.down.grad != nil })
+        try loss.backward()
+        XCTAssertEqual(run.loras.map { $0.up.grad?.values }, upGradients, "the own loss must not reach B")
+        // A whole run trains and records the setting; the frozen halves never move.
+        let other = try breakRun(.content, steps: 2, accumulation: 3)
+        try other.run(output: other.folder + "/content.safetensors")
+        for (index, lora) in other.loras.enumerated() {
+            let downMask = try XCTUnwrap(lora.down.gradMask).values, upMask = try XCTUnwrap(lora.up.gradMask).values
+            XCTAssertNotEqual(lora.down.values, downs[index])
+            for i in downMask.indices where downMask[i] == 0 { XCTAssertEqual(lora.down.values[i], downs[index][i]) }
+            for i in upMask.indices where upMask[i] == 0 { XCTAssertEqual(lora.up.values[i], ups[index][i]) }
+        }
+        let metadata = try SafeTensorsFile(path: other.folder + "/content.safetensors").metadata
+        XCTAssertTrue(try XCTUnwrap(metadata["training"]).contains("\"gradient_accumulation_steps\":3"), "\(metadata)")
+    }
+
+    func testRunRecordsWithoutAccumulationReadAsOneMicroStep() throws {
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config(steps: 3, accumulation: 4))) as! [String: Any]
+        XCTAssertEqual(json["gradient_accumulation_steps"] as? Int, 4)
+        json["gradient_accumulation_steps"] = nil
+        let old = try JSONDecoder().decode(BreakForMakeConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(old, config(steps: 3, accumulation: 1))
+        XCTAssertThrowsError(try config(steps: 3, accumulation: 0).validate(file: "f.json")) { error in
+            XCTAssertTrue("\(error)".contains("gradient_accumulation_steps"), "\(error)")
+        }
     }
 
     func testPartnerHalfTrainsAtATenthOfTheRate() throws {

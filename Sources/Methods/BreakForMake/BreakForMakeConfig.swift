@@ -14,6 +14,10 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
     /// δ of the Riemannian preconditioner in `make` (reference `reg` 1e-6).
     public var preconditionerDelta: Float
     public var maxTrainSteps: Int
+    /// Images whose gradients each optimizer step sums (reference: 4 with batch size 1). A step of
+    /// train-content or train-style draws this many own and auxiliary images, one of make this many
+    /// style and content images. Run records written before it existed read as 1.
+    public var gradientAccumulationSteps: Int
     public var checkpointingSteps: Int
     public var checkpointsTotalLimit: Int
     public var randomFlip: Float
@@ -32,6 +36,7 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
         case adamWeightDecay = "adam_weight_decay"
         case preconditionerDelta = "preconditioner_delta"
         case maxTrainSteps = "max_train_steps"
+        case gradientAccumulationSteps = "gradient_accumulation_steps"
         case checkpointingSteps = "checkpointing_steps"
         case checkpointsTotalLimit = "checkpoints_total_limit"
         case randomFlip = "random_flip"
@@ -41,9 +46,10 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
         case validationGuidance = "validation_guidance"
     }
 
-    /// Rank 16, lr 1e-4 (partner 1e-5), 500 steps (ours: the low rate needs more steps than train-lora's 300).
+    /// The reference's schedule (`train_content.sh`, `train_style.sh`, `train_second_stage.sh`): lr
+    /// 1e-4 (partner 1e-5), 1000 steps of 4 accumulated images; rank 16 (ours, for the compact model).
     public init(rank: Int = 16, learningRate: Float = 1e-4, partnerLearningRateRatio: Float = 0.1, adamWeightDecay: Float = 1e-2,
-                preconditionerDelta: Float = 1e-6, maxTrainSteps: Int = 500, checkpointingSteps: Int = 50,
+                preconditionerDelta: Float = 1e-6, maxTrainSteps: Int = 1000, gradientAccumulationSteps: Int = 4, checkpointingSteps: Int = 50,
                 checkpointsTotalLimit: Int = 2, randomFlip: Float = 0.5, cropJitter: Int = 1, validationSteps: Int = 100,
                 validationInferenceSteps: Int = 20, validationGuidance: Float = 9, seed: UInt64 = 0) {
         self.rank = rank
@@ -52,6 +58,7 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
         self.adamWeightDecay = adamWeightDecay
         self.preconditionerDelta = preconditionerDelta
         self.maxTrainSteps = maxTrainSteps
+        self.gradientAccumulationSteps = gradientAccumulationSteps
         self.checkpointingSteps = checkpointingSteps
         self.checkpointsTotalLimit = checkpointsTotalLimit
         self.randomFlip = randomFlip
@@ -60,6 +67,25 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
         self.validationInferenceSteps = validationInferenceSteps
         self.validationGuidance = validationGuidance
         self.seed = seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        rank = try values.decode(Int.self, forKey: .rank)
+        learningRate = try values.decode(Float.self, forKey: .learningRate)
+        partnerLearningRateRatio = try values.decode(Float.self, forKey: .partnerLearningRateRatio)
+        adamWeightDecay = try values.decode(Float.self, forKey: .adamWeightDecay)
+        preconditionerDelta = try values.decode(Float.self, forKey: .preconditionerDelta)
+        maxTrainSteps = try values.decode(Int.self, forKey: .maxTrainSteps)
+        gradientAccumulationSteps = try values.decodeIfPresent(Int.self, forKey: .gradientAccumulationSteps) ?? 1
+        checkpointingSteps = try values.decode(Int.self, forKey: .checkpointingSteps)
+        checkpointsTotalLimit = try values.decode(Int.self, forKey: .checkpointsTotalLimit)
+        randomFlip = try values.decode(Float.self, forKey: .randomFlip)
+        cropJitter = try values.decode(Int.self, forKey: .cropJitter)
+        validationSteps = try values.decode(Int.self, forKey: .validationSteps)
+        validationInferenceSteps = try values.decode(Int.self, forKey: .validationInferenceSteps)
+        validationGuidance = try values.decode(Float.self, forKey: .validationGuidance)
+        seed = try values.decode(UInt64.self, forKey: .seed)
     }
 
     public var trainerOptions: TrainerOptions {
@@ -72,6 +98,9 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
     public func validate(file: String) throws {
         func bad(_ key: CodingKeys, _ reason: String) -> TrainingError { .badOptions(file: file, key: key.rawValue, reason: reason) }
         guard rank >= 1 else { throw bad(.rank, "must be at least 1, got \(rank)") }
+        guard gradientAccumulationSteps >= 1 else {
+            throw bad(.gradientAccumulationSteps, "must be at least 1, got \(gradientAccumulationSteps)")
+        }
         guard partnerLearningRateRatio.isFinite, partnerLearningRateRatio >= 0 else {
             throw bad(.partnerLearningRateRatio, "must be a number of 0 or more, got \(partnerLearningRateRatio)")
         }

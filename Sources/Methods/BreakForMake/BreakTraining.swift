@@ -13,8 +13,9 @@ import Tensor
 /// their captions at `learning_rate`; B₂ (the up projection's learnable rows) learns from auxiliary
 /// style sets at `learning_rate · partner_learning_rate_ratio`. The style run mirrors it: B₂ on the
 /// style images, A₂ on auxiliary content sets. Multi-correspondence: the partner half sees many
-/// partners, so it does not absorb one. Each step takes one own image and one auxiliary image; the
-/// auxiliary loss's gradient reaches only the partner half (its backward pass runs inside the step
+/// partners, so it does not absorb one. Each step sums `gradient_accumulation_steps` micro-steps of
+/// one own image and one auxiliary image (ours: drawn from all auxiliary sets pooled; the reference
+/// averages one image of each of its three sets); the auxiliary loss's gradient reaches only the partner half (its backward pass runs inside the step
 /// with the own half's factors frozen) and the own loss's only the own half. Frozen halves never move.
 ///
 /// The run folder (checkpoints, loss.csv, latents.safetensors, auxiliary-latents.safetensors,
@@ -147,22 +148,25 @@ public final class BreakTraining {
         try save(to: output, dtype: dtype)
     }
 
-    /// Step `step`'s loss (0-based): the partner half's auxiliary loss is back-propagated here; the
+    /// Step `step`'s loss (0-based), summed over `gradient_accumulation_steps` micro-steps of one own
+    /// and one auxiliary image each: the partner half's auxiliary loss is back-propagated here; the
     /// returned tensor is the own loss (whose backward the trainer runs) plus the auxiliary value.
     func loss(step: Int, random: inout RandomGenerator) throws -> Tensor {
-        let own = ImageDenoisingLoss.index(step: step, count: images.count, seed: config.seed, stream: 0xC11_905)
-        let partner = ImageDenoisingLoss.index(step: step, count: auxiliary.count, seed: config.seed, stream: 0xA0_C5E7)
-        var auxiliaryRandom = random.derived(0xA0), ownRandom = random.derived(0x0E)
+        try GradientAccumulation.step(step, count: config.gradientAccumulationSteps, random: &random) { sample, weight, random in
+            let own = ImageDenoisingLoss.index(step: sample, count: images.count, seed: config.seed, stream: 0xC11_905)
+            let partner = ImageDenoisingLoss.index(step: sample, count: auxiliary.count, seed: config.seed, stream: 0xA0_C5E7)
+            var auxiliaryRandom = random.derived(0xA0), ownRandom = random.derived(0x0E)
 
-        setFactors(ownTrainable: false, partnerTrainable: true)
-        let auxiliaryLoss = try denoising.loss(image: auxiliary[partner], textStates: auxiliaryTextStates[partner], random: &auxiliaryRandom)
-        let auxiliaryValue = auxiliaryLoss.item
-        guard auxiliaryValue.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: auxiliaryValue) }
-        try auxiliaryLoss.backward()
+            setFactors(ownTrainable: false, partnerTrainable: true)
+            let auxiliaryLoss = try denoising.loss(image: auxiliary[partner], textStates: auxiliaryTextStates[partner], random: &auxiliaryRandom)
+            let auxiliaryValue = auxiliaryLoss.item
+            guard auxiliaryValue.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: auxiliaryValue) }
+            try (weight == 1 ? auxiliaryLoss : auxiliaryLoss * weight).backward()
 
-        setFactors(ownTrainable: true, partnerTrainable: false)
-        let ownLoss = try denoising.loss(image: images[own], textStates: textStates[own], random: &ownRandom)
-        return ownLoss + auxiliaryValue
+            setFactors(ownTrainable: true, partnerTrainable: false)
+            let ownLoss = try denoising.loss(image: images[own], textStates: textStates[own], random: &ownRandom)
+            return ownLoss + auxiliaryValue
+        }
     }
 
     /// Marks each LoRA's own and partner factor as receiving gradients or not.
@@ -180,6 +184,7 @@ public final class BreakTraining {
             "role": .string(role.rawValue), "token": .string(token),
             "rank": .number(Double(config.rank)), "seed": .number(Double(config.seed)),
             "steps": .number(Double(self.training.step)), "max_train_steps": .number(Double(config.maxTrainSteps)),
+            "gradient_accumulation_steps": .number(Double(config.gradientAccumulationSteps)),
             "learning_rate": .number(Double(config.learningRate)),
             "partner_learning_rate_ratio": .number(Double(config.partnerLearningRateRatio)),
             "images": .array(images.map { .string($0.name) }), "captions": .array(images.map { .string($0.caption) }),

@@ -135,16 +135,19 @@ public final class MakeTraining {
         try save(to: output, dtype: dtype)
     }
 
-    /// Step `step`'s loss (0-based): a style image's plus a content image's. The preconditioners take
-    /// their Gram matrices now, before the update, from the factors as the step sees them.
+    /// Step `step`'s loss (0-based): a style image's plus a content image's, summed over
+    /// `gradient_accumulation_steps` micro-steps. The preconditioners take their Gram matrices now,
+    /// before the update, from the factors as the step sees them.
     func loss(step: Int, random: inout RandomGenerator) throws -> Tensor {
         for preconditioner in preconditioners { try preconditioner.refresh() }
-        let style = ImageDenoisingLoss.index(step: step, count: styleImages.count, seed: config.seed, stream: 0x57_71E)
-        let content = ImageDenoisingLoss.index(step: step, count: contentImages.count, seed: config.seed, stream: 0xC0_7E47)
-        var styleRandom = random.derived(0x57), contentRandom = random.derived(0xC0)
-        let styleLoss = try denoising.loss(image: styleImages[style], textStates: styleStates[style], random: &styleRandom)
-        let contentLoss = try denoising.loss(image: contentImages[content], textStates: contentStates[content], random: &contentRandom)
-        return try styleLoss + contentLoss
+        return try GradientAccumulation.step(step, count: config.gradientAccumulationSteps, random: &random) { sample, _, random in
+            let style = ImageDenoisingLoss.index(step: sample, count: styleImages.count, seed: config.seed, stream: 0x57_71E)
+            let content = ImageDenoisingLoss.index(step: sample, count: contentImages.count, seed: config.seed, stream: 0xC0_7E47)
+            var styleRandom = random.derived(0x57), contentRandom = random.derived(0xC0)
+            let styleLoss = try denoising.loss(image: styleImages[style], textStates: styleStates[style], random: &styleRandom)
+            let contentLoss = try denoising.loss(image: contentImages[content], textStates: contentStates[content], random: &contentRandom)
+            return try styleLoss + contentLoss
+        }
     }
 
     /// Writes the made adapter (PEFT keys; renders with `--lora`).
@@ -154,6 +157,7 @@ public final class MakeTraining {
             "style_adapter": .string((styleAdapter as NSString).lastPathComponent),
             "rank": .number(Double(loras.first?.rank ?? 0)), "seed": .number(Double(config.seed)),
             "steps": .number(Double(self.training.step)), "max_train_steps": .number(Double(config.maxTrainSteps)),
+            "gradient_accumulation_steps": .number(Double(config.gradientAccumulationSteps)),
             "learning_rate": .number(Double(config.learningRate)), "preconditioner_delta": .number(Double(config.preconditionerDelta)),
             "content_captions": .array(contentImages.map { .string($0.caption) }),
             "style_captions": .array(styleImages.map { .string($0.caption) }),
