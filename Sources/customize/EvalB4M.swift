@@ -21,7 +21,8 @@ struct EvalB4M: ParsableCommand {
 
         Then --prompts prompts "a <size> <concept> on a <colour> background in <style> style" \\
         (prompt i with seed --seed + i) are rendered with the made adapter, with the content and the \\
-        style adapter each alone (what each half brings before make), with the two LoRAs merged \\
+        style adapter each alone (what each half brings before make), with the content and the \\
+        style LoRA each alone (what an ordinary LoRA reaches on the model), with the two LoRAs merged \\
         (strength 1 each) and with the base model. Per row:
           content   share of pictures the concept probe reads as the concept
           style     share the style probe reads as the style
@@ -46,7 +47,7 @@ struct EvalB4M: ParsableCommand {
     @Option(help: "Training steps of every adapter (default: each command's own).") var trainSteps: Int?
     @Option(name: .customLong("b4m-lr"), help: "Learning rate of train-content, train-style and make (default: theirs, 1e-4); the baseline LoRAs keep train-lora's.")
     var b4mLearningRate: Float?
-    @Option(help: "Prompts to render (each five ways).") var prompts = 8
+    @Option(help: "Prompts to render (each seven ways).") var prompts = 8
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
     @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
@@ -145,7 +146,7 @@ struct EvalB4M: ParsableCommand {
                                                    runFile: SubjectLoRATraining.runFile,
                                                    common: [styleImages, "--token", style.rawValue, "--preview-every", "0"] + shared)
 
-        // 2. The prompts, rendered five ways.
+        // 2. The prompts, rendered seven ways.
         let captions = (0..<prompts).map { index in
             let size = index % 2 == 0 ? "medium" : "large"
             return "a \(size) \(concept.rawValue) "
@@ -156,6 +157,8 @@ struct EvalB4M: ParsableCommand {
             ("made", "Break-for-Make", [LoRAChoice(name: made, path: made, scale: 1, role: .lora)]),
             ("content_adapter", "B4M content alone", [LoRAChoice(name: content, path: content, scale: 1, role: .lora)]),
             ("style_adapter", "B4M style alone", [LoRAChoice(name: styleAdapter, path: styleAdapter, scale: 1, role: .lora)]),
+            ("content_lora", "content LoRA alone", [LoRAChoice(name: contentLoRA, path: contentLoRA, scale: 1, role: .lora)]),
+            ("style_lora", "style LoRA alone", [LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
             ("merged_loras", "merged LoRAs", [LoRAChoice(name: contentLoRA, path: contentLoRA, scale: 1, role: .lora),
                                               LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
             ("base", "base", []),

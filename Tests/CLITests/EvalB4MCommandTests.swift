@@ -37,7 +37,7 @@ final class EvalB4MCommandTests: XCTestCase {
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(report["concept"] as? String, "dog")
         XCTAssertEqual(report["style"] as? String, "neon")
-        XCTAssertEqual((report["rows"] as! [[String: Any]]).map { $0["name"] as! String }, ["made", "content_adapter", "style_adapter", "merged_loras", "base"])
+        XCTAssertEqual((report["rows"] as! [[String: Any]]).map { $0["name"] as! String }, ["made", "content_adapter", "style_adapter", "content_lora", "style_lora", "merged_loras", "base"])
         XCTAssertEqual((report["bars"] as! [[String: Any]]).count, 4)
         XCTAssertEqual(report["passes_bars"] as? Bool, false, "a two-step fixture model cannot draw a dog")
         let truth = report["true_drawings"] as! [String: Any]
