@@ -52,7 +52,7 @@ enum BreakForMakeImages {
 struct BreakForMakeOptions: ParsableArguments {
     @Option(help: "The file to write (.safetensors).") var out: String
     @Option(help: "Training steps (default 1000).") var steps: Int?
-    @Option(help: "Images whose gradients each step sums (default 4).") var gradientAccumulationSteps: Int?
+    @Option(help: "Micro-steps whose gradients each step averages (default 4).") var gradientAccumulationSteps: Int?
     @Option(help: "Learning rate (default 1e-4).") var lr: Float?
     @Option(help: "Largest crop offset, in latent pixels each way (default 1; 0: centre crop only).") var cropJitter: Int?
     @Option(help: "A checkpoint every N steps (default 50).") var checkpointEvery: Int?

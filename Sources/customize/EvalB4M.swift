@@ -45,7 +45,7 @@ struct EvalB4M: ParsableCommand {
     @Option(name: .customLong("aux-contents"), parsing: .upToNextOption, help: "Auxiliary content folders for train-style (default: the other samples/concepts folders).")
     var auxContents: [String] = []
     @Option(help: "Training steps of every adapter (default: each command's own).") var trainSteps: Int?
-    @Option(name: .customLong("b4m-lr"), help: "Learning rate of train-content, train-style and make (default: theirs, 1e-4); the baseline LoRAs keep train-lora's.")
+    @Option(name: .customLong("b4m-lr"), help: "Learning rate of new train-content, train-style and make runs (default: theirs, 1e-4; a run found under --out continues at its own); the baseline LoRAs keep train-lora's.")
     var b4mLearningRate: Float?
     @Option(help: "Prompts to render (each seven ways).") var prompts = 8
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
@@ -126,19 +126,20 @@ struct EvalB4M: ParsableCommand {
         let threads = String(threadOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let stepsOption = trainSteps.map { ["--steps", String($0)] } ?? []
         let shared = ["--model", model, "--threads", threads] + stepsOption
-        let breakShared = shared + (b4mLearningRate.map { ["--lr", String($0)] } ?? [])
+        // The rate is a new run's setting: a run found under --out continues at its own.
+        let breakRate = b4mLearningRate.map { ["--lr", String($0)] } ?? []
         let content = try EvalTrainingRun.ensure(TrainContent.self, output: path("content.safetensors"), runFolder: path("content-run"),
                                                  runFile: BreakTraining.runFile,
                                                  common: [contentImages, "--token", concept.rawValue, "--aux-styles"] + auxStyles
-                                                     + ["--preview-every", "0"] + breakShared)
+                                                     + ["--preview-every", "0"] + shared, freshOnly: breakRate)
         let styleAdapter = try EvalTrainingRun.ensure(TrainStyle.self, output: path("style.safetensors"), runFolder: path("style-run"),
                                                       runFile: BreakTraining.runFile,
                                                       common: [styleImages, "--token", style.rawValue, "--aux-contents"] + auxContents
-                                                          + ["--preview-every", "0"] + breakShared)
+                                                          + ["--preview-every", "0"] + shared, freshOnly: breakRate)
         let made = try EvalTrainingRun.ensure(Make.self, output: path("made.safetensors"), runFolder: path("made-run"),
                                               runFile: MakeTraining.runFile,
                                               common: ["--content", content, "--style", styleAdapter, "--content-images", contentImages,
-                                                       "--style-images", styleImages] + breakShared)
+                                                       "--style-images", styleImages] + shared, freshOnly: breakRate)
         let contentLoRA = try EvalTrainingRun.ensure(TrainLoRA.self, output: path("content-lora.safetensors"), runFolder: path("content-lora-run"),
                                                      runFile: SubjectLoRATraining.runFile,
                                                      common: [contentImages, "--token", concept.rawValue, "--preview-every", "0"] + shared)
@@ -193,7 +194,7 @@ struct EvalB4M: ParsableCommand {
         }
 
         let report = B4MEvalReport(
-            model: model, concept: concept, style: style, adapters: ["made": made, "content_lora": contentLoRA, "style_lora": styleLoRA],
+            model: model, concept: concept, style: style, adapters: ["made": made, "content": content, "style": styleAdapter, "content_lora": contentLoRA, "style_lora": styleLoRA],
             prompts: prompts, seed: seed, steps: steps, guidance: guidance,
             rows: zip(rows, outcomes).map { B4MEvalReport.Row(name: $0.name, label: $0.label, outcomes: $1) },
             trueDrawings: B4MEvalReport.Row(name: "true_drawings", label: "world's drawings", outcomes: truth),

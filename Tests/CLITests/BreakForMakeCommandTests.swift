@@ -62,5 +62,17 @@ final class BreakForMakeCommandTests: XCTestCase {
 
         let noAux = try run(["train-content", cat, "--token", "<cat>", "--out", path("x.safetensors")], status: 64)
         XCTAssertTrue(noAux.stderr.contains("--aux-styles"), noAux.stderr)
+
+        // --gradient-accumulation-steps: recorded, at least 1, and a new run's setting only.
+        try run(["train-content", cat, "--token", "<cat>", "--aux-styles", ink, "--out", path("acc.safetensors"),
+                 "--gradient-accumulation-steps", "2"] + common)
+        XCTAssertTrue(try XCTUnwrap(SafeTensorsFile(path: path("acc.safetensors")).metadata["training"])
+            .contains("\"gradient_accumulation_steps\":2"))
+        let zero = try run(["train-content", cat, "--token", "<cat>", "--aux-styles", ink, "--out", path("zero.safetensors"),
+                            "--gradient-accumulation-steps", "0"], status: 64)
+        XCTAssertTrue(zero.stderr.contains("--gradient-accumulation-steps must be at least 1"), zero.stderr)
+        let changed = try run(["train-content", cat, "--token", "<cat>", "--aux-styles", ink, "--out", path("acc.safetensors"),
+                               "--resume", "--gradient-accumulation-steps", "3"], status: 64)
+        XCTAssertTrue(changed.stderr.contains("--resume continues with the run's own settings"), changed.stderr)
     }
 }

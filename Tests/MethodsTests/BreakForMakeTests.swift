@@ -252,9 +252,10 @@ final class BreakForMakeTests: XCTestCase {
         let contentFile = content.folder + "/content.safetensors", styleFile = style.folder + "/style.safetensors"
         try content.run(output: contentFile)
         try style.run(output: styleFile)
-        func make(_ name: String, steps: Int, checkpointEvery: Int) throws -> MakeTraining {
+        func make(_ name: String, steps: Int, checkpointEvery: Int, accumulation: Int = 1) throws -> MakeTraining {
             let pipeline = try Support.pipeline()
-            return try MakeTraining(newRunIn: folder(name), pipeline: pipeline, config: config(steps: steps, checkpointEvery: checkpointEvery),
+            return try MakeTraining(newRunIn: folder(name), pipeline: pipeline,
+                                    config: config(steps: steps, checkpointEvery: checkpointEvery, accumulation: accumulation),
                                     contentAdapter: contentFile, styleAdapter: styleFile, contentImages: images("a <cat>", seed: 40),
                                     styleImages: images("a picture in <ink> style", seed: 50), baseModel: Support.identity(pipeline))
         }
@@ -265,6 +266,19 @@ final class BreakForMakeTests: XCTestCase {
         }
         let whole = try make("make-whole", steps: 4, checkpointEvery: 2)
         try whole.run(output: whole.folder + "/made.safetensors")
+        // Accumulated micro-steps resume as exactly.
+        let accumulated = try make("make-acc-whole", steps: 4, checkpointEvery: 2, accumulation: 3)
+        try accumulated.run(output: accumulated.folder + "/made.safetensors")
+        XCTAssertNotEqual(try Support.values(accumulated.adapters, [MakeTraining.adapterName]),
+                          try Support.values(whole.adapters, [MakeTraining.adapterName]))
+        let accumulatedCut = try make("make-acc-cut", steps: 4, checkpointEvery: 2, accumulation: 3)
+        accumulatedCut.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
+        XCTAssertThrowsError(try accumulatedCut.run(output: accumulatedCut.folder + "/made.safetensors"))
+        let accumulatedResumed = try MakeTraining(resumingIn: accumulatedCut.folder, pipeline: Support.pipeline(),
+                                                  baseModel: Support.identity(Support.pipeline()))
+        try accumulatedResumed.run(output: accumulatedResumed.folder + "/made.safetensors")
+        XCTAssertEqual(try Support.values(accumulatedResumed.adapters, [MakeTraining.adapterName]),
+                       try Support.values(accumulated.adapters, [MakeTraining.adapterName]))
         let interrupted = try make("make-cut", steps: 4, checkpointEvery: 2)
         interrupted.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
         XCTAssertThrowsError(try interrupted.run(output: interrupted.folder + "/made.safetensors"))
@@ -281,9 +295,17 @@ final class BreakForMakeTests: XCTestCase {
     }
 
     func testBreakRunResumesBitExactly() throws {
-        let whole = try breakRun(.style, steps: 4, checkpointEvery: 2)
+        try checkBreakRunResumesBitExactly(accumulation: 1)
+    }
+
+    func testAccumulatedBreakRunResumesBitExactly() throws {
+        try checkBreakRunResumesBitExactly(accumulation: 3)
+    }
+
+    private func checkBreakRunResumesBitExactly(accumulation: Int) throws {
+        let whole = try breakRun(.style, steps: 4, checkpointEvery: 2, accumulation: accumulation)
         try whole.run(output: whole.folder + "/style.safetensors")
-        let cut = try breakRun(.style, steps: 4, checkpointEvery: 2)
+        let cut = try breakRun(.style, steps: 4, checkpointEvery: 2, accumulation: accumulation)
         cut.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
         XCTAssertThrowsError(try cut.run(output: cut.folder + "/style.safetensors"))
         let resumed = try BreakTraining(resumingIn: cut.folder, pipeline: Support.pipeline(), baseModel: Support.identity(Support.pipeline()))

@@ -14,9 +14,9 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
     /// δ of the Riemannian preconditioner in `make` (reference `reg` 1e-6).
     public var preconditionerDelta: Float
     public var maxTrainSteps: Int
-    /// Images whose gradients each optimizer step sums (reference: 4 with batch size 1). A step of
-    /// train-content or train-style draws this many own and auxiliary images, one of make this many
-    /// style and content images. Run records written before it existed read as 1.
+    /// Micro-steps whose gradients each optimizer step averages (reference: 4 with batch size 1). A
+    /// micro-step of train-content or train-style takes one own and one auxiliary image, one of make a
+    /// style and a content image. Run records written before it existed read as 1.
     public var gradientAccumulationSteps: Int
     public var checkpointingSteps: Int
     public var checkpointsTotalLimit: Int
