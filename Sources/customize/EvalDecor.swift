@@ -301,6 +301,18 @@ struct DecorEvalReport: EvalReport {
         let lines = ["decor evaluation: style \(style.rawValue), reference \"\(reference)\", \(prompts) prompts × 3 rows, "
                      + "DECOR strength \(decorStrength), \(steps) steps, \(String(format: "%.0f", seconds)) s",
                      TextTable(header: ["row", "leakage", "adherence", "style", "s/image"], rows: cells).text]
-        return lines.joined(separator: "\n")
+        let note = Self.noLeakNote(styleLoRA: rows.first { $0.name == "style_lora" }?.leakage,
+                                   base: rows.first { $0.name == "base" }?.leakage)
+        return (lines + (note.map { [$0] } ?? [])).joined(separator: "\n")
+    }
+
+    /// What to tell the reader when the style LoRA leaks no more often than the base model alone
+    /// reads the reference into these prompts: then there is no leak for DECOR to remove, and the
+    /// leakage bar says nothing about DECOR.
+    static func noLeakNote(styleLoRA: Double?, base: Double?) -> String? {
+        guard let styleLoRA, let base, styleLoRA <= base else { return nil }
+        return "note: the style LoRA leaks no more often than the base model (\(String(format: "%.2f", styleLoRA)) vs "
+            + "\(String(format: "%.2f", base))): there is no leak here for DECOR to remove, so the leakage bar cannot show "
+            + "a reduction (a style LoRA that copies its reference more, or a base that draws it, is needed)"
     }
 }

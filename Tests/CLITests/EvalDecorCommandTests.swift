@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import XCTest
+@testable import customize
 
 /// `customize eval decor` end to end on the tiny pipeline fixture: reference, style LoRA, three rows.
 final class EvalDecorCommandTests: XCTestCase {
@@ -51,6 +52,15 @@ final class EvalDecorCommandTests: XCTestCase {
         let other = try CLITests.run(arguments + ["--reference", "blue star"])
         XCTAssertEqual(other.status, 1)
         XCTAssertTrue(other.stderr.contains("holds another reference (00000.txt"), other.stderr)
+    }
+
+    /// The table says when the style LoRA leaks no more than the base: no leak for DECOR to remove.
+    func testANonLeakingStyleLoRAIsPointedOut() {
+        XCTAssertNil(DecorEvalReport.noLeakNote(styleLoRA: 0.5, base: 0.25))
+        let note = DecorEvalReport.noLeakNote(styleLoRA: 0.08, base: 0.25)
+        XCTAssertTrue(note?.contains("no leak here for DECOR to remove") == true && note?.contains("0.08 vs 0.25") == true, note ?? "nil")
+        XCTAssertNotNil(DecorEvalReport.noLeakNote(styleLoRA: 0.17, base: 0.17))
+        XCTAssertNil(DecorEvalReport.noLeakNote(styleLoRA: nil, base: 0.17))
     }
 
     func testBadReferenceOrStyleIsNamed() throws {
