@@ -154,14 +154,14 @@ struct EvalB4M: ParsableCommand {
                 + Captions.backgroundPhrase(Background(kind: .plain, colour: Self.backgrounds[index % Self.backgrounds.count]))
                 + " in \(style.rawValue) style"
         }
+        func alone(_ file: String) -> LoRAChoice { LoRAChoice(name: file, path: file, scale: 1, role: .lora) }
         let rows: [(name: String, label: String, choices: [LoRAChoice])] = [
-            ("made", "Break-for-Make", [LoRAChoice(name: made, path: made, scale: 1, role: .lora)]),
-            ("content_adapter", "B4M content alone", [LoRAChoice(name: content, path: content, scale: 1, role: .lora)]),
-            ("style_adapter", "B4M style alone", [LoRAChoice(name: styleAdapter, path: styleAdapter, scale: 1, role: .lora)]),
-            ("content_lora", "content LoRA alone", [LoRAChoice(name: contentLoRA, path: contentLoRA, scale: 1, role: .lora)]),
-            ("style_lora", "style LoRA alone", [LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
-            ("merged_loras", "merged LoRAs", [LoRAChoice(name: contentLoRA, path: contentLoRA, scale: 1, role: .lora),
-                                              LoRAChoice(name: styleLoRA, path: styleLoRA, scale: 1, role: .lora)]),
+            ("made", "Break-for-Make", [alone(made)]),
+            ("content_adapter", "B4M content alone", [alone(content)]),
+            ("style_adapter", "B4M style alone", [alone(styleAdapter)]),
+            ("content_lora", "content LoRA alone", [alone(contentLoRA)]),
+            ("style_lora", "style LoRA alone", [alone(styleLoRA)]),
+            ("merged_loras", "merged LoRAs", [alone(contentLoRA), alone(styleLoRA)]),
             ("base", "base", []),
         ]
         let loras = PipelineLoRAs(pipeline)
@@ -194,7 +194,8 @@ struct EvalB4M: ParsableCommand {
         }
 
         let report = B4MEvalReport(
-            model: model, concept: concept, style: style, adapters: ["made": made, "content": content, "style": styleAdapter, "content_lora": contentLoRA, "style_lora": styleLoRA],
+            model: model, concept: concept, style: style, adapters: ["made": made, "content": content, "style": styleAdapter,
+                                                                   "content_lora": contentLoRA, "style_lora": styleLoRA],
             prompts: prompts, seed: seed, steps: steps, guidance: guidance,
             rows: zip(rows, outcomes).map { B4MEvalReport.Row(name: $0.name, label: $0.label, outcomes: $1) },
             trueDrawings: B4MEvalReport.Row(name: "true_drawings", label: "world's drawings", outcomes: truth),

@@ -83,8 +83,8 @@ struct TrainContent: ParsableCommand {
         tenth of it (captions else "a picture in <folder name> style"). The partner half sees many \
         styles, so it does not take on one. Each step averages the gradients of \
         --gradient-accumulation-steps micro-steps of one own and one auxiliary image (the \
-        reference's schedule: 1000 steps of 4, lr 1e-4). Train the style with train-style and the same --seed \
-        and --rank, then combine both with make.
+        reference's schedule: 1000 steps of 4, lr 1e-4). Train the style with train-style and the \
+        same --seed and --rank, then combine both with make.
 
         The adapter goes to --out (rewritten at every checkpoint); the run (checkpoints, loss.csv, \
         loss.png, previews of "a <token>", latent caches) to <out without extension>-run/. A killed \

@@ -264,29 +264,26 @@ final class BreakForMakeTests: XCTestCase {
             XCTAssertEqual(lora.down.values, c.down.values, "loaded, not re-initialised")
             XCTAssertEqual(lora.up.values, s.up.values)
         }
-        let whole = try make("make-whole", steps: 4, checkpointEvery: 2)
-        try whole.run(output: whole.folder + "/made.safetensors")
-        // Accumulated micro-steps resume as exactly.
-        let accumulated = try make("make-acc-whole", steps: 4, checkpointEvery: 2, accumulation: 3)
-        try accumulated.run(output: accumulated.folder + "/made.safetensors")
+        /// A whole 4-step run, and one interrupted after step 3 and resumed from its step-2 checkpoint: the same weights.
+        func wholeAndResumed(accumulation: Int) throws -> (whole: MakeTraining, resumed: MakeTraining) {
+            let whole = try make("make-whole-\(accumulation)", steps: 4, checkpointEvery: 2, accumulation: accumulation)
+            try whole.run(output: whole.folder + "/made.safetensors")
+            let interrupted = try make("make-cut-\(accumulation)", steps: 4, checkpointEvery: 2, accumulation: accumulation)
+            interrupted.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
+            XCTAssertThrowsError(try interrupted.run(output: interrupted.folder + "/made.safetensors"))
+            let resumed = try MakeTraining(resumingIn: interrupted.folder, pipeline: Support.pipeline(),
+                                           baseModel: Support.identity(Support.pipeline()))
+            XCTAssertEqual(resumed.training.step, 2)
+            try resumed.run(output: resumed.folder + "/made.safetensors")
+            XCTAssertEqual(try Support.values(resumed.adapters, [MakeTraining.adapterName]),
+                           try Support.values(whole.adapters, [MakeTraining.adapterName]), "accumulation \(accumulation)")
+            return (whole, resumed)
+        }
+        let whole = try wholeAndResumed(accumulation: 1).whole
+        // Accumulated micro-steps train otherwise and resume as exactly.
+        let accumulated = try wholeAndResumed(accumulation: 3).whole
         XCTAssertNotEqual(try Support.values(accumulated.adapters, [MakeTraining.adapterName]),
                           try Support.values(whole.adapters, [MakeTraining.adapterName]))
-        let accumulatedCut = try make("make-acc-cut", steps: 4, checkpointEvery: 2, accumulation: 3)
-        accumulatedCut.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
-        XCTAssertThrowsError(try accumulatedCut.run(output: accumulatedCut.folder + "/made.safetensors"))
-        let accumulatedResumed = try MakeTraining(resumingIn: accumulatedCut.folder, pipeline: Support.pipeline(),
-                                                  baseModel: Support.identity(Support.pipeline()))
-        try accumulatedResumed.run(output: accumulatedResumed.folder + "/made.safetensors")
-        XCTAssertEqual(try Support.values(accumulatedResumed.adapters, [MakeTraining.adapterName]),
-                       try Support.values(accumulated.adapters, [MakeTraining.adapterName]))
-        let interrupted = try make("make-cut", steps: 4, checkpointEvery: 2)
-        interrupted.training.onStep = { report in if report.step == 3 { throw CancellationError() } }
-        XCTAssertThrowsError(try interrupted.run(output: interrupted.folder + "/made.safetensors"))
-        let resumed = try MakeTraining(resumingIn: interrupted.folder, pipeline: Support.pipeline(), baseModel: Support.identity(Support.pipeline()))
-        XCTAssertEqual(resumed.training.step, 2)
-        try resumed.run(output: resumed.folder + "/made.safetensors")
-        XCTAssertEqual(try Support.values(resumed.adapters, [MakeTraining.adapterName]),
-                       try Support.values(whole.adapters, [MakeTraining.adapterName]))
         // Frozen halves stayed the shared ones.
         for (lora, c) in zip(whole.loras, content.loras) {
             let inputs = lora.geometry.inputs

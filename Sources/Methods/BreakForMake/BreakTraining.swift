@@ -13,10 +13,11 @@ import Tensor
 /// their captions at `learning_rate`; B₂ (the up projection's learnable rows) learns from auxiliary
 /// style sets at `learning_rate · partner_learning_rate_ratio`. The style run mirrors it: B₂ on the
 /// style images, A₂ on auxiliary content sets. Multi-correspondence: the partner half sees many
-/// partners, so it does not absorb one. Each step sums `gradient_accumulation_steps` micro-steps of
-/// one own image and one auxiliary image (ours: drawn from all auxiliary sets pooled; the reference
-/// averages one image of each of its three sets); the auxiliary loss's gradient reaches only the partner half (its backward pass runs inside the step
-/// with the own half's factors frozen) and the own loss's only the own half. Frozen halves never move.
+/// partners, so it does not absorb one. Each step averages `gradient_accumulation_steps` micro-steps
+/// of one own image and one auxiliary image (ours: drawn from all auxiliary sets pooled; the
+/// reference averages one image of each of its three sets); the auxiliary loss's gradient reaches
+/// only the partner half (its backward pass runs inside the step with the own half's factors frozen)
+/// and the own loss's only the own half. Frozen halves never move.
 ///
 /// The run folder (checkpoints, loss.csv, latents.safetensors, auxiliary-latents.safetensors,
 /// break_run.json) sits beside the output file; `resumingIn` continues it bit for bit.
@@ -148,8 +149,8 @@ public final class BreakTraining {
         try save(to: output, dtype: dtype)
     }
 
-    /// Step `step`'s loss (0-based), summed over `gradient_accumulation_steps` micro-steps of one own
-    /// and one auxiliary image each: the partner half's auxiliary loss is back-propagated here; the
+    /// Step `step`'s loss (0-based), averaged over `gradient_accumulation_steps` micro-steps of one
+    /// own and one auxiliary image each: the partner half's auxiliary loss is back-propagated here; the
     /// returned tensor is the own loss (whose backward the trainer runs) plus the auxiliary value.
     func loss(step: Int, random: inout RandomGenerator) throws -> Tensor {
         try GradientAccumulation.step(step, count: config.gradientAccumulationSteps, random: &random) { sample, weight, random in
@@ -161,7 +162,7 @@ public final class BreakTraining {
             let auxiliaryLoss = try denoising.loss(image: auxiliary[partner], textStates: auxiliaryTextStates[partner], random: &auxiliaryRandom)
             let auxiliaryValue = auxiliaryLoss.item
             guard auxiliaryValue.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: auxiliaryValue) }
-            try (weight == 1 ? auxiliaryLoss : auxiliaryLoss * weight).backward()
+            try (auxiliaryLoss * weight).backward()
 
             setFactors(ownTrainable: true, partnerTrainable: false)
             let ownLoss = try denoising.loss(image: images[own], textStates: textStates[own], random: &ownRandom)

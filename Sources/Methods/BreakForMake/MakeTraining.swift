@@ -135,7 +135,7 @@ public final class MakeTraining {
         try save(to: output, dtype: dtype)
     }
 
-    /// Step `step`'s loss (0-based): a style image's plus a content image's, summed over
+    /// Step `step`'s loss (0-based): a style image's plus a content image's, averaged over
     /// `gradient_accumulation_steps` micro-steps. The preconditioners take their Gram matrices now,
     /// before the update, from the factors as the step sees them.
     func loss(step: Int, random: inout RandomGenerator) throws -> Tensor {
