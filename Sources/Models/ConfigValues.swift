@@ -70,3 +70,58 @@ enum ConfigFile {
         context.codingPath.map(\.stringValue).joined(separator: ".")
     }
 }
+
+/// A config value read only to check that it keeps diffusers' default: the keys of features this
+/// implementation does not build (class embeddings, added conditions, dual attention, …).
+public enum FixedConfigValue: Equatable, Decodable, CustomStringConvertible, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case other
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else { self = .other }
+    }
+
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let value): return String(value)
+        case .number(let value): return value == value.rounded() ? String(Int(value)) : String(value)
+        case .string(let value): return "\"\(value)\""
+        case .other: return "a list or object"
+        }
+    }
+}
+
+/// Any JSON object key.
+struct AnyConfigKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension Decoder {
+    /// The keys among `defaults` whose value in the file is not diffusers' default, each with a
+    /// reason naming what was found and what is supported; absent keys keep their default.
+    func settingsOffDefault(_ defaults: [String: FixedConfigValue]) throws -> [String: String] {
+        let container = try self.container(keyedBy: AnyConfigKey.self)
+        var found: [String: String] = [:]
+        for (key, expected) in defaults {
+            guard container.contains(AnyConfigKey(key)) else { continue }
+            let value = try container.decode(FixedConfigValue.self, forKey: AnyConfigKey(key))
+            if value != expected {
+                found[key] = "\(value) is not supported (only diffusers' default \(expected))"
+            }
+        }
+        return found
+    }
+}

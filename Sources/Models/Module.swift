@@ -10,6 +10,9 @@ import Tensor
 open class Module {
     public private(set) var ownParameters: [(name: String, tensor: Tensor)] = []
     public private(set) var children: [(name: String, module: Module)] = []
+    /// Persistent state that is saved and loaded with the weights but never trained (torch's
+    /// `register_buffer`, e.g. the motion modules' sinusoidal position table `pos_embed.pe`).
+    public private(set) var ownBuffers: [(name: String, tensor: Tensor)] = []
 
     public init() {}
 
@@ -18,6 +21,23 @@ open class Module {
     public func parameter(_ name: String, _ tensor: Tensor) -> Tensor {
         ownParameters.append((name, tensor))
         return tensor
+    }
+
+    /// Registers a buffer under `name` and returns it: in `stateDict()`, loaded when a file has it,
+    /// never a parameter (optimisers, gradients and initialisation leave it alone).
+    @discardableResult
+    public func buffer(_ name: String, _ tensor: Tensor) -> Tensor {
+        ownBuffers.append((name, tensor))
+        return tensor
+    }
+
+    /// Every buffer in the subtree with its full path, in registration order.
+    public func namedBuffers(prefix: String = "") -> [(path: String, tensor: Tensor)] {
+        var result = ownBuffers.map { (prefix + $0.name, $0.tensor) }
+        for (name, module) in children {
+            result += module.namedBuffers(prefix: prefix + name + ".")
+        }
+        return result
     }
 
     /// Registers a child module under `name` and returns it.

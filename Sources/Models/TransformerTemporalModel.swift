@@ -5,6 +5,11 @@ import Tensor
 /// the clip) → tokens `[B·H·W, F, C]` → `proj_in` (Linear) → `transformer_blocks` with
 /// `double_self_attention` (attn2 is a second self-attention; no encoder states and no positional
 /// embedding) → `proj_out` → back to `[B·F, C, H, W]` → + residual.
+///
+/// With `positionalEmbeddingLength` it is AnimateDiff's motion module, diffusers'
+/// `AnimateDiffTransformer3D` (unets/unet_motion_model.py): the same computation, with each
+/// block's sinusoidal frame positions (`pos_embed`, up to `motion_max_seq_length` frames) and GEGLU
+/// feed-forward.
 public final class TransformerTemporalModel: Module {
     public let heads: Int
     public let headDimension: Int
@@ -15,7 +20,8 @@ public final class TransformerTemporalModel: Module {
     public let projOut: Linear
 
     public init(heads: Int, headDimension: Int, inChannels: Int, layers: Int = 1, normGroups: Int = 32,
-                crossAttentionDimension: Int? = nil, doubleSelfAttention: Bool = true, attentionBias: Bool = false) {
+                crossAttentionDimension: Int? = nil, doubleSelfAttention: Bool = true, attentionBias: Bool = false,
+                positionalEmbeddingLength: Int? = nil) {
         self.heads = heads
         self.headDimension = headDimension
         self.inChannels = inChannels
@@ -25,7 +31,8 @@ public final class TransformerTemporalModel: Module {
         transformerBlocks = ModuleList((0..<layers).map { _ in
             BasicTransformerBlock(dimension: inner, heads: heads, headDimension: headDimension,
                                   crossAttentionDimension: crossAttentionDimension,
-                                  doubleSelfAttention: doubleSelfAttention, attentionBias: attentionBias)
+                                  doubleSelfAttention: doubleSelfAttention, attentionBias: attentionBias,
+                                  positionalEmbeddingLength: positionalEmbeddingLength)
         })
         projOut = Linear(inner, inChannels)
         super.init()

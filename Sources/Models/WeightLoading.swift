@@ -10,10 +10,15 @@ extension Module {
     /// The one foreign-name rule applied: old diffusers VAE checkpoints name the mid-block attention's
     /// projections `query`, `key`, `value`, `proj_attn` (sometimes as 1×1 convolution weights
     /// `[C, C, 1, 1]`); they load into `to_q`, `to_k`, `to_v`, `to_out.0`.
+    ///
+    /// Buffers (`namedBuffers`) are read when the source has them (shape checked like a parameter's)
+    /// and otherwise keep the values the module computed.
     public func loadWeights(from source: WeightSource, prefix: String = "") throws {
         let parameters = namedParameters()
+        let buffers = namedBuffers()
         var byPath: [String: Tensor] = [:]
         for (path, tensor) in parameters { byPath[path] = tensor }
+        for (path, tensor) in buffers { byPath[path] = tensor }
 
         // Source name for each model path; legacy attention names are translated when the model has the target.
         var sourceName: [String: String] = [:]
@@ -41,6 +46,11 @@ extension Module {
                 || (legacy.contains(path) && Module.droppingTrailingOnes(shape) == tensor.shape)
             if !fits { mismatches.append((name, tensor.shape, shape)) }
         }
+        for (path, tensor) in buffers {
+            if let name = sourceName[path], let shape = source.shape(of: name), shape != tensor.shape {
+                mismatches.append((name, tensor.shape, shape))
+            }
+        }
         guard missing.isEmpty, unexpected.isEmpty, mismatches.isEmpty else {
             throw ModelError.weightsMismatch(file: source.location, missing: missing,
                                              unexpected: unexpected.sorted(), shapeMismatches: mismatches)
@@ -48,11 +58,15 @@ extension Module {
         for (path, tensor) in parameters {
             try source.read(sourceName[path]!, into: tensor.data, count: tensor.count)
         }
+        for (path, tensor) in buffers {
+            if let name = sourceName[path] { try source.read(name, into: tensor.data, count: tensor.count) }
+        }
     }
 
-    /// Every parameter as (key, tensor), in the tree's deterministic order; the keys are diffusers' state-dict keys.
+    /// Every parameter, then every buffer, as (key, tensor), in the tree's deterministic order; the
+    /// keys are diffusers' state-dict keys.
     public func stateDict(prefix: String = "") -> [(String, Tensor)] {
-        namedParameters().map { (prefix + $0.path, $0.tensor) }
+        (namedParameters() + namedBuffers()).map { (prefix + $0.path, $0.tensor) }
     }
 
     /// `…attentions.N.query.weight` → `…attentions.N.to_q.weight` (likewise key, value, proj_attn), else nil.

@@ -17,6 +17,7 @@ SCRIPTS = [
     "make_scheduler_fixture.py",     # DDPM / DDIM / Euler steps
     "fixtures_clip.py",              # CLIPTextModel
     "fixtures_unet_vae.py",          # UNet3DConditionModel and AutoencoderKL
+    "fixtures_animatediff.py",       # UNet2DConditionModel, MotionAdapter and UNetMotionModel
     "fixtures_pipeline.py",          # a tiny F16 pipeline folder and reference sampling
     "fixtures_lora.py",              # a PEFT LoRA on the tiny U-Net
 ]

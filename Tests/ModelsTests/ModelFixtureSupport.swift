@@ -29,6 +29,32 @@ enum ModelFixtures {
         XCTAssertLessThanOrEqual(error, 1e-4 * scale, "\(what): max abs error \(error) vs max |output| \(scale)", file: file, line: line)
     }
 
+    /// Backward parity against a gradients.safetensors fixture: `output` must already be computed
+    /// from `inputs` (each a leaf with requiresGrad) and `model`; back-propagates the fixture's
+    /// cotangent and compares the gradient of every input and every parameter (`grad.<name>`)
+    /// within 1e-3 of each tensor's largest reference value (or of 1e-3 · the largest overall).
+    static func assertGradientsMatch(_ model: Module, output: Tensor, inputs: [(String, Tensor)], file gradients: SafeTensorsFile,
+                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        try output.backward(gradient: tensor(gradients, "cotangent"))
+        let pairs = inputs + model.namedParameters()
+        let expected = try pairs.map { try tensor(gradients, "grad." + $0.0) }
+        let globalScale = expected.map { $0.values.map(abs).max() ?? 0 }.max() ?? 0
+        XCTAssertGreaterThan(globalScale, 0.1, file: file, line: line)
+        XCTAssertEqual(pairs.count, gradients.names.filter { $0.hasPrefix("grad.") }.count,
+                       "every parameter has a reference gradient", file: file, line: line)
+        for ((name, tensor), reference) in zip(pairs, expected) {
+            guard let gradient = tensor.grad else {
+                XCTFail("no gradient for \(name)", file: file, line: line)
+                continue
+            }
+            XCTAssertEqual(gradient.shape, reference.shape, name, file: file, line: line)
+            let scale = max(reference.values.map(abs).max() ?? 0, 1e-3 * globalScale)
+            let error = zip(gradient.values, reference.values).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(error, 1e-3 * scale, "\(name): max abs error \(error) against max |gradient| \(scale)",
+                                     file: file, line: line)
+        }
+    }
+
     /// Fills every parameter with small deterministic pseudo-random values (for shape-only runs).
     static func randomise(_ model: Module, seed: UInt64) {
         var generator = RandomGenerator(seed: seed)

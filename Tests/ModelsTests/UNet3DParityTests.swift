@@ -40,20 +40,8 @@ final class UNet3DParityTests: XCTestCase {
         sample.requiresGrad = true
         text.requiresGrad = true
         let output = try model(sample: sample, timesteps: file.floats("timesteps"), encoderHiddenStates: text)
-        try output.backward(gradient: ModelFixtures.tensor(file, "cotangent"))
-
-        let pairs = [("sample", sample), ("encoder_hidden_states", text)] + model.namedParameters()
-        let expected = try pairs.map { try ModelFixtures.tensor(file, "grad." + $0.0) }
-        let globalScale = expected.map { $0.values.map(abs).max() ?? 0 }.max() ?? 0
-        XCTAssertGreaterThan(globalScale, 0.1)
-        XCTAssertEqual(pairs.count, file.names.filter { $0.hasPrefix("grad.") }.count, "every parameter has a reference gradient")
-        for ((name, tensor), reference) in zip(pairs, expected) {
-            let gradient = try XCTUnwrap(tensor.grad, "no gradient for \(name)")
-            XCTAssertEqual(gradient.shape, reference.shape, name)
-            let scale = max(reference.values.map(abs).max() ?? 0, 1e-3 * globalScale)
-            let error = zip(gradient.values, reference.values).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThanOrEqual(error, 1e-3 * scale, "\(name): max abs error \(error) against max |gradient| \(scale)")
-        }
+        try ModelFixtures.assertGradientsMatch(model, output: output, inputs: [("sample", sample), ("encoder_hidden_states", text)],
+                                               file: file)
     }
 
     func testParameterPathsAreDiffusersKeys() throws {
