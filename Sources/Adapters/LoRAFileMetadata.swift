@@ -19,11 +19,11 @@ public struct BaseModelIdentity: Codable, Equatable, Sendable {
     }
 
     public init(name: String, unetConfig: UNet3DConfig) throws {
-        var canonical = unetConfig
-        canonical.diffusersVersion = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        self.init(name: name, unetConfigSHA256: SHA256.hexDigest(try encoder.encode(canonical)))
+        self.init(name: name, unetConfigSHA256: SHA256.hexDigest(try UNet3DConfig.canonicalJSON(unetConfig)))
+    }
+
+    public init(name: String, unet: any Denoiser) throws {
+        self.init(name: name, unetConfigSHA256: SHA256.hexDigest(try unet.canonicalConfigJSON()))
     }
 }
 

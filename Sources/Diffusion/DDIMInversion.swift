@@ -18,10 +18,10 @@ public enum DDIMInversion {
     /// The inverted latent `[1, C, F, h, w]` of `latents` (scaled as the U-Net sees them) under the
     /// text states `textStates` `[1, L, D]` (the empty prompt's for MotionDirector), after `steps`
     /// steps of `config`'s DDIM schedule.
-    public static func invert(latents: Tensor, textStates: Tensor, unet: UNet3DConditionModel, config: SchedulerConfig,
+    public static func invert(latents: Tensor, textStates: Tensor, unet: any Denoiser, config: SchedulerConfig,
                               steps: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
-        guard latents.rank == 5, latents.shape[0] == 1, latents.shape[1] == unet.config.inChannels else {
-            throw ModelError.badInput("DDIM inversion: latents must be [1, \(unet.config.inChannels), frames, h, w], got \(latents.shape)")
+        guard latents.rank == 5, latents.shape[0] == 1, latents.shape[1] == unet.inChannels else {
+            throw ModelError.badInput("DDIM inversion: latents must be [1, \(unet.inChannels), frames, h, w], got \(latents.shape)")
         }
         var scheduler = DDIMScheduler(config: config)
         try scheduler.setTimesteps(steps)

@@ -16,9 +16,12 @@ public struct GeneratedVideo {
     }
 }
 
-/// diffusers' `TextToVideoSDPipeline` (pipelines/text_to_video_synthesis/pipeline_text_to_video_synth.py):
-/// prompt → CLIP tokenizer → CLIP text encoder → scheduler loop over the 3-D U-Net with
-/// classifier-free guidance → VAE decode per frame.
+/// diffusers' `TextToVideoSDPipeline` (pipelines/text_to_video_synthesis/pipeline_text_to_video_synth.py)
+/// and `AnimateDiffPipeline` (pipelines/animatediff/pipeline_animatediff.py), which sample alike:
+/// prompt → CLIP tokenizer → CLIP text encoder → scheduler loop over the denoiser (a UNet3D, or
+/// AnimateDiff's UNetMotionModel, or an image UNet2DConditionModel for pictures) with
+/// classifier-free guidance → VAE decode per frame. One frame from a UNetMotionModel is drawn by
+/// its image U-Net alone, as `StableDiffusionPipeline` would draw it.
 ///
 /// Sampling mirrors diffusers' `__call__`: the starting noise `[1, C, F, h, w]` (h, w = the U-Net's
 /// `sample_size`) is scaled by the scheduler's `init_noise_sigma`; with guidance above 1 the
@@ -30,7 +33,7 @@ public struct GeneratedVideo {
 public final class TextToVideoPipeline {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
-    public let unet: UNet3DConditionModel
+    public let unet: any Denoiser
     public let vae: AutoencoderKL
     /// scheduler/scheduler_config.json; `generate` builds the chosen scheduler from it (as
     /// diffusers' `Scheduler.from_config(pipe.scheduler.config)`).
@@ -41,13 +44,13 @@ public final class TextToVideoPipeline {
     /// DECOR's projection hooks in here, set by the caller, so the pipeline knows no method.
     public var conditionalTextTransform: (@Sendable (Tensor) throws -> Tensor)?
 
-    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet3DConditionModel, vae: AutoencoderKL,
+    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: any Denoiser, vae: AutoencoderKL,
                 schedulerConfig: SchedulerConfig, tokenizerFiles: [String: Data] = [:]) throws {
-        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
-            throw ModelError.badInput("the text encoder's hidden_size \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.config.crossAttentionDim)")
+        guard textEncoder.config.hiddenSize == unet.crossAttentionDim else {
+            throw ModelError.badInput("the text encoder's hidden_size \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.crossAttentionDim)")
         }
-        guard vae.config.latentChannels == unet.config.inChannels, unet.config.outChannels == unet.config.inChannels else {
-            throw ModelError.badInput("the VAE's latent_channels \(vae.config.latentChannels) do not match the U-Net's in_channels \(unet.config.inChannels) and out_channels \(unet.config.outChannels)")
+        guard vae.config.latentChannels == unet.inChannels, unet.outChannels == unet.inChannels else {
+            throw ModelError.badInput("the VAE's latent_channels \(vae.config.latentChannels) do not match the U-Net's in_channels \(unet.inChannels) and out_channels \(unet.outChannels)")
         }
         guard tokenizer.maxLength <= textEncoder.config.maxPositionEmbeddings else {
             throw ModelError.badInput("the tokenizer's model_max_length \(tokenizer.maxLength) exceeds the text encoder's max_position_embeddings \(textEncoder.config.maxPositionEmbeddings)")
@@ -60,14 +63,18 @@ public final class TextToVideoPipeline {
         self.tokenizerFiles = tokenizerFiles
     }
 
-    /// Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
-    public static func load(folder path: String) throws -> TextToVideoPipeline {
+    /// Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/;
+    /// AnimateDiff's motion_adapter/ where its unet/ is an image U-Net). `motionAdapter`, a
+    /// `MotionAdapter` folder, joins an image U-Net (or replaces a UNetMotionModel's modules), as
+    /// AnimateDiff users combine them.
+    public static func load(folder path: String, motionAdapter: String? = nil) throws -> TextToVideoPipeline {
         let folder = try DiffusersFolder(path: path)
         let scheduler = try folder.schedulerConfig()
         var schedulerConfig = try SchedulerConfig.load(path: scheduler.path)
         if schedulerConfig.className == nil { schedulerConfig.className = scheduler.className }
         return try TextToVideoPipeline(tokenizer: folder.loadTokenizer(), textEncoder: folder.loadTextEncoder(),
-                                       unet: folder.loadUNet(), vae: folder.loadVAE(), schedulerConfig: schedulerConfig,
+                                       unet: folder.loadUNet(motionAdapter: motionAdapter), vae: folder.loadVAE(),
+                                       schedulerConfig: schedulerConfig,
                                        tokenizerFiles: folder.tokenizerFiles())
     }
 
@@ -88,17 +95,11 @@ public final class TextToVideoPipeline {
 
     /// The latent height and width: the U-Net's `sample_size` (diffusers' default height is
     /// `sample_size · vae_scale_factor` pixels).
-    public var latentSize: (height: Int, width: Int) {
-        switch unet.config.sampleSize {
-        case .single(let size)?: return (size, size)
-        case .list(let sizes)? where sizes.count == 2: return (sizes[0], sizes[1])
-        default: return (32, 32)
-        }
-    }
+    public var latentSize: (height: Int, width: Int) { unet.latentSize() }
 
     /// The shape of the latents for `frames` frames: `[1, in_channels, frames, h, w]`.
     public func latentShape(frames: Int) -> [Int] {
-        [1, unet.config.inChannels, frames, latentSize.height, latentSize.width]
+        [1, unet.inChannels, frames, latentSize.height, latentSize.width]
     }
 
     /// CLIP's last hidden states `[1, L, hidden]` for `prompt`, padded (and truncated) to the
@@ -120,7 +121,7 @@ public final class TextToVideoPipeline {
     public func generate(prompt: String, negative: String = "", frames: Int = 8, steps: Int = 25, guidance: Float = 9,
                          seed: UInt64 = 0, scheduler kind: SchedulerKind = .ddim, initialLatents: Tensor? = nil,
                          progress: ((Int, Int) -> Void)? = nil) throws -> GeneratedVideo {
-        guard frames >= 1 else { throw ModelError.badInput("frames must be at least 1, got \(frames)") }
+        try checkFrames(frames)
         guard steps >= 1 else { throw ModelError.badInput("steps must be at least 1, got \(steps)") }
         guard guidance.isFinite else { throw ModelError.badInput("guidance must be a finite number, got \(guidance)") }
         let shape = latentShape(frames: frames)
@@ -151,6 +152,18 @@ public final class TextToVideoPipeline {
                 progress?(index + 1, timesteps.count)
             }
             return GeneratedVideo(latents: latents, frames: try decode(latents))
+        }
+    }
+
+    /// Throws unless the denoiser can make `frames` frames in one pass: at least one; one only for an
+    /// image U-Net (it has nothing that relates frames); at most `motion_max_seq_length` for AnimateDiff.
+    public func checkFrames(_ frames: Int) throws {
+        guard frames >= 1 else { throw ModelError.badInput("frames must be at least 1, got \(frames)") }
+        if !unet.isVideoModel, frames > 1 {
+            throw ModelError.badInput("\(frames) frames: this model's U-Net (\(unet.className)) draws pictures only; use 1 frame, or add a motion adapter (--motion-adapter DIR)")
+        }
+        if let limit = unet.maxFrames, frames > limit {
+            throw ModelError.badInput("\(frames) frames: this model's motion modules cover at most \(limit) frames (motion_max_seq_length in unet/config.json)")
         }
     }
 

@@ -90,7 +90,10 @@ public final class Pretraining {
         let start = try model.map { try TextToVideoPipeline.load(folder: $0) }
         if let start, let model {
             config.vae = start.vae.config
-            config.unet = start.unet.config
+            guard let unet = start.unet as? UNet3DConditionModel else {
+                throw TrainingError.checkpoint(path: model, reason: "pretraining continues UNet3DConditionModel models; this one's U-Net is a \(start.unet.className)")
+            }
+            config.unet = unet.config
             config.textEncoder = start.textEncoder.config
             config.scheduler = start.schedulerConfig
             config.vaeTraining.trainer.steps = 0

@@ -57,7 +57,7 @@ public enum PretrainingObjectives {
     /// Hang et al. 2023): `minSNRWeights`. With `elementWeights` (`[N, 1, F, h, w]`, see
     /// `objectCellWeights`) each sample's error is the mean weighted over its entries instead of the
     /// plain mean.
-    public static func diffusionLoss(unet: UNet3DConditionModel, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
+    public static func diffusionLoss(unet: any Denoiser, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
                                      scheduler: DDPMScheduler, latents: Tensor, captions: [String], captionDropout: Float,
                                      snrGamma: Float? = nil, elementWeights: Tensor? = nil,
                                      random: inout RandomGenerator) throws -> Tensor {

@@ -17,7 +17,17 @@ public struct DiffusersFolder {
     public static let transformersWeightsFile = "model.safetensors"
     public static let schedulerConfigFile = "scheduler_config.json"
     /// The component classes each role accepts.
-    public static let unetClasses = ["UNet3DConditionModel"]
+    public static let unetClasses = ["UNet3DConditionModel", "UNetMotionModel", "UNet2DConditionModel"]
+    public static let motionAdapterClasses = ["MotionAdapter"]
+
+    /// The diffusers pipeline that runs `unet`: model_index.json's `_class_name` when saving.
+    public static func pipelineClass(for unet: any Denoiser) -> String {
+        switch unet.className {
+        case "UNetMotionModel": return "AnimateDiffPipeline"
+        case "UNet2DConditionModel": return "StableDiffusionPipeline"
+        default: return "TextToVideoSDPipeline"
+        }
+    }
     public static let vaeClasses = ["AutoencoderKL"]
     public static let textEncoderClasses = ["CLIPTextModel"]
     public static let tokenizerClasses = ["CLIPTokenizer", "CLIPTokenizerFast"]
@@ -57,13 +67,69 @@ public struct DiffusersFolder {
         return folder
     }
 
-    /// `unet/`: config.json and diffusion_pytorch_model.safetensors.
-    public func loadUNet() throws -> UNet3DConditionModel {
+    /// `unet/`: config.json and diffusion_pytorch_model.safetensors; model_index.json's class decides
+    /// the model. An image U-Net (`UNet2DConditionModel`) is joined with AnimateDiff's motion modules
+    /// when `motionAdapter` (a `MotionAdapter` folder) is given or the folder has `motion_adapter/`
+    /// (as `AnimateDiffPipeline` does with `from_unet2d`); a `UNetMotionModel`'s own modules are
+    /// replaced by `motionAdapter`'s. An adapter that does not fit the U-Net is refused, naming its
+    /// config key, before any weights are read.
+    public func loadUNet(motionAdapter: String? = nil) throws -> any Denoiser {
         let folder = try componentFolder("unet", classes: Self.unetClasses)
         let configPath = try requireFile(folder, "config.json")
-        let model = try UNet3DConditionModel(config: UNet3DConfig.load(path: configPath), file: configPath)
-        try model.loadWeights(from: weights(folder, Self.diffusersWeightsFile))
-        return model
+        switch index.components["unet"]!.className {
+        case "UNetMotionModel":
+            let model = try UNetMotionModel(config: UNetMotionConfig.load(path: configPath), file: configPath)
+            try model.loadWeights(from: weights(folder, Self.diffusersWeightsFile))
+            guard let motionAdapter else { return model }
+            let (config, file) = try Self.motionAdapterConfig(folder: motionAdapter)
+            let image = try model.imageUNet()
+            try config.checkFits(image.config, file: file)
+            return try UNetMotionModel(image: image, adapter: Self.loadMotionAdapter(folder: motionAdapter), adapterFile: file)
+        case "UNet2DConditionModel":
+            let image = try UNet2DConditionModel(config: UNet2DConditionConfig.load(path: configPath), file: configPath)
+            let adapterFolder = try motionAdapter ?? index.components["motion_adapter"].map { _ in
+                try componentFolder("motion_adapter", classes: Self.motionAdapterClasses)
+            }
+            guard let adapterFolder else {
+                try image.loadWeights(from: weights(folder, Self.diffusersWeightsFile))
+                return image
+            }
+            let (config, file) = try Self.motionAdapterConfig(folder: adapterFolder)
+            try config.checkFits(image.config, file: file)
+            try image.loadWeights(from: weights(folder, Self.diffusersWeightsFile))
+            return try UNetMotionModel(image: image, adapter: Self.loadMotionAdapter(folder: adapterFolder), adapterFile: file)
+        default:
+            if let motionAdapter {
+                throw ModelError.badInput("--motion-adapter \(motionAdapter): a motion adapter goes with an image U-Net (UNet2DConditionModel) or a UNetMotionModel, and \(path) has a UNet3DConditionModel")
+            }
+            let model = try UNet3DConditionModel(config: UNet3DConfig.load(path: configPath), file: configPath)
+            try model.loadWeights(from: weights(folder, Self.diffusersWeightsFile))
+            return model
+        }
+    }
+
+    /// A `MotionAdapter` folder's config (validated) and the config file's path.
+    static func motionAdapterConfig(folder: String) throws -> (MotionAdapterConfig, String) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ModelError.missingComponent(folder: folder, component: "config.json (there is no motion adapter folder at this path)")
+        }
+        let file = join(folder, "config.json")
+        guard FileManager.default.fileExists(atPath: file) else { throw ModelError.missingComponent(folder: folder, component: "config.json") }
+        let config = try MotionAdapterConfig.load(path: file)
+        if config.className != "MotionAdapter" {
+            throw ModelError.badConfig(file: file, key: "_class_name", reason: "\"\(config.className)\" is not a MotionAdapter")
+        }
+        return (config, file)
+    }
+
+    /// A `MotionAdapter` folder (config.json and diffusion_pytorch_model.safetensors), as
+    /// `MotionAdapter.from_pretrained` reads it and `save_motion_modules` writes it.
+    public static func loadMotionAdapter(folder: String) throws -> MotionAdapter {
+        let (config, file) = try motionAdapterConfig(folder: folder)
+        let adapter = try MotionAdapter(config: config, file: file)
+        try adapter.loadWeights(from: reader(folder, diffusersWeightsFile))
+        return adapter
     }
 
     /// `vae/`: config.json and diffusion_pytorch_model.safetensors.
@@ -128,6 +194,10 @@ public struct DiffusersFolder {
     /// The component's weights: `name`, or its fp16 variant (`diffusion_pytorch_model.fp16.safetensors`)
     /// when only that was saved.
     func weights(_ folder: String, _ name: String) throws -> SafeTensorsFile {
+        try Self.reader(folder, name)
+    }
+
+    static func reader(_ folder: String, _ name: String) throws -> SafeTensorsFile {
         let variant = (name as NSString).deletingPathExtension + ".fp16.safetensors"
         for candidate in [name, variant] where FileManager.default.fileExists(atPath: Self.join(folder, candidate)) {
             return try SafeTensorsFile(path: Self.join(folder, candidate))

@@ -2,11 +2,13 @@ import Checkpoints
 import Foundation
 import Tensor
 
-/// What `DiffusersFolderWriter` saves: a text-to-video pipeline's components.
+/// What `DiffusersFolderWriter` saves: a text-to-video (or text-to-image) pipeline's components.
 public struct DiffusersFolderContents {
-    /// model_index.json's `_class_name` (diffusers' `TextToVideoSDPipeline` for this layout).
+    /// model_index.json's `_class_name`: by default the diffusers pipeline that runs `unet`
+    /// (`TextToVideoSDPipeline` for a UNet3D, `AnimateDiffPipeline` for a UNetMotionModel,
+    /// `StableDiffusionPipeline` for an image U-Net).
     public var pipelineClassName: String
-    public var unet: UNet3DConditionModel
+    public var unet: any Denoiser
     public var vae: AutoencoderKL
     public var textEncoder: CLIPTextModel
     /// The tokenizer folder's files by name (vocab.json, merges.txt, …), written unchanged.
@@ -15,9 +17,9 @@ public struct DiffusersFolderContents {
     public var schedulerClassName: String
     public var schedulerConfigJSON: Data
 
-    public init(pipelineClassName: String = "TextToVideoSDPipeline", unet: UNet3DConditionModel, vae: AutoencoderKL,
+    public init(pipelineClassName: String? = nil, unet: any Denoiser, vae: AutoencoderKL,
                 textEncoder: CLIPTextModel, tokenizerFiles: [String: Data], schedulerClassName: String, schedulerConfigJSON: Data) {
-        self.pipelineClassName = pipelineClassName
+        self.pipelineClassName = pipelineClassName ?? DiffusersFolder.pipelineClass(for: unet)
         self.unet = unet
         self.vae = vae
         self.textEncoder = textEncoder
@@ -80,28 +82,39 @@ public enum DiffusersFolderWriter {
     }
 
     static func writeComponents(_ contents: DiffusersFolderContents, into folder: String, dtype: SafeTensors.DType) throws {
-        let index = ModelIndex(className: contents.pipelineClassName, diffusersVersion: diffusersVersion, components: [
-            "unet": .init(library: "diffusers", className: "UNet3DConditionModel"),
+        var entries: [String: ModelIndex.Component] = [
+            "unet": .init(library: "diffusers", className: contents.unet.className),
             "vae": .init(library: "diffusers", className: "AutoencoderKL"),
             "text_encoder": .init(library: "transformers", className: "CLIPTextModel"),
             "tokenizer": .init(library: "transformers", className: "CLIPTokenizer"),
             "scheduler": .init(library: "diffusers", className: contents.schedulerClassName),
-        ])
+        ]
+        // AnimateDiffPipeline.save_pretrained writes its motion modules twice: inside unet/ and as motion_adapter/.
+        let motionAdapter = try (contents.unet as? UNetMotionModel)?.motionAdapter()
+        if motionAdapter != nil { entries["motion_adapter"] = .init(library: "diffusers", className: "MotionAdapter") }
+        // A StableDiffusionPipeline saved without a safety checker says so, as diffusers' own folders do.
+        let flags = contents.pipelineClassName == "StableDiffusionPipeline" ? ["requires_safety_checker": false] : [:]
+        let index = ModelIndex(className: contents.pipelineClassName, diffusersVersion: diffusersVersion, components: entries, flags: flags)
         try writeFile(index.encoded(), folder + "/" + DiffusersFolder.indexFile)
 
-        var unetConfig = contents.unet.config
-        unetConfig.diffusersVersion = diffusersVersion
         var vaeConfig = contents.vae.config
         vaeConfig.diffusersVersion = diffusersVersion
         var textConfig = contents.textEncoder.config
         textConfig.transformersVersion = transformersVersion
         textConfig.architectures = ["CLIPTextModel"]
-        let components: [(name: String, config: Data, configName: String, weights: [(String, Tensor)], weightsName: String)] = [
-            ("unet", try JSONFiles.encode(unetConfig), "config.json", contents.unet.stateDict(), DiffusersFolder.diffusersWeightsFile),
+        var components: [(name: String, config: Data, configName: String, weights: [(String, Tensor)], weightsName: String)] = [
+            ("unet", try contents.unet.configJSON(diffusersVersion: diffusersVersion), "config.json", contents.unet.stateDict(),
+             DiffusersFolder.diffusersWeightsFile),
             ("vae", try JSONFiles.encode(vaeConfig), "config.json", contents.vae.stateDict(), DiffusersFolder.diffusersWeightsFile),
             ("text_encoder", try JSONFiles.encode(textConfig, decimalKeys: CLIPTextConfig.decimalKeys), "config.json", contents.textEncoder.stateDict(),
              DiffusersFolder.transformersWeightsFile),
         ]
+        if let motionAdapter {
+            var config = motionAdapter.config
+            config.diffusersVersion = diffusersVersion
+            components.append(("motion_adapter", try JSONFiles.encode(config), "config.json", motionAdapter.stateDict(),
+                               DiffusersFolder.diffusersWeightsFile))
+        }
         for component in components {
             let subfolder = folder + "/" + component.name
             try makeFolder(subfolder)

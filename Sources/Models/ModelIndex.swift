@@ -2,8 +2,9 @@ import Foundation
 
 /// diffusers' `model_index.json`: the pipeline's `_class_name`, the `_diffusers_version` that wrote
 /// it, and one `"name": ["library", "ClassName"]` entry per component (`[null, null]` marks a
-/// component the pipeline was saved without, such as a missing safety checker). Other keys that
-/// start with `_` (`_name_or_path`) are ignored.
+/// component the pipeline was saved without, such as a missing safety checker). Boolean pipeline
+/// settings (`"requires_safety_checker": false`) are kept in `flags`; other keys that start with
+/// `_` (`_name_or_path`) are ignored.
 public struct ModelIndex: Equatable, Sendable {
     public struct Component: Equatable, Sendable {
         public var library: String
@@ -18,11 +19,13 @@ public struct ModelIndex: Equatable, Sendable {
     public var className: String
     public var diffusersVersion: String?
     public var components: [String: Component]
+    public var flags: [String: Bool]
 
-    public init(className: String, diffusersVersion: String?, components: [String: Component]) {
+    public init(className: String, diffusersVersion: String?, components: [String: Component], flags: [String: Bool] = [:]) {
         self.className = className
         self.diffusersVersion = diffusersVersion
         self.components = components
+        self.flags = flags
     }
 
     /// Parses `data`; errors name `file` and the key.
@@ -34,7 +37,13 @@ public struct ModelIndex: Equatable, Sendable {
             throw ModelError.badConfig(file: file, key: "_class_name", reason: object["_class_name"] == nil ? "missing" : "expected a string")
         }
         var components: [String: Component] = [:]
+        var flags: [String: Bool] = [:]
+        let scalars = (try? JSONDecoder().decode([String: FixedConfigValue].self, from: data)) ?? [:]
         for (name, value) in object where !name.hasPrefix("_") {
+            if case .bool(let flag)? = scalars[name] {
+                flags[name] = flag
+                continue
+            }
             guard let pair = value as? [Any], pair.count == 2 else {
                 throw ModelError.badConfig(file: file, key: name, reason: "expected [\"library\", \"ClassName\"], found \(value)")
             }
@@ -44,7 +53,8 @@ public struct ModelIndex: Equatable, Sendable {
             }
             components[name] = Component(library: library, className: componentClass)
         }
-        return ModelIndex(className: className, diffusersVersion: object["_diffusers_version"] as? String, components: components)
+        return ModelIndex(className: className, diffusersVersion: object["_diffusers_version"] as? String, components: components,
+                          flags: flags)
     }
 
     /// The JSON diffusers writes: keys sorted, two-space indent, trailing newline.
@@ -52,6 +62,7 @@ public struct ModelIndex: Equatable, Sendable {
         var object: [String: Any] = ["_class_name": className]
         if let diffusersVersion { object["_diffusers_version"] = diffusersVersion }
         for (name, component) in components { object[name] = [component.library, component.className] }
+        for (name, flag) in flags { object[name] = flag }
         return try JSONFiles.encode(object)
     }
 }

@@ -135,14 +135,15 @@ struct BenchMotion: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let unet: UNet3DConditionModel, scheduler: SchedulerConfig, trained: Bool
+        let unet: any Denoiser, scheduler: SchedulerConfig, trained: Bool
         if FileManager.default.fileExists(atPath: (model as NSString).appendingPathComponent("model_index.json")) {
             let pipeline = try TextToVideoPipeline.load(folder: model)
             (unet, scheduler, trained) = (pipeline.unet, pipeline.schedulerConfig, true)
         } else {
             let config = PretrainConfig()
-            unet = try UNet3DConditionModel(config: config.unet)
-            try unet.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
+            let fresh = try UNet3DConditionModel(config: config.unet)
+            try fresh.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
+            unet = fresh
             (scheduler, trained) = (config.scheduler, false)
             if !json { FileHandle.standardError.write("bench motion: \(model) is absent; timing the built-in config's U-Net, randomly initialised\n") }
         }

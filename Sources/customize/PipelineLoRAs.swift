@@ -74,8 +74,8 @@ final class PipelineLoRAs {
         let loaded = try PipelineLoRAFile.load(choice.path, as: name, multiplier: choice.scale, allowPartial: allowPartial,
                                                unet: unet, textEncoder: textEncoder)
         var warnings: [String] = []
-        if let stored = loaded.unet?.metadata.baseModel, let model = unet.model as? UNet3DConditionModel,
-           let expected = try? BaseModelIdentity(name: "", unetConfig: model.config),
+        if let stored = loaded.unet?.metadata.baseModel, let model = unet.model as? any Denoiser,
+           let expected = try? BaseModelIdentity(name: "", unet: model),
            stored.unetConfigSHA256 != expected.unetConfigSHA256 {
             warnings.append("LoRA '\(choice.path)' was trained on \(stored.name) (U-Net config \(stored.unetConfigSHA256.prefix(12))), "
                             + "not on this model (U-Net config \(expected.unetConfigSHA256.prefix(12))); its shapes fit, its effect may not")

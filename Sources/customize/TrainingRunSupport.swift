@@ -6,7 +6,7 @@ extension BaseModelIdentity {
     /// The identity adapter files record: the model folder's name and its U-Net config.
     init(modelFolder: String, pipeline: TextToVideoPipeline) throws {
         try self.init(name: URL(fileURLWithPath: modelFolder).standardizedFileURL.lastPathComponent,
-                      unetConfig: pipeline.unet.config)
+                      unet: pipeline.unet)
     }
 }
 

@@ -79,13 +79,22 @@ final class DiffusersFolderTests: XCTestCase {
     func testUnsupportedComponentClassNamesModelIndex() throws {
         let folder = try copyOfFixture()
         var index = try DiffusersFolder(path: folder).index
-        index.components["unet"] = .init(library: "diffusers", className: "UNet2DConditionModel")
+        index.components["unet"] = .init(library: "diffusers", className: "UNetSpatioTemporalConditionModel")
         try index.encoded().write(to: URL(fileURLWithPath: folder + "/model_index.json"))
         XCTAssertThrowsError(try DiffusersFolder(path: folder).loadUNet()) { error in
             guard case let ModelError.badConfig(file, key, reason) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(file, folder + "/model_index.json")
             XCTAssertEqual(key, "unet")
-            XCTAssertTrue(reason.contains("UNet2DConditionModel"), reason)
+            XCTAssertTrue(reason.contains("UNetSpatioTemporalConditionModel") && reason.contains("UNetMotionModel"), reason)
+        }
+        // The index's class decides: a UNet3D config under an image U-Net's name is refused by that class's rules.
+        index.components["unet"] = .init(library: "diffusers", className: "UNet2DConditionModel")
+        try index.encoded().write(to: URL(fileURLWithPath: folder + "/model_index.json"))
+        XCTAssertThrowsError(try DiffusersFolder(path: folder).loadUNet()) { error in
+            guard case let ModelError.badConfig(file, key, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, folder + "/unet/config.json")
+            XCTAssertEqual(key, "down_block_types")
+            XCTAssertTrue(reason.contains("CrossAttnDownBlock3D"), reason)
         }
     }
 
@@ -125,7 +134,7 @@ final class DiffusersFolderTests: XCTestCase {
         XCTAssertEqual(index.components["text_encoder"], .init(library: "transformers", className: "CLIPTextModel"))
 
         let loaded = try TextToVideoPipeline.load(folder: saved)
-        XCTAssertEqual(loaded.unet.config.blockOutChannels, pipeline.unet.config.blockOutChannels)
+        XCTAssertEqual(loaded.unet.blockOutChannels, pipeline.unet.blockOutChannels)
         XCTAssertEqual(loaded.vae.config.scalingFactor, pipeline.vae.config.scalingFactor)
         XCTAssertEqual(loaded.textEncoder.config, {
             var config = pipeline.textEncoder.config

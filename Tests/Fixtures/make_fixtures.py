@@ -18,6 +18,7 @@ SCRIPTS = [
     "fixtures_clip.py",              # CLIPTextModel
     "fixtures_unet_vae.py",          # UNet3DConditionModel and AutoencoderKL
     "fixtures_animatediff.py",       # UNet2DConditionModel, MotionAdapter and UNetMotionModel
+    "fixtures_animatediff_pipeline.py",  # a tiny F16 AnimateDiffPipeline folder, its image + adapter form, a LoRA
     "fixtures_pipeline.py",          # a tiny F16 pipeline folder and reference sampling
     "fixtures_lora.py",              # a PEFT LoRA on the tiny U-Net
 ]

@@ -92,7 +92,7 @@ final class CompositionMethodTests: XCTestCase {
     }
 
     func testALoRAForAnotherModelIsRefusedAndNothingStaysLoaded() throws {
-        var other = pipeline.unet.config
+        var other = (pipeline.unet as! UNet3DConditionModel).config
         other.crossAttentionDim += 1
         let metadata = LoRAFileMetadata(method: "subject-lora", baseModel: try BaseModelIdentity(name: "other-base", unetConfig: other))
         try CompositionFixtures.writeLoRA(pipeline, modules: CompositionFixtures.crossAttentionProjections(pipeline), salt: 2,
@@ -106,7 +106,7 @@ final class CompositionMethodTests: XCTestCase {
         XCTAssertTrue(adapters.names.isEmpty)
         XCTAssertTrue(adapters.unet.adapterNames.isEmpty)
         // The same LoRA made for this model loads.
-        let same = LoRAFileMetadata(method: "subject-lora", baseModel: try BaseModelIdentity(name: "base", unetConfig: pipeline.unet.config))
+        let same = LoRAFileMetadata(method: "subject-lora", baseModel: try BaseModelIdentity(name: "base", unet: pipeline.unet))
         try CompositionFixtures.writeLoRA(pipeline, modules: CompositionFixtures.crossAttentionProjections(pipeline), salt: 2,
                                           metadata: same, to: folder + "/same.safetensors")
         XCTAssertNoThrow(try adapters.load(folder + "/same.safetensors", as: "same", scale: 1))

@@ -66,7 +66,7 @@ enum Support {
     }
 
     static func identity(_ pipeline: TextToVideoPipeline) throws -> BaseModelIdentity {
-        try BaseModelIdentity(name: "pipeline", unetConfig: pipeline.unet.config)
+        try BaseModelIdentity(name: "pipeline", unet: pipeline.unet)
     }
 
     /// A small, fast run: rank 2, 3 frames, no previews.

@@ -6,7 +6,7 @@ import Tensor
 /// a random offset of up to `cropJitter` latent pixels, a uniform timestep, fresh noise, and the MSE
 /// of the U-Net's prediction against the scheduler's target, with the image's caption.
 struct ImageDenoisingLoss {
-    let unet: UNet3DConditionModel
+    let unet: any Denoiser
     let scheduler: DDPMScheduler
     let randomFlip: Float
     let cropJitter: Int

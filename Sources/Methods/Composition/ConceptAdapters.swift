@@ -49,7 +49,7 @@ public final class ConceptAdapters {
         let file = try SafeTensorsFile(path: path)
         let metadata = LoRAFileMetadata(raw: file.metadata)
         if let stored = metadata.baseModel {
-            let expected = try BaseModelIdentity(name: "this model", unetConfig: pipeline.unet.config)
+            let expected = try BaseModelIdentity(name: "this model", unet: pipeline.unet)
             if stored.unetConfigSHA256 != expected.unetConfigSHA256 {
                 throw CompositionError.baseModelMismatch(
                     file: path, stored: "\(stored.name), U-Net config \(stored.unetConfigSHA256.prefix(12))",

@@ -36,10 +36,11 @@ public struct FeatureGrid: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The attention layers of a `UNet3DConditionModel`'s spatial transformers (`…attentions.N.
+/// The attention layers of a U-Net's spatial transformers (`…attentions.N.
 /// transformer_blocks.M.attn1` self-attention over a frame's pixels, `…attn2` cross-attention to
-/// the text), with the resolution level each works at. Temporal transformers (`temp_attentions`,
-/// `transformer_in`) are not listed: composition leaves them alone.
+/// the text), with the resolution level each works at. Temporal transformers (UNet3D's
+/// `temp_attentions` and `transformer_in`, AnimateDiff's `motion_modules`) are not listed:
+/// composition leaves them alone.
 public struct SpatialAttentionLayers {
     public struct Layer {
         public let path: String
@@ -52,8 +53,8 @@ public struct SpatialAttentionLayers {
     public let layers: [Layer]
     public let blockCount: Int
 
-    public init(unet: UNet3DConditionModel) {
-        let blocks = unet.config.blockOutChannels.count
+    public init(unet: any Denoiser) {
+        let blocks = unet.blockOutChannels.count
         blockCount = blocks
         layers = unet.attentionLayers().compactMap { path, attention in
             let parts = path.split(separator: ".").map(String.init)

@@ -19,7 +19,7 @@ public struct MotionDirectorAdapters {
     /// Injects fresh LoRAs (B = 0, so the model is unchanged until trained): `spatialCount` spatial
     /// ones and, when `temporal`, the temporal one. Initial values depend only on `generator`, the
     /// adapter names and the layer paths.
-    public init(unet: UNet3DConditionModel, spatialCount: Int, temporal: Bool, config: LoRAConfig, generator: RandomGenerator) throws {
+    public init(unet: any Denoiser, spatialCount: Int, temporal: Bool, config: LoRAConfig, generator: RandomGenerator) throws {
         guard spatialCount >= 1 else {
             throw AdapterError.invalidConfiguration("MotionDirector needs at least one spatial LoRA, got \(spatialCount)")
         }

@@ -27,14 +27,14 @@ public struct MotionDirectorBenchmark {
         public var trainedWeights: Bool
     }
 
-    public let unet: UNet3DConditionModel
+    public let unet: any Denoiser
     public let schedulerConfig: SchedulerConfig
     public var trainedWeights: Bool
     public var frames = 8
     public var rank = 32
     public var repeats = 3
 
-    public init(unet: UNet3DConditionModel, schedulerConfig: SchedulerConfig, trainedWeights: Bool) {
+    public init(unet: any Denoiser, schedulerConfig: SchedulerConfig, trainedWeights: Bool) {
         self.unet = unet
         self.schedulerConfig = schedulerConfig
         self.trainedWeights = trainedWeights
@@ -54,12 +54,12 @@ public struct MotionDirectorBenchmark {
         let optimizer = try AdamW(groups: [ParameterGroup(parameters: temporalParameters, learningRate: config.learningRate),
                                            ParameterGroup(parameters: spatialParameters, learningRate: config.learningRate)],
                                   weightDecay: config.weightDecay(clips: 1))
-        let height = unet.config.sampleSize?.perBlock(1).first ?? 16
-        let width = unet.config.sampleSize?.perBlock(2).last ?? height
+        let height = unet.sampleSize?.perBlock(1).first ?? 16
+        let width = unet.sampleSize?.perBlock(2).last ?? height
         var generator = RandomGenerator(seed: 2)
-        let clip = MotionTrainingClip(name: "bench", caption: "", latents: generator.normal([1, unet.config.inChannels, frames, height, width]),
+        let clip = MotionTrainingClip(name: "bench", caption: "", latents: generator.normal([1, unet.inChannels, frames, height, width]),
                                       flippedLatents: nil)
-        let text = generator.normal([1, 40, unet.config.crossAttentionDim])
+        let text = generator.normal([1, 40, unet.crossAttentionDim])
         let scheduler = DDPMScheduler(config: schedulerConfig)
         let noisy = generator.normal(clip.latents.shape)
         let target = generator.normal(clip.latents.shape)

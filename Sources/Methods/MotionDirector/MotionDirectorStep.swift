@@ -22,7 +22,7 @@ import Tensor
 /// gradient (AdamW keeps separate moments and step counts per parameter, and skips parameters
 /// without a gradient, so spatial and temporal states never mix).
 struct MotionDirectorStep {
-    let unet: UNet3DConditionModel
+    let unet: any Denoiser
     let adapters: MotionDirectorAdapters
     let scheduler: DDPMScheduler
     let config: MotionDirectorConfig

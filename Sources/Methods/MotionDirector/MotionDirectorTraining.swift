@@ -227,7 +227,7 @@ public final class MotionDirectorTraining {
         guard let first = clips.first else {
             throw MethodError.noTrainingData(what: "MotionDirector", reason: "no clips to train on")
         }
-        let channels = pipeline.unet.config.inChannels
+        let channels = pipeline.unet.inChannels
         for clip in clips {
             let shape = clip.latents.shape
             guard shape.count == 5, shape[0] == 1, shape[1] == channels else {

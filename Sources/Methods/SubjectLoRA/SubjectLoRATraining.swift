@@ -199,7 +199,7 @@ public final class SubjectLoRATraining {
         guard let first = images.first else {
             throw MethodError.noTrainingData(what: "subject LoRA", reason: "no images to train on")
         }
-        let channels = pipeline.unet.config.inChannels
+        let channels = pipeline.unet.inChannels
         for image in images {
             let shape = image.latents.shape
             guard shape.count == 5, shape[0] == 1, shape[1] == channels, shape[2] == 1 else {
