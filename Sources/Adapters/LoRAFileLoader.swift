@@ -100,7 +100,7 @@ extension AdapterSet {
         for (modulePath, factors) in factorsByPath.sorted(by: { $0.key < $1.key }) {
             guard let layer = layerByPath[modulePath] else {
                 let reason = typeByPath[modulePath].map { "the module is a \($0), not a Linear, Conv2d or temporal Conv3d" }
-                    ?? "the \(component) has no module at this path"
+                    ?? "the \(component) has no module at this path" + LoRAFileProblem.layoutHint(modulePath)
                 problems.append(LoRAFileProblem(key: modulePath, reason: reason))
                 continue
             }
@@ -247,5 +247,19 @@ struct AlphaSettings {
         if literal.hasSuffix("$") { literal.removeLast() }
         if literal.hasPrefix("^") { return path == String(literal.dropFirst()) }
         return path == literal || path.hasSuffix("." + literal)
+    }
+
+}
+
+extension LoRAFileProblem {
+    /// Which denoiser layout a module path belongs to, when it names one: the hint that tells a
+    /// user a LoRA was made for the other layout.
+    static func layoutHint(_ modulePath: String) -> String {
+        let parts = Set(modulePath.split(separator: ".").map(String.init))
+        if parts.contains("motion_modules") { return " (a motion module: the LoRA is for AnimateDiff's UNetMotionModel)" }
+        if !parts.isDisjoint(with: ["temp_attentions", "temp_convs", "transformer_in"]) {
+            return " (a temporal layer of UNet3DConditionModel: the LoRA is for that layout)"
+        }
+        return ""
     }
 }

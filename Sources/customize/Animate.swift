@@ -45,6 +45,7 @@ struct Animate: ParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
@@ -65,7 +66,7 @@ struct Animate: ParsableCommand {
         let output = try RenderOutput(out: out, frames: frames)
         var motionChoice = try resolve(motion, option: "--motion")
         motionChoice.role = .motion
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let size = pipeline.pixelSize
         let picture = try TrainingMedia.image(image, width: size.width, height: size.height)
         let pixels = try TrainingMedia.tensor([picture])

@@ -62,6 +62,7 @@ struct BreakForMakeOptions: ParsableArguments {
     @Flag(help: "Continue the run from its newest checkpoint.") var resume = false
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         if let steps, steps < 0 { throw ValidationError("--steps must not be negative, got \(steps)") }
@@ -102,7 +103,7 @@ struct BreakForMakeOptions: ParsableArguments {
     }
 
     func loadPipeline() throws -> (TextToVideoPipeline, BaseModelIdentity) {
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let identity = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         return (pipeline, identity)
     }

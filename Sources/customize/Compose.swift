@@ -73,6 +73,7 @@ struct Compose: ParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         guard ComposePlan.Method(rawValue: method) != nil else {
@@ -116,7 +117,7 @@ struct Compose: ParsableCommand {
         if let saveAttention { try AttentionMapWriter.checkFolder(saveAttention) }
 
         // 2. The model and the LoRAs (each file checked against the model before rendering).
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         try DECORSetting.install(decorOptions.setting, on: pipeline)
         let (adapters, concepts) = try ComposeRunner.load(plan, on: pipeline, allowPartial: allowPartial)
         let settings = CompositionSettings(prompt: prompt, negative: negative, frames: frames, steps: steps, guidance: guidance,

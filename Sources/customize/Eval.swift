@@ -302,6 +302,7 @@ struct EvalBase: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when the model misses a bar.") var requireBars = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     static let bars: [(key: KeyPath<ProbeScores, ProbeScore>, name: String, minimum: Double)] = [
         (\.colour, "colour", 0.9), (\.shape, "shape", 0.8), (\.motionDirection, "motion_direction", 0.8),
@@ -317,7 +318,7 @@ struct EvalBase: ParsableCommand {
         try threadOptions.apply()
         let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let sampler = WorldSampler(seed: seed)
         let renderer = Renderer()
         var generated = ProbeScores(), truth = ProbeScores(), autoencoded = ProbeScores()

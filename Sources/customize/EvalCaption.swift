@@ -35,6 +35,7 @@ struct EvalCaption: ParsableCommand {
     @Option(help: "Seed of the image draw, the word swaps and the noise.") var seed: UInt64 = 11
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         guard images >= 1 else { throw ValidationError("--images must be at least 1, got \(images)") }
@@ -57,7 +58,7 @@ struct EvalCaption: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let scheduler = DDPMScheduler(config: pipeline.schedulerConfig)
         let steps: [Int]
         do { steps = try parsedTimesteps(trainTimesteps: scheduler.config.numTrainTimesteps) } catch let error as ValidationError {

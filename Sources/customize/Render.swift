@@ -89,6 +89,7 @@ struct Render: ParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "Load the parts of a LoRA file that fit the model and skip the rest, with a warning, instead of failing.")
     var allowPartial = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
     @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default render.png / render.mp4). With --prompts: the output folder (default renders/<file stem>).")
     var out: String?
     @Option(help: "Frames per second of the video.") var fps: Double = 8
@@ -162,7 +163,8 @@ struct Render: ParsableCommand {
         if let prompts {
             let stem = ((prompts as NSString).lastPathComponent as NSString).deletingPathExtension
             try RenderBatch(promptsPath: prompts, folder: out ?? "renders/\(stem)", defaults: commandLineSettings(frames: frames ?? 8),
-                            loraFolder: loraDirectory, model: model, fps: fps, allowPartial: allowPartial).run()
+                            loraFolder: loraDirectory, model: model, motionAdapter: motionAdapterOption.motionAdapter, fps: fps,
+                            allowPartial: allowPartial).run()
             return
         }
         let initial = try latents.map(RenderLatents.read)
@@ -175,8 +177,9 @@ struct Render: ParsableCommand {
         let output = try RenderOutput(out: out ?? (frameCount == 1 ? "render.png" : "render.mp4"), frames: frameCount)
         if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
 
-        let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps,
+        let renderer = PromptRenderer(pipeline: try motionAdapterOption.load(model), model: motionAdapterOption.label(model), fps: fps,
                                       allowPartial: allowPartial)
+        try renderer.pipeline.checkFrames(frameCount)
         var start = initial, source = latents
         if let noisePrior, let priorClip {
             // Inverted with the base model, before the render fuses any LoRA in.

@@ -15,6 +15,7 @@ struct RenderBatch {
     let defaults: RenderSettings
     let loraFolder: String
     let model: String
+    var motionAdapter: String?
     let fps: Double
     /// `--allow-partial`, for every line's LoRAs.
     var allowPartial = false
@@ -35,7 +36,8 @@ struct RenderBatch {
         var index = BatchIndex(folder: folder, entries: items.map(entry))
         var pending = items.indices.filter { items[$0].error == nil }
         if !pending.isEmpty {
-            let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model), model: model, fps: fps,
+            let renderer = PromptRenderer(pipeline: try TextToVideoPipeline.load(folder: model, motionAdapter: motionAdapter),
+                                          model: MotionAdapterOption.label(model, motionAdapter: motionAdapter), fps: fps,
                                           allowPartial: allowPartial)
             checkLoRAs(&items, pending: pending, renderer: renderer)
             pending = pending.filter { items[$0].error == nil }

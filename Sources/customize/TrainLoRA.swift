@@ -47,6 +47,7 @@ struct TrainLoRA: ParsableCommand {
     @Flag(name: .customLong("decor-train"), help: "Also apply --decor-remove to the training captions' text embeddings.")
     var decorTrain = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         guard !token.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--token must not be empty") }
@@ -70,7 +71,7 @@ struct TrainLoRA: ParsableCommand {
         try threadOptions.apply()
         try RenderOutput.checkWritable(out, option: "--out")
         let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let training: SubjectLoRATraining
         if resume {

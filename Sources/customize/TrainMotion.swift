@@ -68,6 +68,7 @@ struct TrainMotion: ParsableCommand {
     @Flag(help: "Continue the run in --out from its newest checkpoint (with its own config and cached clips).") var resume = false
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         if let steps, steps < 0 { throw ValidationError("--steps must not be negative, got \(steps)") }
@@ -97,7 +98,7 @@ struct TrainMotion: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         let folder = outputFolder
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let adjust = { (config: inout MotionDirectorConfig) in
             if let steps { config.maxTrainSteps = steps }

@@ -44,6 +44,7 @@ struct TrainOnestep: ParsableCommand {
     @Flag(help: "Continue the run from its newest checkpoint.") var resume = false
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     func validate() throws {
         for (name, value) in [("--pairs", pairs), ("--teacher-steps", teacherSteps), ("--frames", frames), ("--rank", rank),
@@ -69,7 +70,7 @@ struct TrainOnestep: ParsableCommand {
         try threadOptions.apply()
         try RenderOutput.checkWritable(out, option: "--out")
         let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
-        let pipeline = try TextToVideoPipeline.load(folder: model)
+        let pipeline = try motionAdapterOption.load(model)
         let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
         let training: HiPATraining
         if resume {

@@ -19,6 +19,7 @@ SCRIPTS = [
     "fixtures_unet_vae.py",          # UNet3DConditionModel and AutoencoderKL
     "fixtures_animatediff.py",       # UNet2DConditionModel, MotionAdapter and UNetMotionModel
     "fixtures_animatediff_pipeline.py",  # a tiny F16 AnimateDiffPipeline folder, its image + adapter form, a LoRA
+    "fixtures_customize_lora.py",    # diffusers loads a LoRA customize wrote for that folder (see its docstring)
     "fixtures_pipeline.py",          # a tiny F16 pipeline folder and reference sampling
     "fixtures_lora.py",              # a PEFT LoRA on the tiny U-Net
 ]
