@@ -8,7 +8,11 @@ struct Inspect: ParsableCommand {
         discussion: """
         Formats are recognised by their leading bytes, not by extension. A folder is described one \
         level deep: a diffusers model folder (model_index.json) by its components, configs and \
-        weights; any other folder by each clip, image and safetensors file in it.
+        weights; any other folder by each clip, image and safetensors file in it. For AnimateDiff \
+        (UNetMotionModel) and image U-Net (StableDiffusionPipeline) folders and MotionAdapter \
+        folders: what they render, the U-Net's layout, the motion modules (count, heads, most \
+        frames) and the parameters of each. A LoRA file's targets are counted by kind (spatial, \
+        motion, UNet3D temporal, text encoder), which tells the U-Net layout it is for.
 
         A path that cannot be read is reported on standard error and the rest are still described. \
         Exit status: 0 all described, 2 some failed, 1 all failed.
@@ -16,6 +20,7 @@ struct Inspect: ParsableCommand {
         Examples:
           customize inspect clip.mp4 frame_0001.png adapter.safetensors
           customize inspect samples/base --json
+          customize inspect animatediff/ motion_adapter/ animatediff_lora.safetensors
         """)
 
     @Argument(help: "Files or folders to describe.")
@@ -132,7 +137,7 @@ final class Inspector {
                 let facts = try InspectDiffusers.model(path, report: report)
                 return success(InspectedItem(path: path, kind: "diffusers model", facts: facts))
             case .diffusersComponent:
-                let facts = InspectDiffusers.component(path, report: report)
+                let facts = InspectDiffusers.standaloneComponent(path, report: report)
                 return success(InspectedItem(path: path, kind: "diffusers component", facts: facts))
             case .unsupported(let what):
                 throw InspectFailure(path: path, reason: what)

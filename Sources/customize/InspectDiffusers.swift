@@ -10,9 +10,11 @@ enum InspectDiffusers {
     /// encoder, schedulers, tokenizer); each is shown when the component's config has it.
     static let keyFacts = [
         "_class_name", "architectures", "model_type",
-        // UNet2D/3DConditionModel, AutoencoderKL
+        // UNet2D/3DConditionModel, UNetMotionModel, AutoencoderKL
         "in_channels", "out_channels", "block_out_channels", "layers_per_block", "cross_attention_dim",
         "attention_head_dim", "num_attention_heads", "sample_size", "latent_channels", "scaling_factor",
+        // UNetMotionModel, MotionAdapter
+        "motion_layers_per_block", "motion_num_attention_heads", "motion_max_seq_length", "use_motion_mid_block",
         // CLIPTextModel
         "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size", "max_position_embeddings",
         "projection_dim",
@@ -34,6 +36,10 @@ enum InspectDiffusers {
             ("class_name", .text(index["_class_name"]?.string ?? "(not given)")),
         ]
         if let version = index["_diffusers_version"]?.string { facts.append(("diffusers_version", .text(version))) }
+        // AnimateDiff's and image U-Nets: what the folder renders and the U-Net's shape, first.
+        if let unetClass = componentClass(index["unet"]) {
+            facts += InspectUNet.pipeline(path, unetClass: unetClass, hasMotionAdapter: componentClass(index["motion_adapter"]) != nil)
+        }
         var components: [Fact] = []
         // Components are the entries of the form "name": [library, class]; [null, null] marks an absent one.
         for (name, value) in index.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("_") {
@@ -51,6 +57,24 @@ enum InspectDiffusers {
             components.append(.record(component))
         }
         facts.append(("components", .list(components)))
+        return facts
+    }
+
+    /// The class of a model_index.json component entry `[library, class]`; nil for `[null, null]`.
+    private static func componentClass(_ entry: JSONValue?) -> String? {
+        guard case .array(let pair)? = entry, pair.count == 2, pair[0].string != nil else { return nil }
+        return pair[1].string
+    }
+
+    /// A component folder on its own (no model_index.json): `component`'s facts, and after the
+    /// config what `InspectUNet` tells of AnimateDiff's classes (a MotionAdapter, a UNetMotionModel,
+    /// an image U-Net).
+    static func standaloneComponent(_ folder: String, report: (Error) -> Void) -> [(String, Fact)] {
+        var facts = component(folder, report: report)
+        guard case .object(let config)? = try? JSONValue.read(path: folder + "/config.json"),
+              let className = config["_class_name"]?.string else { return facts }
+        let position = facts.firstIndex { $0.0 == "config" }.map { $0 + 1 } ?? 0
+        facts.insert(contentsOf: InspectUNet.component(folder, className: className), at: position)
         return facts
     }
 

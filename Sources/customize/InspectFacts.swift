@@ -137,7 +137,7 @@ extension Fact {
         case .flag(let value): return value ? "yes" : "no"
         case .list(let items): return items.isEmpty ? "(none)" : items.map(\.inlineText).joined(separator: ", ")
         case .record(let pairs):
-            return pairs.isEmpty ? "(none)" : pairs.map { "\($0.0) \($0.1.inlineText)" }.joined(separator: ", ")
+            return pairs.isEmpty ? "(none)" : pairs.map { "\(Self.label($0.0)) \($0.1.inlineText)" }.joined(separator: ", ")
         }
     }
 
