@@ -19,7 +19,7 @@ public struct BaseModelIdentity: Codable, Equatable, Sendable {
     }
 
     public init(name: String, unetConfig: UNet3DConfig) throws {
-        self.init(name: name, unetConfigSHA256: SHA256.hexDigest(try UNet3DConfig.canonicalJSON(unetConfig)))
+        self.init(name: name, unetConfigSHA256: SHA256.hexDigest(try unetConfig.canonicalJSON()))
     }
 
     public init(name: String, unet: any Denoiser) throws {

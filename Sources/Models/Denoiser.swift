@@ -40,25 +40,52 @@ extension Denoiser {
         default: return (fallback, fallback)
         }
     }
-
-    /// `config` without its diffusers version, compact with sorted keys.
-    static func canonical<Config: Encodable>(_ config: Config) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try encoder.encode(config)
-    }
 }
 
-extension UNet3DConfig {
-    /// `Denoiser.canonicalConfigJSON` of a UNet3D with this config.
-    public static func canonicalJSON(_ config: UNet3DConfig) throws -> Data {
-        var copy = config
+/// The checks every denoiser makes of its inputs: `sample` `[B, inChannels, F, H, W]`, text states
+/// `[B, L, crossAttentionDim]`, one timestep per clip or one for all. Returns the sample's dimensions.
+func checkDenoiserInputs(_ name: String, sample: Tensor, inChannels: Int, encoderHiddenStates: Tensor, crossAttentionDim: Int,
+                         timesteps: [Float]) throws -> (batch: Int, channels: Int, frames: Int, height: Int, width: Int) {
+    guard sample.rank == 5, sample.shape[1] == inChannels else {
+        throw ModelError.badInput("\(name): sample must be [batch, \(inChannels), frames, height, width], got \(sample.shape)")
+    }
+    let batch = sample.shape[0]
+    guard encoderHiddenStates.rank == 3, encoderHiddenStates.shape[0] == batch, encoderHiddenStates.shape[2] == crossAttentionDim else {
+        throw ModelError.badInput("\(name): encoder hidden states must be [\(batch), tokens, \(crossAttentionDim)], got \(encoderHiddenStates.shape)")
+    }
+    guard timesteps.count == batch || timesteps.count == 1 else {
+        throw ModelError.badInput("\(name): \(timesteps.count) timesteps for a batch of \(batch)")
+    }
+    return (batch, sample.shape[1], sample.shape[2], sample.shape[3], sample.shape[4])
+}
+
+/// A diffusers config.json that records the diffusers version that wrote it.
+public protocol VersionedConfig: Encodable {
+    var diffusersVersion: String? { get set }
+}
+
+extension VersionedConfig {
+    /// As written into a folder: diffusers' layout (sorted keys, two-space indent), stamped with `version`.
+    public func fileJSON(diffusersVersion version: String?) throws -> Data {
+        var copy = self
+        copy.diffusersVersion = version
+        return try JSONFiles.encode(copy)
+    }
+
+    /// Without the version, compact with sorted keys: the bytes a base-model identity hashes.
+    public func canonicalJSON() throws -> Data {
+        var copy = self
         copy.diffusersVersion = nil
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return try encoder.encode(copy)
     }
 }
+
+extension UNet3DConfig: VersionedConfig {}
+extension UNet2DConditionConfig: VersionedConfig {}
+extension UNetMotionConfig: VersionedConfig {}
+extension MotionAdapterConfig: VersionedConfig {}
 
 extension UNet3DConditionModel: Denoiser {
     public var className: String { "UNet3DConditionModel" }
@@ -69,12 +96,8 @@ extension UNet3DConditionModel: Denoiser {
     public var sampleSize: IntOrList? { config.sampleSize }
     public var maxFrames: Int? { nil }
     public var isVideoModel: Bool { true }
-    public func canonicalConfigJSON() throws -> Data { try UNet3DConfig.canonicalJSON(config) }
-    public func configJSON(diffusersVersion: String?) throws -> Data {
-        var copy = config
-        copy.diffusersVersion = diffusersVersion
-        return try JSONFiles.encode(copy)
-    }
+    public func canonicalConfigJSON() throws -> Data { try config.canonicalJSON() }
+    public func configJSON(diffusersVersion: String?) throws -> Data { try config.fileJSON(diffusersVersion: diffusersVersion) }
 }
 
 extension ImageUNet {
@@ -89,16 +112,8 @@ extension ImageUNet {
 extension UNet2DConditionModel: Denoiser {
     public var className: String { "UNet2DConditionModel" }
     public var sampleSize: IntOrList? { config.sampleSize }
-    public func canonicalConfigJSON() throws -> Data {
-        var copy = config
-        copy.diffusersVersion = nil
-        return try Self.canonical(copy)
-    }
-    public func configJSON(diffusersVersion: String?) throws -> Data {
-        var copy = config
-        copy.diffusersVersion = diffusersVersion
-        return try JSONFiles.encode(copy)
-    }
+    public func canonicalConfigJSON() throws -> Data { try config.canonicalJSON() }
+    public func configJSON(diffusersVersion: String?) throws -> Data { try config.fileJSON(diffusersVersion: diffusersVersion) }
     public func callAsFunction(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                                dropoutGenerator: inout RandomGenerator) throws -> Tensor {
         try forward(sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, motion: false,
@@ -109,16 +124,8 @@ extension UNet2DConditionModel: Denoiser {
 extension UNetMotionModel: Denoiser {
     public var className: String { "UNetMotionModel" }
     public var sampleSize: IntOrList? { config.sampleSize }
-    public func canonicalConfigJSON() throws -> Data {
-        var copy = config
-        copy.diffusersVersion = nil
-        return try Self.canonical(copy)
-    }
-    public func configJSON(diffusersVersion: String?) throws -> Data {
-        var copy = config
-        copy.diffusersVersion = diffusersVersion
-        return try JSONFiles.encode(copy)
-    }
+    public func canonicalConfigJSON() throws -> Data { try config.canonicalJSON() }
+    public func configJSON(diffusersVersion: String?) throws -> Data { try config.fileJSON(diffusersVersion: diffusersVersion) }
     /// A clip runs the motion modules; one frame is a picture, which the image U-Net alone draws
     /// (as `StableDiffusionPipeline` would with AnimateDiff's image half).
     public func callAsFunction(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor) throws -> Tensor {

@@ -110,9 +110,8 @@ public enum DiffusersFolderWriter {
              DiffusersFolder.transformersWeightsFile),
         ]
         if let motionAdapter {
-            var config = motionAdapter.config
-            config.diffusersVersion = diffusersVersion
-            components.append(("motion_adapter", try JSONFiles.encode(config), "config.json", motionAdapter.stateDict(),
+            components.append(("motion_adapter", try motionAdapter.config.fileJSON(diffusersVersion: diffusersVersion), "config.json",
+                               motionAdapter.stateDict(),
                                DiffusersFolder.diffusersWeightsFile))
         }
         for component in components {

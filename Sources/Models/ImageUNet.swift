@@ -50,17 +50,9 @@ open class ImageUNet: Module {
     func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor, motion: Bool,
                  dropoutGenerator: RandomGenerator?) throws -> (output: Tensor, generator: RandomGenerator?) {
         let name = layout.motion == nil ? "UNet2DConditionModel" : "UNetMotionModel"
-        guard sample.rank == 5, sample.shape[1] == layout.inChannels else {
-            throw ModelError.badInput("\(name): sample must be [batch, \(layout.inChannels), frames, height, width], got \(sample.shape)")
-        }
-        let (batch, channels, frames, height, width) = (sample.shape[0], sample.shape[1], sample.shape[2], sample.shape[3], sample.shape[4])
-        guard encoderHiddenStates.rank == 3, encoderHiddenStates.shape[0] == batch,
-              encoderHiddenStates.shape[2] == layout.crossAttentionDim else {
-            throw ModelError.badInput("\(name): encoder hidden states must be [\(batch), tokens, \(layout.crossAttentionDim)], got \(encoderHiddenStates.shape)")
-        }
-        guard timesteps.count == batch || timesteps.count == 1 else {
-            throw ModelError.badInput("\(name): \(timesteps.count) timesteps for a batch of \(batch)")
-        }
+        let (batch, channels, frames, height, width) = try checkDenoiserInputs(
+            name, sample: sample, inChannels: layout.inChannels, encoderHiddenStates: encoderHiddenStates,
+            crossAttentionDim: layout.crossAttentionDim, timesteps: timesteps)
         let useMotion = motion && layout.motion != nil
         if useMotion, let limit = layout.motion?.maxSequenceLength, frames > limit {
             throw ModelError.badInput("\(name): \(frames) frames, but the motion modules cover at most \(limit) (motion_max_seq_length)")

@@ -113,17 +113,9 @@ public final class UNet3DConditionModel: Module {
 
     func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                  dropoutGenerator: RandomGenerator?) throws -> (output: Tensor, generator: RandomGenerator?) {
-        guard sample.rank == 5, sample.shape[1] == config.inChannels else {
-            throw ModelError.badInput("UNet3D: sample must be [batch, \(config.inChannels), frames, height, width], got \(sample.shape)")
-        }
-        let (batch, channels, frames, height, width) = (sample.shape[0], sample.shape[1], sample.shape[2], sample.shape[3], sample.shape[4])
-        guard encoderHiddenStates.rank == 3, encoderHiddenStates.shape[0] == batch,
-              encoderHiddenStates.shape[2] == config.crossAttentionDim else {
-            throw ModelError.badInput("UNet3D: encoder hidden states must be [\(batch), tokens, \(config.crossAttentionDim)], got \(encoderHiddenStates.shape)")
-        }
-        guard timesteps.count == batch || timesteps.count == 1 else {
-            throw ModelError.badInput("UNet3D: \(timesteps.count) timesteps for a batch of \(batch)")
-        }
+        let (batch, channels, frames, height, width) = try checkDenoiserInputs(
+            "UNet3D", sample: sample, inChannels: config.inChannels, encoderHiddenStates: encoderHiddenStates,
+            crossAttentionDim: config.crossAttentionDim, timesteps: timesteps)
         // Sides that are not multiples of 2^upsamplers: each upsampler resizes to its skip's size (diffusers).
         let upsamplers = config.blockOutChannels.count - 1
         let forwardUpsampleSize = height % (1 << upsamplers) != 0 || width % (1 << upsamplers) != 0

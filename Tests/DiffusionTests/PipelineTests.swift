@@ -18,17 +18,6 @@ final class PipelineTests: XCTestCase {
         return try Tensor(shape: file.entry(name).shape, values: file.floats(name))
     }
 
-    /// max |actual − expected| ≤ tolerance · max |expected|.
-    func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float, _ what: String,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(actual.shape, expected.shape, what, file: file, line: line)
-        guard actual.shape == expected.shape else { return }
-        let scale = expected.values.map(abs).max() ?? 0
-        let error = zip(actual.values, expected.values).map { abs($0 - $1) }.max() ?? .infinity
-        XCTAssertGreaterThan(scale, 0.1, "\(what): reference is trivially small", file: file, line: line)
-        XCTAssertLessThanOrEqual(error, tolerance * scale, "\(what): max abs error \(error), max |expected| \(scale)", file: file, line: line)
-    }
-
     func testPromptEncodingMatchesTransformers() throws {
         let pipeline = try TextToVideoPipeline.load(folder: Self.folder)
         XCTAssertEqual(pipeline.tokenizer(Self.prompt).ids.map(Float.init), try reference("prompt_ids").values)
