@@ -15,15 +15,28 @@ public struct WorldSample: Codable, Hashable, Sendable {
     public var split: Split
 }
 
-/// Draws scenes deterministically: sample `index` of a split depends only on (seed, split, index).
+/// Draws scenes deterministically: sample `index` of a split depends only on (seed, split, index)
+/// (and the distribution).
 public struct WorldSampler: Sendable {
+    /// Which world the train and heldout splits draw from; the reserved split and the
+    /// customization sets are the full world's under both.
+    public enum Distribution: String, CaseIterable, Codable, Sendable {
+        /// Everything: one or two objects, ten shapes, twelve colours, three sizes, textures,
+        /// gradient and grid backgrounds, fourteen motions at two speeds.
+        case full
+        /// `CoreWorld`: the base's pretraining distribution.
+        case core
+    }
+
     public var seed: UInt64
     /// Frames per clip (8 by default, 16 as an option).
     public var clipFrames: Int
+    public var distribution: Distribution
 
-    public init(seed: UInt64 = 0, clipFrames: Int = 8) {
+    public init(seed: UInt64 = 0, clipFrames: Int = 8, distribution: Distribution = .full) {
         self.seed = seed
         self.clipFrames = clipFrames
+        self.distribution = distribution
     }
 
     /// Colour–shape pairs kept out of pretraining: two colours per shape, spread over the palette.
@@ -48,12 +61,20 @@ public struct WorldSampler: Sendable {
     }
 
     func sample(_ split: Split, index: Int, frames: Int) -> WorldSample {
-        var random = SplitMix(seed: seed, stream: UInt64(Split.allCases.firstIndex(of: split)! + 1) << 32 | UInt64(frames), index: UInt64(index))
+        let isCore = distribution == .core && split != .reserved
+        // The core world draws from streams of its own, so its samples are not the full world's
+        // first draws reinterpreted.
+        let stream = UInt64(Split.allCases.firstIndex(of: split)! + 1) << 32 | UInt64(frames) | (isCore ? 1 << 40 : 0)
+        var random = SplitMix(seed: seed, stream: stream, index: UInt64(index))
         let spec: SceneSpec
         switch split {
         case .train, .heldout:
-            let twoObjects = random.chance(0.25)
-            spec = twoObjects ? twoObjectScene(split, frames: frames, &random) : oneObjectScene(split, frames: frames, &random)
+            if isCore {
+                spec = coreScene(split, frames: frames, &random)
+            } else {
+                let twoObjects = random.chance(0.25)
+                spec = twoObjects ? twoObjectScene(split, frames: frames, &random) : oneObjectScene(split, frames: frames, &random)
+            }
         case .reserved:
             switch random.below(frames == 1 ? 2 : 3) {
             case 0: spec = conceptScene(Concept.allCases[random.below(Concept.allCases.count)], frames: frames, &random)
@@ -154,6 +175,32 @@ public struct WorldSampler: Sendable {
         let isPan = object.motion == .panLeft || object.motion == .panRight
         let bg = background(avoiding: [colour], &random, kinds: isPan ? [.grid, .gradient] : BackgroundKind.allCases)
         return SceneSpec(background: bg, objects: [object], frames: frames)
+    }
+
+    /// One `CoreWorld` object: a core colour–shape pair (held-out pairs only in `heldout`, never
+    /// in `train`), medium or large, plain, on a plain background of a core background colour other
+    /// than its own; in a clip, still or moving left, right, up or down at the core speed, from a
+    /// start that keeps the whole path inside the frame.
+    func coreScene(_ split: Split, frames: Int, _ random: inout SplitMix) -> SceneSpec {
+        var colour: NamedColour, shape: ObjectShape
+        if split == .heldout {
+            (colour, shape) = CoreWorld.heldOutPairs[random.below(CoreWorld.heldOutPairs.count)]
+        } else {
+            repeat {
+                colour = CoreWorld.colours[random.below(CoreWorld.colours.count)]
+                shape = CoreWorld.shapes[random.below(CoreWorld.shapes.count)]
+            } while CoreWorld.isHeldOut(colour, shape)
+        }
+        var object = SceneObject(kind: .shape(shape), colour: colour,
+                                 size: CoreWorld.sizes[random.below(CoreWorld.sizes.count)], texture: .plain)
+        if frames > 1 {
+            object.motion = CoreWorld.motions[random.below(CoreWorld.motions.count)]
+            object.speed = CoreWorld.speed
+        }
+        object.position = startPosition(for: object, frames: frames, &random)
+        let backgrounds = CoreWorld.backgroundColours.filter { $0 != colour }
+        let background = Background(kind: .plain, colour: backgrounds[random.below(backgrounds.count)])
+        return SceneSpec(background: background, objects: [object], frames: frames)
     }
 
     func twoObjectScene(_ split: Split, frames: Int, _ random: inout SplitMix) -> SceneSpec {

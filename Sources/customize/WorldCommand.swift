@@ -25,8 +25,17 @@ struct WorldCommand: ParsableCommand {
         that reserved style (\(Style.allCases.map(\.rawValue).joined(separator: ", "))), straight into --out: the \
         folder layout train-lora, train-content and train-style read.
 
+        --core draws the core world, the base's pretraining distribution, instead of the full one: \
+        one plain medium or large object (\(CoreWorld.shapes.map(\.rawValue).joined(separator: ", "))) \
+        coloured \(CoreWorld.colours.map(\.rawValue).joined(separator: ", ")), on a plain background \
+        (\(CoreWorld.backgroundColours.map(\.rawValue).joined(separator: ", ")); never the object's colour), \
+        in clips still or moving left, right, up or down across 0.40 of the frame. Its splits are train \
+        and heldout (\(CoreWorld.heldOutPairs.count) colour-shape pairs never in its train split); \
+        the reserved split and the --motion, --concept and --style sets are the full world's.
+
         Examples:
           customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
+          customize world --core --out core/ --images 16 --clips 4 --split heldout
           customize world --motion zigzag --clips 3 --out samples/clips
           customize world --concept cat --images 8 --out samples/concepts/cat
           customize world --style neon --images 8 --out samples/styles/neon
@@ -36,6 +45,7 @@ struct WorldCommand: ParsableCommand {
     @Option(help: "Number of still images.") var images = 0
     @Option(help: "Number of clips.") var clips = 0
     @Option(help: "Which part of the world: train, heldout or reserved (default train).") var split: String?
+    @Flag(help: "Draw the core world (the base's pretraining distribution): --split train or heldout.") var core = false
     @Option(help: "Write clips of this one motion only, straight into --out (e.g. zigzag).") var motion: String?
     @Option(help: "Write images of this one reserved concept only, straight into --out (e.g. cat).") var concept: String?
     @Option(help: "Write images in this one reserved style only, straight into --out (e.g. neon).") var style: String?
@@ -46,6 +56,14 @@ struct WorldCommand: ParsableCommand {
     func validate() throws {
         if let split, Split(rawValue: split) == nil {
             throw ValidationError("--split expects one of \(Split.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(split)\"")
+        }
+        if core {
+            guard motion == nil, concept == nil, style == nil else {
+                throw ValidationError("--core writes the core world's train or heldout split; leave out --motion, --concept and --style (their sets are the full world's)")
+            }
+            guard split != Split.reserved.rawValue else {
+                throw ValidationError("--core draws the train and heldout splits only; the reserved split is the full world's: leave out --core with --split reserved")
+            }
         }
         if let motion {
             guard Motion(rawValue: motion) != nil else {
@@ -78,7 +96,7 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         let split = Split(rawValue: self.split ?? "train")!
-        let sampler = WorldSampler(seed: seed, clipFrames: frames)
+        let sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: core ? .core : .full)
         let folder = URL(fileURLWithPath: out)
         let renderer = Renderer()
         var index: [String] = []
@@ -108,7 +126,8 @@ struct WorldCommand: ParsableCommand {
                     if isClip {
                         try VideoWriter.write(frames, to: path, options: .init(fps: fps))
                     } else {
-                        try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", sample.split.rawValue)])
+                        try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", sample.split.rawValue)]
+                                           + (core ? [("world", "core")] : []))
                     }
                     try atomicWrite(sample.caption + "\n", to: directory.appendingPathComponent(name + ".txt").path)
                     index.append(try jsonLine(file: subfolder.isEmpty ? file : subfolder + "/" + file, sample: sample))
@@ -137,14 +156,16 @@ struct WorldCommand: ParsableCommand {
         try write((0..<images).map { sampler.image(split, index: $0) }, subfolder: "images", isClip: false)
         try write((0..<clips).map { sampler.clip(split, index: $0) }, subfolder: "clips", isClip: true)
         try atomicWrite(index.joined(separator: "\n") + "\n", to: folder.appendingPathComponent("captions.jsonl").path)
-        print("wrote \(images) images and \(clips) clips of the \(split.rawValue) split to \(out)")
+        print("wrote \(images) images and \(clips) clips of the \(core ? "core world's " : "")\(split.rawValue) split to \(out)")
     }
 
     private func jsonLine(file: String, sample: WorldSample) throws -> String {
-        struct Line: Encodable { let file: String; let caption: String; let split: String; let scene: SceneSpec }
+        // "world" only for the core world, so the full world's lines stay as they were.
+        struct Line: Encodable { let file: String; let caption: String; let split: String; let world: String?; let scene: SceneSpec }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(Line(file: file, caption: sample.caption, split: sample.split.rawValue, scene: sample.spec)), as: UTF8.self)
+        let line = Line(file: file, caption: sample.caption, split: sample.split.rawValue, world: core ? "core" : nil, scene: sample.spec)
+        return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 }
 

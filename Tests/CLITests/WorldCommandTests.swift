@@ -1,4 +1,5 @@
 import Foundation
+import World
 import XCTest
 
 final class WorldCommandTests: XCTestCase {
@@ -42,6 +43,55 @@ final class WorldCommandTests: XCTestCase {
             XCTAssertNotEqual(run.status, 0)
             XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
         }
+    }
+
+    /// `--core` writes the core world's split in the usual layout: one core object, plain, on a
+    /// plain background of another core colour; heldout draws only the core held-out pairs; each
+    /// line of captions.jsonl says "world": "core". With the reserved split or one of the
+    /// single-subject options it is refused, naming the options.
+    func testWorldCoreWritesTheCoreWorldAndRefusesWhatIsNotInIt() throws {
+        let folder = NSTemporaryDirectory() + "customize-world-core-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for split in ["train", "heldout"] {
+            let run = try CLITests.run(["world", "--core", "--split", split, "--out", folder + "/" + split, "--images", "6", "--clips", "3", "--seed", "2"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(run.stdout.contains("6 images and 3 clips of the core world's \(split) split"), run.stdout)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/\(split)/images/00005.png"))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/\(split)/clips/00002.mp4"))
+            let lines = try String(contentsOfFile: folder + "/\(split)/captions.jsonl", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, 9)
+            for line in lines {
+                let entry = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                XCTAssertEqual(entry["world"] as? String, "core")
+                XCTAssertEqual(entry["split"] as? String, split)
+                let scene = try XCTUnwrap(entry["scene"] as? [String: Any])
+                let objects = try XCTUnwrap(scene["objects"] as? [[String: Any]])
+                XCTAssertEqual(objects.count, 1, String(line))
+                let background = try XCTUnwrap(scene["background"] as? [String: String])
+                let colour = try XCTUnwrap(NamedColour(rawValue: objects[0]["colour"] as? String ?? ""))
+                let shape = try XCTUnwrap(ObjectShape(rawValue: objects[0]["kind"] as? String ?? ""))
+                XCTAssertEqual(background["kind"], "plain")
+                XCTAssertTrue(CoreWorld.backgroundColours.map(\.rawValue).contains(background["colour"] ?? ""), String(line))
+                XCTAssertNotEqual(background["colour"], colour.rawValue)
+                XCTAssertTrue(CoreWorld.colours.contains(colour) && CoreWorld.shapes.contains(shape), String(line))
+                XCTAssertEqual(CoreWorld.isHeldOut(colour, shape), split == "heldout", String(line))
+                XCTAssertEqual(objects[0]["texture"] as? String, "plain")
+                XCTAssertTrue(["medium", "large"].contains(objects[0]["size"] as? String ?? ""), String(line))
+                let caption = try XCTUnwrap(entry["caption"] as? String)
+                let file = try XCTUnwrap(entry["file"] as? String)
+                let text = try String(contentsOfFile: folder + "/\(split)/" + file.replacingOccurrences(of: ".png", with: ".txt").replacingOccurrences(of: ".mp4", with: ".txt"), encoding: .utf8)
+                XCTAssertEqual(text, caption + "\n")
+            }
+        }
+        for (arguments, message) in [(["--split", "reserved", "--images", "1"], "leave out --core with --split reserved"),
+                                     (["--motion", "left", "--clips", "1"], "leave out --motion, --concept and --style"),
+                                     (["--concept", "cat", "--images", "1"], "leave out --motion, --concept and --style"),
+                                     (["--style", "neon", "--images", "1"], "leave out --motion, --concept and --style")] {
+            let run = try CLITests.run(["world", "--core", "--out", folder + "/bad"] + arguments)
+            XCTAssertEqual(run.status, 64, "\(arguments)")
+            XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/bad"))
     }
 
     func testWorldRejectsABadSplit() throws {
