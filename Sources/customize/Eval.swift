@@ -301,6 +301,8 @@ struct EvalBase: ParsableCommand {
     var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when the model misses a bar.") var requireBars = false
+    @Flag(help: "Prompts of the core world's held-out compositions (the base's pretraining distribution) instead of the full world's.")
+    var core = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var motionAdapterOption: MotionAdapterOption
 
@@ -319,7 +321,7 @@ struct EvalBase: ParsableCommand {
         let probes = try ProbeFile.worldProbes(probe: probe, model: model)
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         let pipeline = try motionAdapterOption.load(model)
-        let sampler = WorldSampler(seed: seed)
+        let sampler = WorldSampler(seed: seed, distribution: core ? .core : .full)
         let renderer = Renderer()
         var generated = ProbeScores(), truth = ProbeScores(), autoencoded = ProbeScores()
         var rows: [RGBImage] = [], captions: [String] = [], samples: [EvalBaseReport.Sample] = []

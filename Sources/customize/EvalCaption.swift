@@ -33,6 +33,8 @@ struct EvalCaption: ParsableCommand {
     @Option(help: "One-object clips moving in a straight direction, for the wrong-motion rise (0: none).") var clips = 16
     @Option(help: "Timesteps to noise to, comma-separated.") var timesteps = "200,400,600,800"
     @Option(help: "Seed of the image draw, the word swaps and the noise.") var seed: UInt64 = 11
+    @Flag(help: "Measure on the core world's held-out compositions, swapping words within its vocabulary (the base's pretraining distribution).")
+    var core = false
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var motionAdapterOption: MotionAdapterOption
@@ -64,9 +66,9 @@ struct EvalCaption: ParsableCommand {
         do { steps = try parsedTimesteps(trainTimesteps: scheduler.config.numTrainTimesteps) } catch let error as ValidationError {
             throw ExitStatus.Failure(status: .failure, message: "\(model): \(error.message)")
         }
-        let scenes = CaptionSwaps.scenes(count: images, seed: seed)
-        let clipScenes = CaptionSwaps.clipScenes(count: clips, seed: seed)
-        let sets = [(scenes, CaptionSwaps.variants(scenes, seed: seed)),
+        let scenes = CaptionSwaps.scenes(count: images, seed: seed, core: core)
+        let clipScenes = CaptionSwaps.clipScenes(count: clips, seed: seed, core: core)
+        let sets = [(scenes, CaptionSwaps.variants(scenes, seed: seed, core: core)),
                     (clipScenes, CaptionSwaps.motionVariants(clipScenes))].filter { !$0.0.isEmpty }
         let renderer = Renderer()
         let size = pipeline.pixelSize
@@ -153,24 +155,25 @@ enum CaptionSwaps {
         var captions: [String]
     }
 
-    /// The first `count` train-split images with exactly one plain shape.
-    static func scenes(count: Int, seed: UInt64) -> [SceneSpec] {
-        firstOneObjectScenes(count: count, seed: seed, clips: false) { _ in true }
+    /// The first `count` train-split images with exactly one plain shape (`core`: the core world's held-out images).
+    static func scenes(count: Int, seed: UInt64, core: Bool = false) -> [SceneSpec] {
+        firstOneObjectScenes(count: count, seed: seed, clips: false, core: core) { _ in true }
     }
 
     /// The first `count` train-split clips with exactly one plain shape moving in a straight direction.
-    static func clipScenes(count: Int, seed: UInt64) -> [SceneSpec] {
-        firstOneObjectScenes(count: count, seed: seed, clips: true) { opposites[$0.motion] != nil }
+    static func clipScenes(count: Int, seed: UInt64, core: Bool = false) -> [SceneSpec] {
+        firstOneObjectScenes(count: count, seed: seed, clips: true, core: core) { opposites[$0.motion] != nil }
     }
 
     /// The first `count` train-split images or clips of one plain, unstyled shape that `accept`s.
-    private static func firstOneObjectScenes(count: Int, seed: UInt64, clips: Bool,
+    private static func firstOneObjectScenes(count: Int, seed: UInt64, clips: Bool, core: Bool,
                                              accept: (SceneObject) -> Bool) -> [SceneSpec] {
-        let sampler = WorldSampler(seed: seed)
+        let sampler = WorldSampler(seed: seed, distribution: core ? .core : .full)
+        let split: Split = core ? .heldout : .train
         var scenes: [SceneSpec] = []
         var index = 0
         while scenes.count < count {
-            let spec = (clips ? sampler.clip(.train, index: index) : sampler.image(.train, index: index)).spec
+            let spec = (clips ? sampler.clip(split, index: index) : sampler.image(split, index: index)).spec
             index += 1
             if spec.objects.count == 1, case .shape = spec.objects[0].kind, spec.style == nil, accept(spec.objects[0]) {
                 scenes.append(spec)
@@ -191,7 +194,10 @@ enum CaptionSwaps {
 
     /// The right captions, then one variant per word in `swapped` (the word replaced by another
     /// value drawn from `seed`), then the empty caption.
-    static func variants(_ scenes: [SceneSpec], seed: UInt64) -> [Variant] {
+    /// `core`: replacement words come from the core world's shapes, colours, sizes and background colours.
+    static func variants(_ scenes: [SceneSpec], seed: UInt64, core: Bool = false) -> [Variant] {
+        let shapes = core ? CoreWorld.shapes : ObjectShape.allCases, colours = core ? CoreWorld.colours : NamedColour.allCases
+        let sizes = core ? CoreWorld.sizes : ObjectSize.allCases, backgrounds = core ? CoreWorld.backgroundColours : NamedColour.allCases
         var random = RandomGenerator(seed: seed).derived(7)
         func other<T: Equatable>(_ value: T, in values: [T]) -> T {
             let others = values.filter { $0 != value }
@@ -204,11 +210,11 @@ enum CaptionSwaps {
                 switch word {
                 case "shape":
                     if case .shape(let shape) = spec.objects[0].kind {
-                        changed.objects[0].kind = .shape(other(shape, in: ObjectShape.allCases))
+                        changed.objects[0].kind = .shape(other(shape, in: shapes))
                     }
-                case "colour": changed.objects[0].colour = other(spec.objects[0].colour, in: NamedColour.allCases)
-                case "size": changed.objects[0].size = other(spec.objects[0].size, in: ObjectSize.allCases)
-                default: changed.background.colour = other(spec.background.colour, in: NamedColour.allCases)
+                case "colour": changed.objects[0].colour = other(spec.objects[0].colour, in: colours)
+                case "size": changed.objects[0].size = other(spec.objects[0].size, in: sizes)
+                default: changed.background.colour = other(spec.background.colour, in: backgrounds)
                 }
                 return Captions.caption(changed)
             }))

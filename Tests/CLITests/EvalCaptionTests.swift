@@ -41,6 +41,33 @@ final class EvalCaptionTests: XCTestCase {
         XCTAssertEqual(CaptionSwaps.variants(scenes, seed: 3).map(\.captions), variants.map(\.captions))
     }
 
+    /// `--core`: the core world's held-out compositions, and replacement words from its vocabulary.
+    func testCoreMeasuresHeldOutCoreScenesWithCoreWords() throws {
+        let scenes = CaptionSwaps.scenes(count: 24, seed: 3, core: true)
+        let clips = CaptionSwaps.clipScenes(count: 8, seed: 3, core: true)
+        XCTAssertEqual(scenes.count, 24)
+        XCTAssertEqual(clips.count, 8)
+        for spec in scenes + clips {
+            guard case .shape(let shape) = spec.objects[0].kind else { return XCTFail("\(spec)") }
+            XCTAssertTrue(CoreWorld.isHeldOut(spec.objects[0].colour, shape), Captions.caption(spec))
+        }
+        let core = Set((CoreWorld.shapes.map(\.rawValue) + CoreWorld.colours.map(\.rawValue) + CoreWorld.sizes.map(\.rawValue)
+                        + CoreWorld.backgroundColours.map(\.rawValue)))
+        let variants = CaptionSwaps.variants(scenes, seed: 3, core: true)
+        for variant in variants[1 ..< 5] {
+            for (right, changed) in zip(variants[0].captions, variant.captions) {
+                for (old, new) in zip(right.split(separator: " "), changed.split(separator: " ")) where old != new && !["a", "an"].contains(old) {
+                    XCTAssertTrue(core.contains(String(new)), "\(variant.name): \(right) / \(changed)")
+                }
+            }
+        }
+        // Without --core, the full world's train split, as before.
+        XCTAssertFalse(CaptionSwaps.scenes(count: 24, seed: 3).allSatisfy { spec in
+            guard case .shape(let shape) = spec.objects[0].kind else { return false }
+            return CoreWorld.shapes.contains(shape)
+        })
+    }
+
     /// The motion variant turns each clip's straight direction around and changes nothing else.
     func testTheMotionVariantReversesTheDirection() throws {
         let scenes = CaptionSwaps.clipScenes(count: 12, seed: 3)
