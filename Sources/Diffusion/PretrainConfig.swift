@@ -9,10 +9,32 @@ import Models
 ///
 /// The defaults are the compact model this project ships: about 7 M parameters in all (14 MB in
 /// F16, under the 40 MB limit), sized to train on two CPU cores in a few hours.
+///
+/// `architecture` chooses the denoiser: `unet3d` (the default; `unet`, trained in the U-Net stage)
+/// or `animatediff` (`image_unet` trained on images in the U-Net stage, then `motion_adapter`'s
+/// motion modules on clips in the motion stage, `motion_training`).
 public struct PretrainConfig: Codable, Equatable, Sendable {
+    /// Which denoiser the run trains.
+    public enum Architecture: String, Codable, Equatable, Sendable, CaseIterable {
+        /// diffusers' `UNet3DConditionModel` (`unet`), trained in one stage on images and clips.
+        case unet3d
+        /// AnimateDiff's layout: the image U-Net (`image_unet`) on images in the U-Net stage, then
+        /// the motion modules (`motion_adapter`) on clips in the motion stage; saved as an
+        /// `AnimateDiffPipeline` folder with a `UNetMotionModel`.
+        case animatediff
+    }
+
     public var seed: UInt64
+    /// `"unet3d"` (the default) or `"animatediff"`.
+    public var architecture: Architecture
     public var vae: AutoencoderKLConfig
+    /// The 3-D U-Net of an `unet3d` run (unused by an `animatediff` run).
     public var unet: UNet3DConfig
+    /// The image U-Net of an `animatediff` run (`UNet2DConditionModel` config.json keys).
+    public var imageUNet: UNet2DConditionConfig
+    /// The motion modules of an `animatediff` run (`MotionAdapter` config.json keys); they must fit
+    /// `image_unet` (same `block_out_channels`, `motion_layers_per_block` = its `layers_per_block`).
+    public var motionAdapter: MotionAdapterConfig
     /// `vocab_size`, `bos_token_id`, `eos_token_id` and `pad_token_id` are set from the tokenizer
     /// the run writes (the world's words plus CLIP's byte symbols).
     public var textEncoder: CLIPTextConfig
@@ -20,7 +42,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var scheduler: SchedulerConfig
     public var vaeTraining: VAETraining
     public var textEncoderWarmup: TextEncoderWarmup
+    /// The U-Net stage; in an `animatediff` run, the image stage (images only: `clip_fraction` 0).
     public var unetTraining: UNetTraining
+    /// The motion stage of an `animatediff` run.
+    public var motionTraining: MotionTraining
     public var preview: Preview
 
     /// Stage 1: the autoencoder alone, on world images.
@@ -40,7 +65,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// nil: as torch's initialisation leaves it (near 0, i.e. unit noise on the latents).
         public var initialLogvar: Float?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case trainer, batchSize = "batch_size", l1Weight = "l1_weight", l2Weight = "l2_weight", klWeight = "kl_weight"
             case objectWeight = "object_weight", initialLogvar = "initial_logvar"
         }
@@ -78,7 +103,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// the text encoder's positions less its two markers, which is what nil (the default) means.
         public var slots: Int?
 
-        enum CodingKeys: String, CodingKey { case trainer, batchSize = "batch_size", slots }
+        enum CodingKeys: String, CodingKey, CaseIterable { case trainer, batchSize = "batch_size", slots }
 
         public init(trainer: TrainerOptions = TrainerOptions(steps: 800, learningRate: 1e-3, adamWeightDecay: 1e-2, checkpointingSteps: 200),
                     batchSize: Int = 64, slots: Int? = nil) {
@@ -129,7 +154,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// masks by area), and each sample's error is the weighted mean. nil or 0: plain means.
         public var objectWeight: Float?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case trainer, trainTextEncoder = "train_text_encoder"
             case warmupLossWeight = "warmup_loss_weight", warmupLossBatchSize = "warmup_loss_batch_size"
             case imageBatchSize = "image_batch_size", clipBatchSize = "clip_batch_size", clipFrames = "clip_frames"
@@ -171,6 +196,86 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// Stage 3 of an `animatediff` run: the motion modules (and what `trainable` adds) on clips,
+    /// the autoencoder frozen, starting from the U-Net stage's averaged image U-Net and text encoder.
+    public struct MotionTraining: Codable, Equatable, Sendable {
+        /// What trains besides nothing else (everything not named stays frozen):
+        public enum Trainable: String, Codable, Equatable, Sendable, CaseIterable {
+            /// The motion modules alone (AnimateDiff's recipe: `freeze_unet2d_params`).
+            case motionModules = "motion_modules"
+            /// The motion modules and the text encoder.
+            case motionModulesAndTextEncoder = "motion_modules+text_encoder"
+            /// The motion modules, the spatial cross-attention keys and values (`attn2.to_k`,
+            /// `attn2.to_v` outside the motion modules) and the text encoder.
+            case motionModulesAndCrossAttention = "motion_modules+cross_attention"
+            /// The whole U-Net and the text encoder.
+            case all
+
+            /// Whether the U-Net parameter at `path` trains.
+            public func trainsUNetParameter(_ path: String) -> Bool {
+                if path.contains("motion_modules.") { return true }
+                switch self {
+                case .motionModules, .motionModulesAndTextEncoder: return false
+                case .motionModulesAndCrossAttention: return path.contains(".attn2.to_k.") || path.contains(".attn2.to_v.")
+                case .all: return true
+                }
+            }
+
+            public var trainsTextEncoder: Bool { self != .motionModules }
+        }
+
+        public var trainer: TrainerOptions
+        /// Clips per step.
+        public var clipBatchSize: Int
+        /// Frames per clip (2 to the adapter's `motion_max_seq_length`).
+        public var clipFrames: Int
+        /// The share of captions replaced by the empty prompt, for classifier-free guidance.
+        public var captionDropout: Float
+        /// Min-SNR loss weighting's γ; nil: plain MSE.
+        public var snrGamma: Float?
+        public var trainable: Trainable
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case trainer, clipBatchSize = "clip_batch_size", clipFrames = "clip_frames", captionDropout = "caption_dropout"
+            case snrGamma = "snr_gamma", trainable
+        }
+
+        /// Defaults: 4000 steps of 2 eight-frame clips, AdamW 3e-4 cosine to 3e-5 after 100 warm-up
+        /// steps, weight decay 0.01, EMA 0.999, a checkpoint every 250 steps, 10% caption dropout,
+        /// the motion modules alone.
+        public init(trainer: TrainerOptions = TrainerOptions(steps: 4000, learningRate: 3e-4, lrScheduler: "cosine", lrWarmupSteps: 100,
+                                                             minLearningRate: 3e-5, adamWeightDecay: 1e-2, emaDecay: 0.999,
+                                                             checkpointingSteps: 250),
+                    clipBatchSize: Int = 2, clipFrames: Int = 8, captionDropout: Float = 0.1, snrGamma: Float? = nil,
+                    trainable: Trainable = .motionModules) {
+            self.trainer = trainer
+            self.clipBatchSize = clipBatchSize
+            self.clipFrames = clipFrames
+            self.captionDropout = captionDropout
+            self.snrGamma = snrGamma
+            self.trainable = trainable
+        }
+
+        public init(from decoder: Decoder) throws {
+            let d = MotionTraining()
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            trainer = try c.decodeIfPresent(TrainerOptions.self, forKey: .trainer) ?? d.trainer
+            clipBatchSize = try c.decodeIfPresent(Int.self, forKey: .clipBatchSize) ?? d.clipBatchSize
+            clipFrames = try c.decodeIfPresent(Int.self, forKey: .clipFrames) ?? d.clipFrames
+            captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
+            snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
+            if let name = try c.decodeIfPresent(String.self, forKey: .trainable) {
+                guard let value = Trainable(rawValue: name) else {
+                    throw DecodingError.dataCorruptedError(forKey: .trainable, in: c,
+                        debugDescription: "unknown value \"\(name)\" (one of: \(Trainable.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                trainable = value
+            } else {
+                trainable = d.trainable
+            }
+        }
+    }
+
     /// Preview grids: autoencoder reconstructions of fixed images during stage 1, and samples of
     /// fixed prompts with the averaged weights during stage 2.
     public struct Preview: Codable, Equatable, Sendable {
@@ -189,7 +294,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         public var guidance: Float
         public var seed: UInt64
 
-        enum CodingKeys: String, CodingKey { case every, prompts, steps, guidance, seed }
+        enum CodingKeys: String, CodingKey, CaseIterable { case every, prompts, steps, guidance, seed }
 
         public init(every: Int = 500, prompts: [Prompt] = [
             Prompt(prompt: "a large red circle on a blue background", frames: 1),
@@ -215,12 +320,15 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case seed, vae, unet, scheduler, preview
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case seed, architecture, vae, unet, scheduler, preview
+        case imageUNet = "image_unet"
+        case motionAdapter = "motion_adapter"
         case textEncoder = "text_encoder"
         case vaeTraining = "vae_training"
         case textEncoderWarmup = "text_encoder_warmup"
         case unetTraining = "unet_training"
+        case motionTraining = "motion_training"
     }
 
     /// The compact default model and schedule: autoencoder [32, 64, 64] with 8 norm groups
@@ -239,6 +347,16 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                                 attentionHeadDim: 16, inChannels: 4, outChannels: 4)
         unet.sampleSize = .single(16)
         self.unet = unet
+        architecture = .unet3d
+        // AnimateDiff's compact base, sized like the PyTorch pilot (../shared/peer/pilot_core.py):
+        // image U-Net [48, 96, 96], one layer per block, 16 norm groups, 4 heads per block
+        // (`attention_head_dim` 4, diffusers' quirk: heads), cross-attention 64 wide (the text
+        // encoder's hidden size), 3.3 M parameters; motion modules on the same blocks, one per
+        // layer, 4 heads, 16 norm groups, up to 32 frames, with a middle-block module (1.6 M).
+        imageUNet = UNet2DConditionConfig(blockOutChannels: [48, 96, 96], layersPerBlock: 1, normNumGroups: 16, crossAttentionDim: 64,
+                                          attentionHeads: 4, inChannels: 4, outChannels: 4, sampleSize: 16)
+        motionAdapter = MotionAdapterConfig(blockOutChannels: [48, 96, 96], layersPerBlock: 1, heads: 4, normNumGroups: 16,
+                                            maxSequenceLength: 32, useMidBlock: true)
         var text = CLIPTextConfig(vocabSize: 1, hiddenSize: 64, intermediateSize: 256, numHiddenLayers: 3,
                                   numAttentionHeads: 4, maxPositionEmbeddings: 40, hiddenAct: "quick_gelu")
         text.projectionDim = 64
@@ -265,20 +383,47 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         vaeTraining = VAETraining()
         textEncoderWarmup = TextEncoderWarmup()
         unetTraining = UNetTraining()
+        motionTraining = MotionTraining()
         preview = Preview()
+    }
+
+    /// The built-in compact model in AnimateDiff's layout: `architecture` "animatediff" and an
+    /// image-only U-Net stage (`unet_training.clip_fraction` 0), the rest as `init()`.
+    public static func animateDiff() -> PretrainConfig {
+        var config = PretrainConfig()
+        config.architecture = .animatediff
+        config.unetTraining.clipFraction = 0
+        return config
     }
 
     public init(from decoder: Decoder) throws {
         let d = PretrainConfig()
         let c = try decoder.container(keyedBy: CodingKeys.self)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        if let name = try c.decodeIfPresent(String.self, forKey: .architecture) {
+            guard let value = Architecture(rawValue: name) else {
+                throw DecodingError.dataCorruptedError(forKey: .architecture, in: c,
+                    debugDescription: "unknown architecture \"\(name)\" (one of: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            architecture = value
+        } else {
+            architecture = d.architecture
+        }
         vae = try c.decodeIfPresent(AutoencoderKLConfig.self, forKey: .vae) ?? d.vae
         unet = try c.decodeIfPresent(UNet3DConfig.self, forKey: .unet) ?? d.unet
+        imageUNet = try c.decodeIfPresent(UNet2DConditionConfig.self, forKey: .imageUNet) ?? d.imageUNet
+        motionAdapter = try c.decodeIfPresent(MotionAdapterConfig.self, forKey: .motionAdapter) ?? d.motionAdapter
         textEncoder = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textEncoder) ?? d.textEncoder
         scheduler = try c.decodeIfPresent(SchedulerConfig.self, forKey: .scheduler) ?? d.scheduler
         vaeTraining = try c.decodeIfPresent(VAETraining.self, forKey: .vaeTraining) ?? d.vaeTraining
         textEncoderWarmup = try c.decodeIfPresent(TextEncoderWarmup.self, forKey: .textEncoderWarmup) ?? d.textEncoderWarmup
         unetTraining = try c.decodeIfPresent(UNetTraining.self, forKey: .unetTraining) ?? d.unetTraining
+        // An animatediff run's U-Net stage is images only: clip_fraction defaults to 0 there.
+        if architecture == .animatediff {
+            let section = try? c.nestedContainer(keyedBy: UNetTraining.CodingKeys.self, forKey: .unetTraining)
+            if !(section?.contains(.clipFraction) ?? false) { unetTraining.clipFraction = 0 }
+        }
+        motionTraining = try c.decodeIfPresent(MotionTraining.self, forKey: .motionTraining) ?? d.motionTraining
         preview = try c.decodeIfPresent(Preview.self, forKey: .preview) ?? d.preview
     }
 
@@ -287,6 +432,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError.badOptions(file: path, key: "(file)", reason: "cannot read: \(error.localizedDescription)")
+        }
+        // Unknown keys first: a misspelt key would otherwise read as a missing one.
+        if let (key, known) = Self.unknownKey(in: data) {
+            throw TrainingError.badOptions(file: path, key: key, reason: "unknown key (known here: \(known.sorted().joined(separator: ", ")))")
         }
         let config: PretrainConfig
         do { config = try JSONDecoder().decode(PretrainConfig.self, from: data) } catch let error as DecodingError {
@@ -310,20 +459,50 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public var warmupSlots: Int { textEncoderWarmup.slots ?? max(1, textEncoder.maxPositionEmbeddings - 2) }
 
     /// Throws naming the first key that cannot work: the model configs' own checks plus the
-    /// couplings between them (latent channels, cross-attention width, sample sizes).
+    /// couplings between them (latent channels, cross-attention width, sample sizes, the motion
+    /// modules against the image U-Net); an animatediff run checks `image_unet`, `motion_adapter`
+    /// and `motion_training` instead of `unet`.
     public func validate(file: String) throws {
         try vae.validate(file: file + " (vae)")
-        try unet.validate(file: file + " (unet)")
         try textEncoder.validate(file: file + " (text_encoder)")
         try vaeTraining.trainer.validate(file: file + " (vae_training.trainer)")
         try textEncoderWarmup.trainer.validate(file: file + " (text_encoder_warmup.trainer)")
         try unetTraining.trainer.validate(file: file + " (unet_training.trainer)")
         func bad(_ key: String, _ reason: String) -> TrainingError { .badOptions(file: file, key: key, reason: reason) }
-        guard unet.inChannels == vae.latentChannels, unet.outChannels == vae.latentChannels else {
-            throw bad("unet.in_channels", "in_channels and out_channels must equal the VAE's latent_channels \(vae.latentChannels)")
-        }
-        guard unet.crossAttentionDim == textEncoder.hiddenSize else {
-            throw bad("unet.cross_attention_dim", "\(unet.crossAttentionDim) must equal text_encoder.hidden_size \(textEncoder.hiddenSize)")
+        switch architecture {
+        case .unet3d:
+            try unet.validate(file: file + " (unet)")
+            guard unet.inChannels == vae.latentChannels, unet.outChannels == vae.latentChannels else {
+                throw bad("unet.in_channels", "in_channels and out_channels must equal the VAE's latent_channels \(vae.latentChannels)")
+            }
+            guard unet.crossAttentionDim == textEncoder.hiddenSize else {
+                throw bad("unet.cross_attention_dim", "\(unet.crossAttentionDim) must equal text_encoder.hidden_size \(textEncoder.hiddenSize)")
+            }
+        case .animatediff:
+            try imageUNet.validate(file: file + " (image_unet)")
+            try motionAdapter.validate(file: file + " (motion_adapter)")
+            try motionAdapter.checkFits(imageUNet, file: file + " (motion_adapter)")
+            guard imageUNet.inChannels == vae.latentChannels, imageUNet.outChannels == vae.latentChannels else {
+                throw bad("image_unet.in_channels", "in_channels and out_channels must equal the VAE's latent_channels \(vae.latentChannels)")
+            }
+            guard imageUNet.crossAttentionDim == textEncoder.hiddenSize else {
+                throw bad("image_unet.cross_attention_dim", "\(imageUNet.crossAttentionDim) must equal text_encoder.hidden_size \(textEncoder.hiddenSize)")
+            }
+            guard unetTraining.clipFraction == 0 else {
+                throw bad("unet_training.clip_fraction", "must be 0 in an animatediff run: its U-Net stage trains the image U-Net on images only (clips train in motion_training)")
+            }
+            try motionTraining.trainer.validate(file: file + " (motion_training.trainer)")
+            guard motionTraining.clipBatchSize >= 1 else { throw bad("motion_training.clip_batch_size", "must be at least 1") }
+            guard (2...motionAdapter.motionMaxSeqLength).contains(motionTraining.clipFrames) else {
+                throw bad("motion_training.clip_frames", "must lie in 2...\(motionAdapter.motionMaxSeqLength) (a clip of one frame runs no motion module; motion_adapter.motion_max_seq_length is the most), got \(motionTraining.clipFrames)")
+            }
+            guard (0...1).contains(motionTraining.captionDropout) else { throw bad("motion_training.caption_dropout", "must lie in [0, 1]") }
+            if let gamma = motionTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
+                throw bad("motion_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
+            }
+            for (index, prompt) in preview.prompts.enumerated() where prompt.frames > motionAdapter.motionMaxSeqLength {
+                throw bad("preview.prompts[\(index)].frames", "at most motion_adapter.motion_max_seq_length \(motionAdapter.motionMaxSeqLength), got \(prompt.frames)")
+            }
         }
         guard vaeTraining.batchSize >= 1 else { throw bad("vae_training.batch_size", "must be at least 1") }
         if let weight = vaeTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
@@ -359,6 +538,41 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// The first key of `data` (a config file) that this config does not read, as a dotted path,
+    /// with the keys that would have been read there. The training, warm-up and preview sections
+    /// and the top level are ours and checked; the model sections (`vae`, `unet`, `image_unet`,
+    /// `motion_adapter`, `text_encoder`, `scheduler`) are read as diffusers reads config.json.
+    static func unknownKey(in data: Data) -> (key: String, known: Set<String>)? {
+        guard let top = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        func names<K: CaseIterable & CodingKey>(_: K.Type) -> Set<String> { Set(K.allCases.map(\.stringValue)) }
+        let trainerKeys = names(TrainerOptions.CodingKeys.self)
+        func check(_ object: Any?, _ path: String, _ known: Set<String>,
+                   nested: [String: (Any?, String) -> (String, Set<String>)?] = [:]) -> (String, Set<String>)? {
+            guard let object = object as? [String: Any] else { return nil }
+            for key in object.keys.sorted() {
+                let keyPath = path.isEmpty ? key : path + "." + key
+                guard known.contains(key) else { return (keyPath, known) }
+                if let inner = nested[key], let found = inner(object[key], keyPath) { return found }
+            }
+            return nil
+        }
+        let trainer: [String: (Any?, String) -> (String, Set<String>)?] = ["trainer": { check($0, $1, trainerKeys) }]
+        return check(top, "", names(CodingKeys.self), nested: [
+            CodingKeys.vaeTraining.rawValue: { check($0, $1, names(VAETraining.CodingKeys.self), nested: trainer) },
+            CodingKeys.textEncoderWarmup.rawValue: { check($0, $1, names(TextEncoderWarmup.CodingKeys.self), nested: trainer) },
+            CodingKeys.unetTraining.rawValue: { check($0, $1, names(UNetTraining.CodingKeys.self), nested: trainer) },
+            CodingKeys.motionTraining.rawValue: { check($0, $1, names(MotionTraining.CodingKeys.self), nested: trainer) },
+            CodingKeys.preview.rawValue: { object, path in
+                check(object, path, names(Preview.CodingKeys.self), nested: ["prompts": { prompts, path in
+                    for (index, prompt) in ((prompts as? [Any]) ?? []).enumerated() {
+                        if let found = check(prompt, "\(path)[\(index)]", ["prompt", "frames"]) { return found }
+                    }
+                    return nil
+                }])
+            },
+        ])
+    }
+
     static func keyPath(of error: DecodingError) -> String {
         let path: [CodingKey]
         switch error {
@@ -366,7 +580,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         case let .keyNotFound(key, context): path = context.codingPath + [key]
         @unknown default: path = []
         }
-        return path.isEmpty ? "(top level)" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        guard !path.isEmpty else { return "(top level)" }
+        return path.reduce("") { key, element in
+            element.intValue.map { key + "[\($0)]" } ?? (key.isEmpty ? element.stringValue : key + "." + element.stringValue)
+        }
     }
 
     static func reason(of error: DecodingError) -> String {

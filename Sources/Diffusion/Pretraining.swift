@@ -7,7 +7,10 @@ import Tensor
 public enum PretrainingStage: String, Sendable {
     case vae
     case textEncoderWarmup = "text_encoder_warmup"
+    /// The 3-D U-Net; in an animatediff run the image U-Net on images.
     case unet
+    /// An animatediff run's motion stage: the motion modules (and `motion_training.trainable`) on clips.
+    case motion
 }
 
 /// One preview prompt's result: frames `[3, H, W]` in [-1, 1].
@@ -27,10 +30,16 @@ public struct PreviewSample {
 /// `unet_training.train_text_encoder` is false) on images and clips, with caption dropout and a
 /// moving average; then saves a diffusers folder with the averaged weights in F16.
 ///
+/// An `animatediff` run (`architecture`) trains AnimateDiff's layout in the same stages, the U-Net
+/// stage training the image U-Net (`image_unet`) on images only, then adds stage 3, the motion
+/// stage: a `UNetMotionModel` made of the averaged image U-Net and fresh motion modules
+/// (`motion_adapter`), trained on clips with what `motion_training.trainable` names, everything
+/// else frozen; model/ is then an `AnimateDiffPipeline` folder.
+///
 /// A run folder holds:
 /// - pretrain_config.json: the resolved config (the text encoder's vocabulary size filled in);
 /// - tokenizer/: vocab.json and merges.txt with one token per world word (CLIP's format);
-/// - vae/, text_encoder_warmup/ and unet/: each stage's checkpoints (`checkpoint-NNNNNN/`, the
+/// - vae/, text_encoder_warmup/, unet/ (and motion/ in an animatediff run): each stage's checkpoints (`checkpoint-NNNNNN/`, the
 ///   last two kept) and loss.csv;
 /// - model/: the finished diffusers folder (model_index.json, unet/, vae/, text_encoder/,
 ///   tokenizer/, scheduler/).
@@ -55,6 +64,9 @@ public final class Pretraining {
     public var vaeFolder: String { path("vae") }
     public var textEncoderWarmupFolder: String { path("text_encoder_warmup") }
     public var unetFolder: String { path("unet") }
+    public var motionFolder: String { path("motion") }
+    /// The samples (images, captions or clips) of the step just taken, for a samples-per-second rate.
+    public private(set) var lastStepSamples = 0
     /// The warm-up's slot accuracy at its latest step (see `TextEncoderWarmupObjective`).
     public private(set) var warmupSlotAccuracy: Float?
     public var tokenizerFolder: String { path("tokenizer") }
@@ -77,7 +89,10 @@ public final class Pretraining {
     /// scheduler and tokenizer replace the config's, a copy of it is kept in `init/` (so a resumed
     /// run needs nothing outside its folder), the autoencoder stage is skipped (its steps set to 0),
     /// the warm-up trains only its head on the frozen encoder, and the U-Net stage starts from the
-    /// model's weights with a fresh optimizer and schedule.
+    /// model's weights with a fresh optimizer and schedule. The model's layout decides the run's
+    /// (`adoptArchitecture`): from an AnimateDiff folder the image stage starts from its image U-Net
+    /// and the motion stage from its motion modules; from an image U-Net alone the motion stage
+    /// starts from fresh motion modules (`motion_adapter`).
     public init(newRunIn folder: String, config: PretrainConfig, data: PretrainingData, startingFrom model: String? = nil) throws {
         let fileManager = FileManager.default
         if let contents = try? fileManager.contentsOfDirectory(atPath: folder), !contents.isEmpty {
@@ -90,10 +105,22 @@ public final class Pretraining {
         let start = try model.map { try TextToVideoPipeline.load(folder: $0) }
         if let start, let model {
             config.vae = start.vae.config
-            guard let unet = start.unet as? UNet3DConditionModel else {
-                throw TrainingError.checkpoint(path: model, reason: "pretraining continues UNet3DConditionModel models; this one's U-Net is a \(start.unet.className)")
+            try Self.adoptArchitecture(ofModel: model, into: &config)
+            switch start.unet {
+            case let unet as UNet3DConditionModel:
+                config.architecture = .unet3d
+                config.unet = unet.config
+            case let unet as UNetMotionModel:
+                config.architecture = .animatediff
+                config.imageUNet = try unet.imageUNet().config
+                config.motionAdapter = try unet.motionAdapter().config
+            case let unet as UNet2DConditionModel:
+                // An image U-Net alone: the motion stage starts from fresh motion modules (motion_adapter).
+                config.architecture = .animatediff
+                config.imageUNet = unet.config
+            default:
+                throw TrainingError.checkpoint(path: model, reason: "pretraining continues UNet3DConditionModel, UNetMotionModel and UNet2DConditionModel models; this one's U-Net is a \(start.unet.className)")
             }
-            config.unet = unet.config
             config.textEncoder = start.textEncoder.config
             config.scheduler = start.schedulerConfig
             config.vaeTraining.trainer.steps = 0
@@ -121,9 +148,21 @@ public final class Pretraining {
         config.vaeTraining.trainer.seed = config.seed
         config.textEncoderWarmup.trainer.seed = config.seed &+ 2
         config.unetTraining.trainer.seed = config.seed &+ 1
+        config.motionTraining.trainer.seed = config.seed &+ 3
         self.config = config
         try checkData()
         try saveConfig()
+    }
+
+    /// Sets `config.architecture` to the layout of the diffusers folder `model` (a run from a model
+    /// trains the model's layout): animatediff for a `UNetMotionModel` or an image U-Net, unet3d for
+    /// a `UNet3DConditionModel`. An animatediff U-Net stage trains on images only, so a config
+    /// written for UNet3D gets `unet_training.clip_fraction` 0.
+    public static func adoptArchitecture(ofModel model: String, into config: inout PretrainConfig) throws {
+        let unetClass = try DiffusersFolder(path: model).index.components["unet"]?.className
+        let architecture: PretrainConfig.Architecture = unetClass == "UNet3DConditionModel" ? .unet3d : .animatediff
+        if config.architecture == .unet3d, architecture == .animatediff { config.unetTraining.clipFraction = 0 }
+        config.architecture = architecture
     }
 
     /// Opens the run in `folder` to continue it; `adjust` may change step counts and intervals
@@ -135,8 +174,10 @@ public final class Pretraining {
         }
         var config = try PretrainConfig.load(path: file)
         let models = (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed)
+        let layout = (config.architecture, config.imageUNet, config.motionAdapter)
         adjust(&config)
-        guard models == (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed) else {
+        guard models == (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed),
+              layout == (config.architecture, config.imageUNet, config.motionAdapter) else {
             throw TrainingError.checkpoint(path: file, reason: "a resumed run keeps its models, scheduler and seed; only steps and intervals may change")
         }
         try config.validate(file: file)
@@ -194,6 +235,7 @@ public final class Pretraining {
             let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
             onStageStart?(.vae, trainer.step, options.steps)
             try trainer.train { step, random in
+                self.lastStepSamples = training.batchSize
                 let (pixels, _, masks) = try self.batch(index: step, count: training.batchSize, frames: 1,
                                                         masksFor: objectWeight == nil ? nil : objectWeightKey)
                 var weights: Tensor?
@@ -251,6 +293,7 @@ public final class Pretraining {
             }
             onStageStart?(.textEncoderWarmup, trainer.step, options.steps)
             try trainer.train { step, random in
+                self.lastStepSamples = warmup.batchSize
                 let captions = try self.data.captions(index: step, count: warmup.batchSize)
                 let (loss, accuracy) = try TextEncoderWarmupObjective.loss(textEncoder: textEncoder, head: head, tokenizer: self.tokenizer,
                                                                            captions: captions, random: &random)
@@ -267,9 +310,31 @@ public final class Pretraining {
     // MARK: Stage 2
 
     /// Finishes the text-encoder warm-up, then trains (or finishes training) the U-Net, and the text
-    /// encoder when `unet_training.train_text_encoder`, over the frozen `vae`; saves model/ and
-    /// returns its path.
+    /// encoder when `unet_training.train_text_encoder`, over the frozen `vae`; in an animatediff run
+    /// then the motion stage (`trainMotion`). Saves model/ and returns its path.
     public func trainDenoiser(vae trainedVAE: AutoencoderKL) throws -> String {
+        let stage = try trainUNetStage(vae: trainedVAE)
+        switch config.architecture {
+        case .unet3d:
+            try stage.trainer.withAveragedWeights { try stage.pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
+            return modelFolder
+        case .animatediff:
+            // The motion stage starts from the stage's averaged weights, read back from its last
+            // checkpoint (so a resumed run starts it from the same bytes).
+            guard let final = TrainerCheckpoint.latest(in: unetFolder), let image = stage.unet as? UNet2DConditionModel else {
+                throw TrainingError.checkpoint(path: unetFolder, reason: "no U-Net checkpoint after its stage")
+            }
+            let weights = InMemoryWeights(try TrainerCheckpoint.finalWeights(final.path), location: final.path)
+            try image.loadWeights(from: weights, prefix: "unet.")
+            if config.unetTraining.trainTextEncoder { try stage.textEncoder.loadWeights(from: weights, prefix: "text_encoder.") }
+            return try trainMotion(vae: stage.vae, image: image, textEncoder: stage.textEncoder)
+        }
+    }
+
+    /// The U-Net stage: trains (or finishes training) the U-Net of the config's architecture (the
+    /// 3-D U-Net, or the image U-Net on images) and returns the models and the trainer.
+    private func trainUNetStage(vae trainedVAE: AutoencoderKL) throws
+        -> (vae: AutoencoderKL, unet: any Denoiser, textEncoder: CLIPTextModel, trainer: Trainer, pipeline: () throws -> TextToVideoPipeline) {
         // The scaling factor is measured on a fixed batch, so a resumed run finds the same one.
         var vaeConfig = config.vae
         let fromModel = startsFromModel
@@ -283,7 +348,25 @@ public final class Pretraining {
 
         // A run from a model starts from its U-Net and encoder (replaced by the checkpoint on resume).
         let start = try fromModel ? initModel() : nil
-        let unet = try start?.loadUNet() ?? UNet3DConditionModel(config: config.unet)
+        let animateDiff = config.architecture == .animatediff
+        let unet: any Denoiser
+        switch (start, animateDiff) {
+        case (let start?, false): unet = try start.loadUNet()
+        case (let start?, true):
+            let loaded = try start.loadUNet()
+            guard let image = try (loaded as? UNetMotionModel)?.imageUNet() ?? (loaded as? UNet2DConditionModel) else {
+                throw TrainingError.checkpoint(path: initFolder, reason: "holds a \(loaded.className), not an AnimateDiff U-Net")
+            }
+            unet = image
+        case (nil, false): unet = try UNet3DConditionModel(config: config.unet)
+        case (nil, true): unet = try UNet2DConditionModel(config: config.imageUNet)
+        }
+        let options = config.unetTraining.trainer
+        if animateDiff, (TrainerCheckpoint.latest(in: unetFolder)?.step ?? -1) < options.steps,
+           let motionStarted = TrainerCheckpoint.latest(in: motionFolder) {
+            throw TrainingError.checkpoint(path: motionStarted.path,
+                reason: "the motion stage has started, so the U-Net stage cannot grow to \(options.steps) steps (unet_training.trainer.max_train_steps)")
+        }
         // The encoder the stage starts from: the model's, the warmed-up one, or a fresh draw when
         // the warm-up is off. A frozen encoder stays so; a trained one is then replaced by its
         // checkpoint on resume.
@@ -307,7 +390,6 @@ public final class Pretraining {
         } else {
             textEncoder.setRequiresGrad(false)
         }
-        let options = config.unetTraining.trainer
         let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
         if try trainer.resume() == nil, !fromModel {
             try unet.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
@@ -315,9 +397,14 @@ public final class Pretraining {
         let scheduler = DDPMScheduler(config: config.scheduler)
         let training = config.unetTraining
         let preview = config.preview
-        func pipeline() throws -> TextToVideoPipeline {
+        let tokenizerFiles = try self.tokenizerFiles()
+        let pipeline = { [tokenizer, config] in
             try TextToVideoPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
-                                    schedulerConfig: config.scheduler, tokenizerFiles: tokenizerFiles())
+                                    schedulerConfig: config.scheduler, tokenizerFiles: tokenizerFiles)
+        }
+        // A finished stage of an animatediff run is only read back (no progress bar for it).
+        if animateDiff, trainer.isFinished, TrainerCheckpoint.latest(in: unetFolder)?.step == options.steps {
+            return (vae, unet, textEncoder, trainer, pipeline)
         }
         trainer.afterStep = { [weak self, unowned trainer] report in
             guard let self else { return }
@@ -327,7 +414,8 @@ public final class Pretraining {
                 let samples = try trainer.withAveragedWeights {
                     let pipe = try pipeline()
                     return try preview.prompts.map { item in
-                        let video = try pipe.generate(prompt: item.prompt, frames: item.frames, steps: preview.steps,
+                        // The image U-Net draws pictures: the first frame of each prompt.
+                        let video = try pipe.generate(prompt: item.prompt, frames: animateDiff ? 1 : item.frames, steps: preview.steps,
                                                       guidance: preview.guidance, seed: preview.seed)
                         return PreviewSample(prompt: item.prompt, frames: video.frames)
                     }
@@ -340,7 +428,7 @@ public final class Pretraining {
             try self.onLog?(.unet, self.unetFolder, records)
         }
         trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
-            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
+            guard let self, self.saveModelAtCheckpoints, !animateDiff, step < options.steps else { return }
             try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
         }
         let objectWeightKey = "unet_training.object_weight"
@@ -350,6 +438,7 @@ public final class Pretraining {
             let clipStep = random.uniformValues(count: 1)[0] < training.clipFraction
             let count = clipStep ? training.clipBatchSize : training.imageBatchSize
             let frames = clipStep ? training.clipFrames : 1
+            self.lastStepSamples = count
             let (pixels, captions, masks) = try self.batch(index: step, count: count, frames: frames,
                                                            masksFor: objectWeight == nil ? nil : objectWeightKey)
             var latentRandom = random.derived(2)
@@ -361,7 +450,7 @@ public final class Pretraining {
                                                                       latentWidth: latents.shape[4],
                                                                       objectWeight: objectWeight)
             }
-            let loss = try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: tokenizer,
+            let loss = try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
                                                                scheduler: scheduler, latents: latents, captions: captions,
                                                                captionDropout: training.captionDropout, snrGamma: training.snrGamma,
                                                                elementWeights: weights, random: &random)
@@ -372,6 +461,81 @@ public final class Pretraining {
                                                              random: &warmupRandom)
             self.warmupSlotAccuracy = warmup.slotAccuracy
             return try loss + warmup.loss * training.warmupLossWeight
+        }
+        return (vae, unet, textEncoder, trainer, pipeline)
+    }
+
+    // MARK: Stage 3 (animatediff)
+
+    /// The motion stage of an animatediff run: joins `image` (the U-Net stage's averaged image
+    /// U-Net) with motion modules — the starting model's when the run started from an AnimateDiff
+    /// folder, else a fresh draw whose output projections (`proj_out`) are zero, so the joined model
+    /// first draws exactly what the image U-Net draws (AnimateDiff's `zero_initialize`) — and trains
+    /// what `motion_training.trainable` names on clips, the rest frozen. Saves model/ (an
+    /// `AnimateDiffPipeline` folder with the averaged weights in F16) and returns its path.
+    public func trainMotion(vae: AutoencoderKL, image: UNet2DConditionModel, textEncoder: CLIPTextModel) throws -> String {
+        let training = config.motionTraining
+        let options = training.trainer
+        warmupSlotAccuracy = nil
+        let adapter: MotionAdapter
+        if startsFromModel, let motion = try initModel().loadUNet() as? UNetMotionModel {
+            adapter = try motion.motionAdapter()
+        } else {
+            adapter = try MotionAdapter(config: config.motionAdapter, file: path(Self.configFile) + " (motion_adapter)")
+            try adapter.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(5))
+            for (path, tensor) in adapter.namedParameters() where path.contains(".proj_out.") { try tensor.assign(Tensor(zeros: tensor.shape)) }
+        }
+        let unet = try UNetMotionModel(image: image, adapter: adapter, adapterFile: path(Self.configFile) + " (motion_adapter)")
+        unet.setRequiresGrad(false)
+        textEncoder.setRequiresGrad(false)
+        var parameters = unet.namedParameters().filter { training.trainable.trainsUNetParameter($0.path) }
+            .map { (path: "unet." + $0.path, tensor: $0.tensor) }
+        if training.trainable.trainsTextEncoder { parameters += textEncoder.namedParameters(prefix: "text_encoder.") }
+        let trainer = try Trainer(folder: motionFolder, parameters: parameters, options: options, optionsFile: "motion_training.trainer")
+        try trainer.resume()
+        let scheduler = DDPMScheduler(config: config.scheduler)
+        let preview = config.preview
+        let tokenizerFiles = try self.tokenizerFiles()
+        let pipeline = { [tokenizer, config] in
+            try TextToVideoPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
+                                    schedulerConfig: config.scheduler, tokenizerFiles: tokenizerFiles)
+        }
+        trainer.afterStep = { [weak self, unowned trainer] report in
+            guard let self else { return }
+            self.onStep?(.motion, report)
+            let due = preview.every > 0 && (report.step % preview.every == 0 || report.step == report.totalSteps)
+            if due, let onPreview = self.onPreview, !preview.prompts.isEmpty {
+                let samples = try trainer.withAveragedWeights {
+                    let pipe = try pipeline()
+                    return try preview.prompts.map { item in
+                        let video = try pipe.generate(prompt: item.prompt, frames: item.frames, steps: preview.steps,
+                                                      guidance: preview.guidance, seed: preview.seed)
+                        return PreviewSample(prompt: item.prompt, frames: video.frames)
+                    }
+                }
+                try onPreview(.motion, report.step, samples)
+            }
+        }
+        trainer.afterLogWrite = { [weak self] records in
+            guard let self else { return }
+            try self.onLog?(.motion, self.motionFolder, records)
+        }
+        trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
+            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
+            try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
+        }
+        onStageStart?(.motion, trainer.step, options.steps)
+        let scalingFactor = vae.config.scalingFactor
+        try trainer.train { step, random in
+            self.lastStepSamples = training.clipBatchSize
+            let (pixels, captions) = try self.data.batch(index: step, count: training.clipBatchSize, frames: training.clipFrames)
+            var latentRandom = random.derived(2)
+            let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: training.clipFrames,
+                                                            scalingFactor: scalingFactor, random: &latentRandom)
+            return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
+                                                           scheduler: scheduler, latents: latents, captions: captions,
+                                                           captionDropout: training.captionDropout, snrGamma: training.snrGamma,
+                                                           random: &random)
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder
@@ -473,8 +637,10 @@ public final class Pretraining {
                                            reason: "\(config.vae.blockOutChannels.count) blocks downsample by \(downsampling), which does not divide the \(data.imageSide)-pixel images")
         }
         let latentSide = data.imageSide / downsampling
-        if case .single(let side)? = config.unet.sampleSize, side != latentSide {
-            throw TrainingError.badOptions(file: "config", key: "unet.sample_size",
+        let (key, sampleSize) = config.architecture == .animatediff
+            ? ("image_unet.sample_size", config.imageUNet.sampleSize) : ("unet.sample_size", config.unet.sampleSize)
+        if case .single(let side)? = sampleSize, side != latentSide {
+            throw TrainingError.badOptions(file: "config", key: key,
                                            reason: "\(side), but \(data.imageSide)-pixel images give \(latentSide)-latent sides")
         }
     }

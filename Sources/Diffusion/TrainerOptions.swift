@@ -30,7 +30,7 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     /// The root of every random draw: step s draws from `RandomGenerator(seed:).derived(s)`.
     public var seed: UInt64
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case steps = "max_train_steps"
         case learningRate = "learning_rate"
         case lrScheduler = "lr_scheduler"

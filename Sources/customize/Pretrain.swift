@@ -23,6 +23,13 @@ struct Pretrain: ParsableCommand {
         complete checkpoint with --resume. --init-from starts a new run from an existing model \
         (its autoencoder frozen, the U-Net stage continuing from its weights) instead of from scratch.
 
+        With "architecture": "animatediff" the run trains AnimateDiff's layout: stage 2 trains the \
+        text encoder and the image U-Net (image_unet) on images only, and stage 3, the motion stage \
+        (motion_training, folder motion/), trains the motion modules (motion_adapter) on clips, with \
+        what motion_training.trainable names ("motion_modules", "motion_modules+text_encoder", \
+        "motion_modules+cross_attention" or "all"); model/ is then an AnimateDiffPipeline folder. \
+        --init-from an AnimateDiff folder continues both stages from its weights.
+
         The config is JSON with diffusers' keys; any top-level key may be left out for the built-in \
         compact model (print it with --print-config).
 
@@ -31,6 +38,7 @@ struct Pretrain: ParsableCommand {
           customize pretrain --out runs/base --resume
           customize pretrain --out runs/base-more --init-from samples/base --unet-steps 8000
           customize pretrain --out runs/tiny --config tiny.json --vae-steps 20 --unet-steps 40
+          customize pretrain --out runs/ad --config animatediff.json --unet-steps 4000 --motion-steps 2000
         """)
 
     @Option(help: "The run folder (created; must be new unless --resume).") var out: String?
@@ -38,10 +46,11 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Total steps of both stages, split in the config's proportion.") var steps: Int?
     @Option(help: "Autoencoder steps (stage 1).") var vaeSteps: Int?
     @Option(help: "Text-encoder warm-up steps (stage 1b; 0 turns it off).") var warmupSteps: Int?
-    @Option(help: "Text encoder and U-Net steps (stage 2).") var unetSteps: Int?
+    @Option(help: "Text encoder and U-Net steps (stage 2; the image stage of an animatediff run).") var unetSteps: Int?
+    @Option(help: "Motion-stage steps (stage 3 of an animatediff run).") var motionSteps: Int?
     @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
     @Option(help: ArgumentHelp("Start a new run from this diffusers folder instead of from scratch (e.g. samples/base).",
-                               discussion: "Its autoencoder stays frozen and its stage is skipped; the warm-up trains only its head; the U-Net stage starts from its weights with a fresh optimizer and schedule."),
+                               discussion: "Its autoencoder stays frozen and its stage is skipped; the warm-up trains only its head; the U-Net stage starts from its weights with a fresh optimizer and schedule. An AnimateDiff folder makes the run an animatediff one, its motion stage starting from the folder's motion modules."),
             completion: .directory)
     var initFrom: String?
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
@@ -52,11 +61,12 @@ struct Pretrain: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
-        for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--warmup-steps", warmupSteps), ("--unet-steps", unetSteps)] {
+        for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--warmup-steps", warmupSteps), ("--unet-steps", unetSteps),
+                              ("--motion-steps", motionSteps)] {
             if let value, value < 0 { throw ValidationError("\(name) must not be negative, got \(value)") }
         }
-        if steps != nil, vaeSteps != nil || unetSteps != nil {
-            throw ValidationError("give either --steps or --vae-steps/--unet-steps, not both")
+        if steps != nil, vaeSteps != nil || unetSteps != nil || motionSteps != nil {
+            throw ValidationError("give either --steps or --vae-steps/--unet-steps/--motion-steps, not both")
         }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
@@ -93,7 +103,10 @@ struct Pretrain: ParsableCommand {
             var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
             if let seed { resolved.seed = seed }
             // From a model, the autoencoder is not trained, so --steps all go to the U-Net.
-            if initFrom != nil { resolved.vaeTraining.trainer.steps = 0 }
+            if let initFrom {
+                resolved.vaeTraining.trainer.steps = 0
+                try Pretraining.adoptArchitecture(ofModel: initFrom, into: &resolved)
+            }
             adjust(&resolved)
             pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed),
                                           startingFrom: initFrom)
@@ -108,18 +121,28 @@ struct Pretrain: ParsableCommand {
     /// Applies the step and interval options to a config.
     func adjust(_ config: inout PretrainConfig) {
         if let steps {
-            let vae = config.vaeTraining.trainer.steps, unet = config.unetTraining.trainer.steps
-            let vaeShare = vae + unet > 0 ? Double(vae) / Double(vae + unet) : 0.5
-            config.vaeTraining.trainer.steps = Int((Double(steps) * vaeShare).rounded())
-            config.unetTraining.trainer.steps = steps - config.vaeTraining.trainer.steps
+            // Split in the config's proportion over the autoencoder, U-Net and (animatediff) motion stages.
+            let stages: [WritableKeyPath<PretrainConfig, Int>] = [\.vaeTraining.trainer.steps, \.unetTraining.trainer.steps]
+                + (config.architecture == .animatediff ? [\.motionTraining.trainer.steps] : [])
+            let configured = stages.map { config[keyPath: $0] }
+            let total = configured.reduce(0, +)
+            var left = steps
+            for (index, stage) in stages.enumerated() {
+                let share = total > 0 ? Double(configured[index]) / Double(total) : 1 / Double(stages.count)
+                let count = index == stages.count - 1 ? left : min(left, Int((Double(steps) * share).rounded()))
+                config[keyPath: stage] = count
+                left -= count
+            }
         }
         if let vaeSteps { config.vaeTraining.trainer.steps = vaeSteps }
         if let warmupSteps { config.textEncoderWarmup.trainer.steps = warmupSteps }
         if let unetSteps { config.unetTraining.trainer.steps = unetSteps }
+        if let motionSteps { config.motionTraining.trainer.steps = motionSteps }
         if let checkpointEvery {
             config.vaeTraining.trainer.checkpointingSteps = checkpointEvery
             config.textEncoderWarmup.trainer.checkpointingSteps = checkpointEvery
             config.unetTraining.trainer.checkpointingSteps = checkpointEvery
+            config.motionTraining.trainer.checkpointingSteps = checkpointEvery
         }
         if let previewEvery { config.preview.every = previewEvery }
     }
@@ -127,18 +150,27 @@ struct Pretrain: ParsableCommand {
     /// Progress bars per stage, loss.png beside each loss.csv, preview grids under previews/.
     private func hookReporting(_ pretraining: Pretraining, out: String) {
         var reporter: ProgressReporter?
+        // Samples (images, captions or clips) and seconds of the stage so far, for its samples/s.
+        var stageSamples = 0, stageSeconds = 0.0
         pretraining.onStageStart = { [unowned pretraining] stage, done, total in
             let label: String
+            let config = pretraining.config
+            let unetName = config.architecture == .animatediff ? "image U-Net" : "U-Net"
             switch stage {
             case .vae: label = "pretrain autoencoder"
             case .textEncoderWarmup: label = "pretrain text encoder warm-up"
-            case .unet: label = pretraining.config.unetTraining.trainTextEncoder ? "pretrain text encoder + U-Net" : "pretrain U-Net"
+            case .unet: label = config.unetTraining.trainTextEncoder ? "pretrain text encoder + \(unetName)" : "pretrain \(unetName)"
+            case .motion: label = "pretrain motion stage (\(config.motionTraining.trainable.rawValue))"
             }
             reporter = ProgressReporter(label, total: total, unit: "step", completedBefore: done)
+            (stageSamples, stageSeconds) = (0, 0)
             if done > 0 { FileHandle.standardError.write("\(label): resuming at step \(done) of \(total)\n") }
         }
         pretraining.onStep = { [unowned pretraining] stage, report in
-            var note = String(format: "loss %.4f lr %.2e", report.loss, report.learningRate)
+            stageSamples += pretraining.lastStepSamples
+            stageSeconds += report.secondsPerStep
+            var note = String(format: "loss %.4f lr %.2e %.1f samples/s", report.loss, report.learningRate,
+                              stageSeconds > 0 ? Double(stageSamples) / stageSeconds : 0)
             if stage != .vae, let accuracy = pretraining.warmupSlotAccuracy {
                 note += String(format: " slot accuracy %.3f", accuracy)
             }
