@@ -24,7 +24,18 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         case animatediff
     }
 
+    /// Which part of the synthetic world the data is drawn from.
+    public enum World: String, Codable, Equatable, Sendable, CaseIterable {
+        /// The whole world's train split (10 shapes, 12 colours, 3 sizes, textures, two-object scenes, 14 motions).
+        case full
+        /// The core world's train split (`customize world --core`): one plain object, 6 shapes, 8
+        /// colours, medium or large, plain backgrounds, still/left/right/up/down.
+        case core
+    }
+
     public var seed: UInt64
+    /// `"full"` (the default) or `"core"`; `PretrainConfig.animateDiff()` uses the core world.
+    public var world: World
     /// `"unet3d"` (the default) or `"animatediff"`.
     public var architecture: Architecture
     public var vae: AutoencoderKLConfig
@@ -321,7 +332,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case seed, architecture, vae, unet, scheduler, preview
+        case seed, world, architecture, vae, unet, scheduler, preview
         case imageUNet = "image_unet"
         case motionAdapter = "motion_adapter"
         case textEncoder = "text_encoder"
@@ -348,6 +359,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         unet.sampleSize = .single(16)
         self.unet = unet
         architecture = .unet3d
+        world = .full
         // AnimateDiff's compact base, sized like the PyTorch pilot (../shared/peer/pilot_core.py):
         // image U-Net [48, 96, 96], one layer per block, 16 norm groups, 4 heads per block
         // (`attention_head_dim` 4, diffusers' quirk: heads), cross-attention 64 wide (the text
@@ -392,7 +404,14 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     public static func animateDiff() -> PretrainConfig {
         var config = PretrainConfig()
         config.architecture = .animatediff
+        config.world = .core
         config.unetTraining.clipFraction = 0
+        config.preview.prompts = [
+            Preview.Prompt(prompt: "a large red circle on a blue background", frames: 1),
+            Preview.Prompt(prompt: "a medium yellow star on a black background", frames: 1),
+            Preview.Prompt(prompt: "a large green triangle moving right quickly on a white background", frames: 8),
+            Preview.Prompt(prompt: "a medium purple heart moving up quickly on a gray background", frames: 8),
+        ]
         return config
     }
 
@@ -408,6 +427,15 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             architecture = value
         } else {
             architecture = d.architecture
+        }
+        if let name = try c.decodeIfPresent(String.self, forKey: .world) {
+            guard let value = World(rawValue: name) else {
+                throw DecodingError.dataCorruptedError(forKey: .world, in: c,
+                    debugDescription: "unknown world \"\(name)\" (one of: \(World.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            world = value
+        } else {
+            world = d.world
         }
         vae = try c.decodeIfPresent(AutoencoderKLConfig.self, forKey: .vae) ?? d.vae
         unet = try c.decodeIfPresent(UNet3DConfig.self, forKey: .unet) ?? d.unet

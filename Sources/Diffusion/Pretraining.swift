@@ -174,11 +174,11 @@ public final class Pretraining {
         }
         var config = try PretrainConfig.load(path: file)
         let models = (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed)
-        let layout = (config.architecture, config.imageUNet, config.motionAdapter)
+        let layout = (config.architecture, config.imageUNet, config.motionAdapter, config.world)
         adjust(&config)
         guard models == (config.vae, config.unet, config.textEncoder, config.scheduler, config.seed),
-              layout == (config.architecture, config.imageUNet, config.motionAdapter) else {
-            throw TrainingError.checkpoint(path: file, reason: "a resumed run keeps its models, scheduler and seed; only steps and intervals may change")
+              layout == (config.architecture, config.imageUNet, config.motionAdapter, config.world) else {
+            throw TrainingError.checkpoint(path: file, reason: "a resumed run keeps its models, scheduler, seed and world; only steps and intervals may change")
         }
         try config.validate(file: file)
         self.folder = folder

@@ -42,7 +42,10 @@ struct Pretrain: ParsableCommand {
         """)
 
     @Option(help: "The run folder (created; must be new unless --resume).") var out: String?
-    @Option(help: "A JSON config (default: the built-in compact model).") var config: String?
+    @Option(help: "A JSON config (default: the built-in compact model of --architecture).") var config: String?
+    @Option(help: ArgumentHelp("The built-in config to start from: unet3d (full world) or animatediff (core world, two stages).",
+                               valueName: "unet3d|animatediff"))
+    var architecture: String?
     @Option(help: "Total steps of both stages, split in the config's proportion.") var steps: Int?
     @Option(help: "Autoencoder steps (stage 1).") var vaeSteps: Int?
     @Option(help: "Text-encoder warm-up steps (stage 1b; 0 turns it off).") var warmupSteps: Int?
@@ -60,6 +63,11 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Print the resolved config as JSON and exit.") var printConfig = false
     @OptionGroup var threadOptions: ThreadOptions
 
+    /// The built-in config of `--architecture` (unet3d when absent).
+    var builtInConfig: PretrainConfig {
+        architecture == PretrainConfig.Architecture.animatediff.rawValue ? PretrainConfig.animateDiff() : PretrainConfig()
+    }
+
     func validate() throws {
         for (name, value) in [("--steps", steps), ("--vae-steps", vaeSteps), ("--warmup-steps", warmupSteps), ("--unet-steps", unetSteps),
                               ("--motion-steps", motionSteps)] {
@@ -71,6 +79,13 @@ struct Pretrain: ParsableCommand {
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         if let previewEvery, previewEvery < 0 { throw ValidationError("--preview-every must not be negative, got \(previewEvery)") }
         if resume, config != nil { throw ValidationError("--resume continues with the run's own config; leave out --config") }
+        if let architecture {
+            guard PretrainConfig.Architecture(rawValue: architecture) != nil else {
+                throw ValidationError("--architecture must be unet3d or animatediff, got \(architecture)")
+            }
+            if config != nil { throw ValidationError("--architecture picks a built-in config; with --config the file's \"architecture\" decides") }
+            if resume { throw ValidationError("--resume continues with the run's own config; leave out --architecture") }
+        }
         if resume, seed != nil { throw ValidationError("--resume continues with the run's own seed; leave out --seed") }
         if resume, initFrom != nil { throw ValidationError("--resume continues the run from its own init/ copy; leave out --init-from") }
         if initFrom != nil, vaeSteps != nil { throw ValidationError("--init-from takes the model's autoencoder as it is; leave out --vae-steps") }
@@ -80,7 +95,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         if printConfig {
-            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
+            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? builtInConfig
             adjust(&resolved)
             print(String(decoding: try resolved.encoded(), as: UTF8.self), terminator: "")
             return
@@ -93,14 +108,14 @@ struct Pretrain: ParsableCommand {
                 throw ExitStatus.Failure(status: .failure, message: "\(out) holds no pretraining run to resume (no \(Pretraining.configFile))")
             }
             let saved = try PretrainConfig.load(path: file)
-            pretraining = try Pretraining(resumingIn: out, data: WorldPretrainingData(seed: saved.seed), adjust: adjust)
+            pretraining = try Pretraining(resumingIn: out, data: WorldPretrainingData(seed: saved.seed, world: saved.world), adjust: adjust)
         } else {
             if let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
                 let what = contents.contains(Pretraining.configFile) ? "already holds a pretraining run" : "is not empty"
                 throw ExitStatus.Failure(status: .failure,
                     message: "\(out) \(what); pass --resume to continue it, or choose a new --out folder")
             }
-            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? PretrainConfig()
+            var resolved = try config.map { try PretrainConfig.load(path: $0) } ?? builtInConfig
             if let seed { resolved.seed = seed }
             // From a model, the autoencoder is not trained, so --steps all go to the U-Net.
             if let initFrom {
@@ -108,7 +123,7 @@ struct Pretrain: ParsableCommand {
                 try Pretraining.adoptArchitecture(ofModel: initFrom, into: &resolved)
             }
             adjust(&resolved)
-            pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed),
+            pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed, world: resolved.world),
                                           startingFrom: initFrom)
         }
         pretraining.saveModelAtCheckpoints = saveModelAtCheckpoints

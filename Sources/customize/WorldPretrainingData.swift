@@ -3,19 +3,22 @@ import Dispatch
 import Tensor
 import World
 
-/// Pretraining batches drawn from the synthetic world's train split: batch `index` of `count`
+/// Pretraining batches drawn from the synthetic world's train split (the full world's, or the core
+/// world's with `world` core): batch `index` of `count`
 /// samples holds samples `index·count ..< (index+1)·count`, each a pure function of (seed, index),
 /// so a resumed run sees the same stream.
 struct WorldPretrainingData: PretrainingData {
     let seed: UInt64
+    var world: PretrainConfig.World = .full
     let renderer = Renderer()
+    private var distribution: WorldSampler.Distribution { world == .core ? .core : .full }
 
     var imageSide: Int { renderer.side }
     var vocabularyWords: [String] { WorldVocabulary.words }
 
     /// The train-split samples of batch `index`: images for one frame, clips otherwise.
     func samples(index: Int, count: Int, frames: Int) -> [WorldSample] {
-        let sampler = WorldSampler(seed: seed, clipFrames: frames)
+        let sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: distribution)
         return (0..<count).map { item in
             frames == 1 ? sampler.image(.train, index: index * count + item) : sampler.clip(.train, index: index * count + item)
         }
@@ -26,7 +29,7 @@ struct WorldPretrainingData: PretrainingData {
     /// Image and clip captions alternately (clips add the motion words), without rendering:
     /// caption `i` of batch `index` is train sample `index·count + i` of its kind.
     func captions(index: Int, count: Int) throws -> [String] {
-        let sampler = WorldSampler(seed: seed, clipFrames: 8)
+        let sampler = WorldSampler(seed: seed, clipFrames: 8, distribution: distribution)
         return (0..<count).map { item in
             let sample = index * count + item
             return item % 2 == 0 ? sampler.image(.train, index: sample).caption : sampler.clip(.train, index: sample).caption

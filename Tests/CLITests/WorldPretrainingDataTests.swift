@@ -26,6 +26,30 @@ final class WorldPretrainingDataTests: XCTestCase {
         }
     }
 
+    /// `"world": "core"` draws the core world's train split, images, clips and warm-up captions alike;
+    /// `pretrain --architecture animatediff` starts from a config that does.
+    func testTheCoreWorldFeedsPretrainingWhenTheConfigSaysSo() throws {
+        let data = WorldPretrainingData(seed: 5, world: .core)
+        let core = WorldSampler(seed: 5, clipFrames: 8, distribution: .core)
+        for frames in [1, 8] {
+            for sample in data.samples(index: 2, count: 6, frames: frames) {
+                guard sample.spec.objects.count == 1, case .shape(let shape) = sample.spec.objects[0].kind else { return XCTFail(sample.caption) }
+                XCTAssertTrue(CoreWorld.shapes.contains(shape) && CoreWorld.colours.contains(sample.spec.objects[0].colour), sample.caption)
+                XCTAssertFalse(CoreWorld.isHeldOut(sample.spec.objects[0].colour, shape), sample.caption)
+            }
+        }
+        XCTAssertEqual(try data.captions(index: 1, count: 2), [core.image(.train, index: 2).caption, core.clip(.train, index: 3).caption])
+        XCTAssertNotEqual(WorldPretrainingData(seed: 5).samples(index: 2, count: 6, frames: 1).map(\.caption),
+                          data.samples(index: 2, count: 6, frames: 1).map(\.caption))
+
+        let printed = try CLITests.run(["pretrain", "--architecture", "animatediff", "--print-config"])
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertTrue(printed.stdout.contains(#""world" : "core""#) && printed.stdout.contains(#""architecture" : "animatediff""#), printed.stdout)
+        let bad = try CLITests.run(["pretrain", "--architecture", "dit", "--print-config"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.contains("--architecture"), bad.stderr)
+    }
+
     /// The warm-up's captions alternate the image and clip streams (so motion words occur), are the
     /// captions those samples carry, and repeat for the same index.
     func testWarmupCaptionsAlternateImagesAndClips() throws {
