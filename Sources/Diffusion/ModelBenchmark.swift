@@ -5,9 +5,44 @@ import Tensor
 /// The model-level benchmark, the same work as the PyTorch peer (../shared/peer/torch_baseline.py):
 /// a U-Net training step and forward pass on 2 clips × 8 frames of 16×16 latents, VAE encoding of
 /// 8 frames, and sampling one clip with 25 DDIM steps and classifier-free guidance then decoding it.
+/// The U-Net is the peer's `--arch`: diffusers' `UNet3DConditionModel` (unet3d) or AnimateDiff's
+/// `UNetMotionModel` (animatediff), reached through `Denoiser` so both run the same timed code.
 /// Weights are random: these are speed figures.
 public struct ModelBenchmark {
+    /// The peer's `--arch`.
+    public enum Architecture: String, Codable, CaseIterable, Sendable {
+        /// diffusers' `UNet3DConditionModel` (TextToVideoSDPipeline's U-Net).
+        case unet3d
+        /// diffusers' `UNetMotionModel` (AnimateDiffPipeline's U-Net): an image U-Net plus motion modules.
+        case animatediff
+    }
+
+    /// The U-Net to time, by its config; `build()` makes it with random weights.
+    public enum UNet: Sendable {
+        case unet3d(UNet3DConfig)
+        case animatediff(UNetMotionConfig)
+
+        public var architecture: Architecture {
+            switch self {
+            case .unet3d: return .unet3d
+            case .animatediff: return .animatediff
+            }
+        }
+
+        /// The model with every parameter drawn from N(0, 0.02²) (seed 1); buffers keep their values.
+        public func build() throws -> any Denoiser {
+            let unet: any Denoiser
+            switch self {
+            case .unet3d(let config): unet = try UNet3DConditionModel(config: config)
+            case .animatediff(let config): unet = try UNetMotionModel(config: config)
+            }
+            ModelBenchmark.randomize(unet, seed: 1)
+            return unet
+        }
+    }
+
     public struct Report: Codable, Sendable {
+        public var arch: Architecture
         public var threads: Int
         public var clips: Int
         public var frames: Int
@@ -36,8 +71,22 @@ public struct ModelBenchmark {
      "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], "block_out_channels": [32, 64, 64],
      "layers_per_block": 1, "latent_channels": 4, "norm_num_groups": 32, "sample_size": 64}
     """
+    /// The peer's `--arch animatediff` U-Net, `UNetMotionModel.from_unet2d(UNet2DConditionModel(**TINY_UNET2D),
+    /// MotionAdapter(**TINY_MOTION))`: TINY_UNET's channels and blocks as an image U-Net. Its
+    /// `attention_head_dim` 8 with no `num_attention_heads` is diffusers' quirk for 8 heads per block.
+    public static let referenceImageUNet = """
+    {"sample_size": 16, "in_channels": 4, "out_channels": 4,
+     "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+     "block_out_channels": [64, 128, 128], "layers_per_block": 1, "cross_attention_dim": 128,
+     "attention_head_dim": 8, "norm_num_groups": 32}
+    """
+    public static let referenceMotionAdapter = """
+    {"block_out_channels": [64, 128, 128], "motion_layers_per_block": 1, "motion_mid_block_layers_per_block": 1,
+     "motion_num_attention_heads": 4, "motion_norm_num_groups": 32, "motion_max_seq_length": 32, "use_motion_mid_block": true}
+    """
 
-    public var unetConfig: UNet3DConfig
+    public var unet: UNet
     public var vaeConfig: AutoencoderKLConfig
     public var clips = 2
     public var frames = 8
@@ -45,14 +94,71 @@ public struct ModelBenchmark {
     public var steps = 25
     public var repeats = 5
 
-    public init(unetConfig: UNet3DConfig, vaeConfig: AutoencoderKLConfig) {
-        self.unetConfig = unetConfig
+    public init(unet: UNet, vaeConfig: AutoencoderKLConfig) {
+        self.unet = unet
         self.vaeConfig = vaeConfig
     }
 
-    public static func reference() throws -> ModelBenchmark {
-        ModelBenchmark(unetConfig: try JSONDecoder().decode(UNet3DConfig.self, from: Data(referenceUNet.utf8)),
-                       vaeConfig: try JSONDecoder().decode(AutoencoderKLConfig.self, from: Data(referenceVAE.utf8)))
+    public init(unetConfig: UNet3DConfig, vaeConfig: AutoencoderKLConfig) {
+        self.init(unet: .unet3d(unetConfig), vaeConfig: vaeConfig)
+    }
+
+    /// The peer's reference configuration for `arch` (without `--model`).
+    public static func reference(_ arch: Architecture = .unet3d) throws -> ModelBenchmark {
+        try ModelBenchmark(unet: referenceUNet(arch), vaeConfig: JSONDecoder().decode(AutoencoderKLConfig.self, from: Data(referenceVAE.utf8)))
+    }
+
+    /// The peer's U-Net for `arch`: TINY_UNET, or from_unet2d's config of TINY_UNET2D and TINY_MOTION.
+    public static func referenceUNet(_ arch: Architecture) throws -> UNet {
+        let decoder = JSONDecoder()
+        switch arch {
+        case .unet3d:
+            return .unet3d(try decoder.decode(UNet3DConfig.self, from: Data(referenceUNet.utf8)))
+        case .animatediff:
+            let image = try decoder.decode(UNet2DConditionConfig.self, from: Data(referenceImageUNet.utf8))
+            let adapter = try decoder.decode(MotionAdapterConfig.self, from: Data(referenceMotionAdapter.utf8))
+            try image.validate(file: "reference UNet2DConditionModel")
+            try adapter.validate(file: "reference MotionAdapter")
+            try adapter.checkFits(image, file: "reference MotionAdapter")
+            return .animatediff(UNetMotionConfig(image: image, adapter: adapter))
+        }
+    }
+
+    /// The configs of a diffusers folder: `vae/config.json`, and `unet/config.json` as `arch`'s U-Net
+    /// (animatediff: a `UNetMotionModel` config, or a `UNet2DConditionModel` config joined with
+    /// `motion_adapter/config.json` as from_unet2d joins them). A config of another class is refused.
+    public static func load(folder: String, arch: Architecture) throws -> ModelBenchmark {
+        try ModelBenchmark(unet: loadUNet(folder: folder, arch: arch), vaeConfig: AutoencoderKLConfig.load(path: folder + "/vae/config.json"))
+    }
+
+    static func loadUNet(folder: String, arch: Architecture) throws -> UNet {
+        let unetPath = folder + "/unet/config.json"
+        switch arch {
+        case .unet3d:
+            return .unet3d(try UNet3DConfig.load(path: unetPath))
+        case .animatediff:
+            struct ClassName: Decodable { var _class_name: String? }
+            guard let data = FileManager.default.contents(atPath: unetPath) else {
+                throw ModelError.missingComponent(folder: folder, component: "unet/config.json")
+            }
+            let className = (try? JSONDecoder().decode(ClassName.self, from: data))?._class_name
+            switch className {
+            case "UNetMotionModel":
+                return .animatediff(try UNetMotionConfig.load(path: unetPath))
+            case "UNet2DConditionModel":
+                let adapterPath = folder + "/motion_adapter/config.json"
+                guard FileManager.default.fileExists(atPath: adapterPath) else {
+                    throw ModelError.missingComponent(folder: folder, component: "motion_adapter/config.json (--arch animatediff joins an image U-Net with a motion adapter)")
+                }
+                let image = try UNet2DConditionConfig.load(path: unetPath)
+                let adapter = try MotionAdapterConfig.load(path: adapterPath)
+                try adapter.checkFits(image, file: adapterPath)
+                return .animatediff(UNetMotionConfig(image: image, adapter: adapter))
+            default:
+                throw ModelError.badConfig(file: unetPath, key: "_class_name",
+                                           reason: "\(className.map { "\"\($0)\"" } ?? "absent") is not an AnimateDiff U-Net (--arch animatediff needs UNetMotionModel, or UNet2DConditionModel with motion_adapter/); use --arch unet3d for a UNet3DConditionModel")
+            }
+        }
     }
 
     func medianMilliseconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
@@ -69,12 +175,11 @@ public struct ModelBenchmark {
     }
 
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
-        let unet = try UNet3DConditionModel(config: unetConfig)
+        let unet = try self.unet.build()
         let vae = try AutoencoderKL(config: vaeConfig)
-        ModelBenchmark.randomize(unet, seed: 1)
         ModelBenchmark.randomize(vae, seed: 2)
-        let side = unetConfig.sampleSize?.perBlock(1).first ?? 16
-        let contextDim = unetConfig.crossAttentionDim
+        let side = unet.sampleSize?.perBlock(1).first ?? 16
+        let contextDim = unet.crossAttentionDim
         var generator = RandomGenerator(seed: 0)
 
         // Sampling first, so the peak memory it reports is sampling's alone.
@@ -132,7 +237,7 @@ public struct ModelBenchmark {
             }
         }
 
-        return Report(threads: Parallel.threadCount, clips: clips, frames: frames,
+        return Report(arch: self.unet.architecture, threads: Parallel.threadCount, clips: clips, frames: frames,
                       unetParamsM: (Double(unet.parameterCount) / 1e4).rounded() / 100,
                       unetTrainStepMs: trainMs, unetForwardMs: forwardMs, vaeEncodeFramesMs: encodeMs,
                       sampleClipMs: sampleMs, samplePeakMemoryMB: peakMB, openblasCore: BLAS.coreName,

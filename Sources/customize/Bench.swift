@@ -67,14 +67,30 @@ struct BenchModel: ParsableCommand {
         abstract: "U-Net training step and forward, VAE encoding and clip sampling, as the PyTorch peer measures them.",
         discussion: """
         The same work as ../shared/peer/torch_baseline.py: 2 clips × 8 frames of 16×16 latents through the \
-        U-Net (block_out_channels [64,128,128], layers_per_block 1, cross_attention_dim 128, \
-        attention_head_dim 32), VAE encoding of 8 frames, and one clip sampled with 25 DDIM steps and \
-        guidance, then decoded. Weights are random. Run the peer in the same session to compare ratios.
+        U-Net (block_out_channels [64,128,128], layers_per_block 1, cross_attention_dim 128), VAE encoding \
+        of 8 frames, and one clip sampled with 25 DDIM steps and guidance, then decoded. Weights are \
+        random. Run the peer with the same --arch in the same session to compare ratios.
 
-        Example: customize bench model --threads 2 --json
+        --arch unet3d (default): diffusers' UNet3DConditionModel, attention_head_dim 32. --arch animatediff: \
+        AnimateDiff's UNetMotionModel, from_unet2d of an image UNet2DConditionModel with the same channels \
+        and blocks (8 heads per block) and a MotionAdapter (one motion module per layer, 4 heads, a motion \
+        mid block). With --model, --arch animatediff reads unet/config.json as a UNetMotionModel, or a \
+        UNet2DConditionModel joined with motion_adapter/config.json.
+
+        Examples:
+          customize bench model --threads 2 --json
+          customize bench model --arch animatediff --threads 2 --json
         """)
 
     @OptionGroup var threadOptions: ThreadOptions
+    @Option(help: "The U-Net: unet3d (UNet3DConditionModel) or animatediff (UNetMotionModel), as the peer's --arch.",
+            transform: { value in
+                guard let arch = ModelBenchmark.Architecture(rawValue: value) else {
+                    throw ValidationError("expected one of \(ModelBenchmark.Architecture.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return arch
+            })
+    var arch: ModelBenchmark.Architecture = .unet3d
     @Option(help: "A diffusers model folder whose unet/ and vae/ configs to use instead of the reference config.")
     var model: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
@@ -82,17 +98,16 @@ struct BenchModel: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        var benchmark = try ModelBenchmark.reference()
+        var benchmark = try ModelBenchmark.reference(arch)
         if let model {
-            benchmark = ModelBenchmark(unetConfig: try UNet3DConfig.load(path: model + "/unet/config.json"),
-                                       vaeConfig: try AutoencoderKLConfig.load(path: model + "/vae/config.json"))
+            benchmark = try ModelBenchmark.load(folder: model, arch: arch)
         }
         benchmark.repeats = max(1, repeats)
         let report = try benchmark.run { stage in
             if !json { FileHandle.standardError.write("bench model: \(stage)…\n") }
         }
         if json { return try printJSON(report) }
-        print("OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
+        print("arch: \(report.arch.rawValue)   OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
         print(String(format: "unet_train_step_ms    %9.1f", report.unetTrainStepMs))
         print(String(format: "unet_forward_ms       %9.1f", report.unetForwardMs))
         print(String(format: "vae_encode_frames_ms  %9.1f", report.vaeEncodeFramesMs))
