@@ -98,9 +98,13 @@ extension ModulePattern {
     ]
 
     /// MotionDirector's temporal LoRA targets (METHODS.md): in every temporal transformer
-    /// (`…temp_attentions.N` and `transformer_in`), both attentions (self-attention over frames)
-    /// and the feed-forward.
+    /// (UNet3D's `…temp_attentions.N` and `transformer_in`; AnimateDiff's motion modules
+    /// `…motion_modules.N`, middle block included), both attentions (self-attention over frames)
+    /// and the feed-forward. Each layout matches its own half of the list.
     public static let motionDirectorTemporal: [ModulePattern] = [
+        "*.motion_modules.*.transformer_blocks.*.attn1.*",
+        "*.motion_modules.*.transformer_blocks.*.attn2.*",
+        "*.motion_modules.*.transformer_blocks.*.ff.*",
         "*.temp_attentions.*.transformer_blocks.*.attn1.*",
         "*.temp_attentions.*.transformer_blocks.*.attn2.*",
         "*.temp_attentions.*.transformer_blocks.*.ff.*",

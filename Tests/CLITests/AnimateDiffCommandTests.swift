@@ -62,6 +62,24 @@ final class AnimateDiffCommandTests: XCTestCase {
         assertClose(try render(["--lora", Self.fixtures + "/lora/customize_animatediff_lora.safetensors"]), expected, "customize LoRA")
     }
 
+    /// MotionDirector on AnimateDiff's layout: the temporal LoRA goes on every motion module (METHODS.md),
+    /// the spatial LoRAs on the image U-Net's self-attention; render --motion applies it.
+    func testTrainMotionPutsTheTemporalLoRAOnTheMotionModules() throws {
+        let clips = URL(fileURLWithPath: Self.fixtures).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("samples/clips").path
+        let run = try CLITests.run(["train-motion", clips, "--model", Self.model, "--steps", "2", "--rank", "2",
+                                    "--out", path("motion"), "--threads", "1"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let temporal = try SafeTensorsFile(path: path("motion/temporal.safetensors")).names
+        XCTAssertFalse(temporal.isEmpty)
+        XCTAssertTrue(temporal.allSatisfy { $0.contains(".motion_modules.") }, "\(temporal.prefix(3))")
+        // 7 motion modules × (attn1 q/k/v/out, attn2 q/k/v/out, ff in/out) × (A, B)
+        XCTAssertEqual(temporal.count, 7 * 10 * 2)
+        let plain = try render([])
+        let moved = try render(["--motion", path("motion/temporal.safetensors")])
+        XCTAssertNotEqual(plain, moved, "the temporal LoRA changes the clip")
+    }
+
     func testBadInputIsRefusedBeforeAnyWork() throws {
         func refused(_ arguments: [String], _ needles: [String], line: UInt = #line) throws {
             let run = try CLITests.run(["render", "x", "--steps", "1", "--threads", "1"] + arguments)
