@@ -58,7 +58,8 @@ public final class Pretraining {
     /// Called with each preview grid's samples, the stage and its step: for the autoencoder each
     /// sample is a fixed image and its reconstruction; for the U-Net each is a preview prompt's frames.
     public var onPreview: ((PretrainingStage, Int, [PreviewSample]) throws -> Void)?
-    /// Also save model/ at every U-Net checkpoint (not only at the end).
+    /// Also save model/ at every U-Net checkpoint (not only at the end); in an animatediff run's
+    /// image stage, model/ is then the image U-Net's folder (`UNet2DConditionModel`).
     public var saveModelAtCheckpoints = false
 
     public var vaeFolder: String { path("vae") }
@@ -77,6 +78,16 @@ public final class Pretraining {
     static func initFolder(in folder: String) -> String { (folder as NSString).appendingPathComponent(initFolderName) }
     /// Whether this run started from a model rather than from scratch (its `init/` holds one).
     public let startsFromModel: Bool
+    /// Whether this animatediff run started from a UNet3D model: it keeps the model's autoencoder,
+    /// tokenizer, text encoder and scheduler and draws a fresh image U-Net (`image_unet`) and fresh
+    /// motion modules (`motion_adapter`).
+    public let drawsFreshDenoiser: Bool
+
+    /// Whether an animatediff `config` starting from the diffusers folder `model` draws its U-Net fresh.
+    static func drawsFreshDenoiser(config: PretrainConfig, model: String) throws -> Bool {
+        guard config.architecture == .animatediff else { return false }
+        return try DiffusersFolder(path: model).index.components["unet"]?.className == "UNet3DConditionModel"
+    }
 
     /// The model the run started from, read from `init/`.
     private func initModel() throws -> DiffusersFolder { try DiffusersFolder(path: initFolder) }
@@ -92,7 +103,10 @@ public final class Pretraining {
     /// model's weights with a fresh optimizer and schedule. The model's layout decides the run's
     /// (`adoptArchitecture`): from an AnimateDiff folder the image stage starts from its image U-Net
     /// and the motion stage from its motion modules; from an image U-Net alone the motion stage
-    /// starts from fresh motion modules (`motion_adapter`).
+    /// starts from fresh motion modules (`motion_adapter`). A UNet3D model cannot continue into
+    /// AnimateDiff's layout, so an animatediff config with a UNet3D model stays animatediff: the run
+    /// takes the model's autoencoder, tokenizer, text encoder and scheduler and draws a fresh image
+    /// U-Net and fresh motion modules from the config (`drawsFreshDenoiser`).
     public init(newRunIn folder: String, config: PretrainConfig, data: PretrainingData, startingFrom model: String? = nil) throws {
         let fileManager = FileManager.default
         if let contents = try? fileManager.contentsOfDirectory(atPath: folder), !contents.isEmpty {
@@ -107,6 +121,8 @@ public final class Pretraining {
             config.vae = start.vae.config
             try Self.adoptArchitecture(ofModel: model, into: &config)
             switch start.unet {
+            case is UNet3DConditionModel where config.architecture == .animatediff:
+                break // a fresh image U-Net and motion modules: the config's image_unet and motion_adapter
             case let unet as UNet3DConditionModel:
                 config.architecture = .unet3d
                 config.unet = unet.config
@@ -140,6 +156,7 @@ public final class Pretraining {
             try CLIPTokenizer.writeVocabulary(words: data.vocabularyWords, to: tokenizerFolder,
                                               maxLength: config.textEncoder.maxPositionEmbeddings)
         }
+        drawsFreshDenoiser = try model.map { try Self.drawsFreshDenoiser(config: config, model: $0) } ?? false
         tokenizer = try CLIPTokenizer(folder: tokenizerFolder)
         config.textEncoder.vocabSize = tokenizer.vocabulary.count
         config.textEncoder.bosTokenId = tokenizer.beginId
@@ -156,11 +173,13 @@ public final class Pretraining {
 
     /// Sets `config.architecture` to the layout of the diffusers folder `model` (a run from a model
     /// trains the model's layout): animatediff for a `UNetMotionModel` or an image U-Net, unet3d for
-    /// a `UNet3DConditionModel`. An animatediff U-Net stage trains on images only, so a config
-    /// written for UNet3D gets `unet_training.clip_fraction` 0.
+    /// a `UNet3DConditionModel` — except that an animatediff config stays animatediff with a UNet3D
+    /// model (its U-Net is then drawn fresh, `drawsFreshDenoiser`). An animatediff U-Net stage trains
+    /// on images only, so a config written for UNet3D gets `unet_training.clip_fraction` 0.
     public static func adoptArchitecture(ofModel model: String, into config: inout PretrainConfig) throws {
         let unetClass = try DiffusersFolder(path: model).index.components["unet"]?.className
-        let architecture: PretrainConfig.Architecture = unetClass == "UNet3DConditionModel" ? .unet3d : .animatediff
+        let architecture: PretrainConfig.Architecture = unetClass == "UNet3DConditionModel" && config.architecture == .unet3d
+            ? .unet3d : .animatediff
         if config.architecture == .unet3d, architecture == .animatediff { config.unetTraining.clipFraction = 0 }
         config.architecture = architecture
     }
@@ -184,6 +203,7 @@ public final class Pretraining {
         self.folder = folder
         startsFromModel = FileManager.default.fileExists(
             atPath: (Self.initFolder(in: folder) as NSString).appendingPathComponent("model_index.json"))
+        drawsFreshDenoiser = try startsFromModel && Self.drawsFreshDenoiser(config: config, model: Self.initFolder(in: folder))
         self.data = data
         self.config = config
         tokenizer = try CLIPTokenizer(folder: (folder as NSString).appendingPathComponent("tokenizer"))
@@ -351,6 +371,7 @@ public final class Pretraining {
         let animateDiff = config.architecture == .animatediff
         let unet: any Denoiser
         switch (start, animateDiff) {
+        case (_?, true) where drawsFreshDenoiser: unet = try UNet2DConditionModel(config: config.imageUNet)
         case (let start?, false): unet = try start.loadUNet()
         case (let start?, true):
             let loaded = try start.loadUNet()
@@ -391,7 +412,7 @@ public final class Pretraining {
             textEncoder.setRequiresGrad(false)
         }
         let trainer = try Trainer(folder: unetFolder, parameters: parameters, options: options, optionsFile: "unet_training.trainer")
-        if try trainer.resume() == nil, !fromModel {
+        if try trainer.resume() == nil, !fromModel || drawsFreshDenoiser {
             try unet.initializeParameters(generator: RandomGenerator(seed: config.seed).derived(2))
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
@@ -428,7 +449,9 @@ public final class Pretraining {
             try self.onLog?(.unet, self.unetFolder, records)
         }
         trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
-            guard let self, self.saveModelAtCheckpoints, !animateDiff, step < options.steps else { return }
+            // In an animatediff run, the image U-Net's folder (a picture model, which eval reads with
+            // one frame and --init-from continues); the motion stage replaces it.
+            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
             try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
         }
         let objectWeightKey = "unet_training.object_weight"
@@ -478,7 +501,7 @@ public final class Pretraining {
         let options = training.trainer
         warmupSlotAccuracy = nil
         let adapter: MotionAdapter
-        if startsFromModel, let motion = try initModel().loadUNet() as? UNetMotionModel {
+        if startsFromModel, !drawsFreshDenoiser, let motion = try initModel().loadUNet() as? UNetMotionModel {
             adapter = try motion.motionAdapter()
         } else {
             adapter = try MotionAdapter(config: config.motionAdapter, file: path(Self.configFile) + " (motion_adapter)")

@@ -28,7 +28,9 @@ struct Pretrain: ParsableCommand {
         (motion_training, folder motion/), trains the motion modules (motion_adapter) on clips, with \
         what motion_training.trainable names ("motion_modules", "motion_modules+text_encoder", \
         "motion_modules+cross_attention" or "all"); model/ is then an AnimateDiffPipeline folder. \
-        --init-from an AnimateDiff folder continues both stages from its weights.
+        --init-from an AnimateDiff folder continues both stages from its weights; --init-from a UNet3D \
+        folder (such as samples/base) with --architecture animatediff takes only its autoencoder, \
+        tokenizer and text encoder, drawing a fresh image U-Net and fresh motion modules.
 
         The config is JSON with diffusers' keys; any top-level key may be left out for the built-in \
         compact model (print it with --print-config).
@@ -39,6 +41,7 @@ struct Pretrain: ParsableCommand {
           customize pretrain --out runs/base-more --init-from samples/base --unet-steps 8000
           customize pretrain --out runs/tiny --config tiny.json --vae-steps 20 --unet-steps 40
           customize pretrain --out runs/ad --config animatediff.json --unet-steps 4000 --motion-steps 2000
+          customize pretrain --out runs/ad --architecture animatediff --init-from samples/base --unet-steps 4000
         """)
 
     @Option(help: "The run folder (created; must be new unless --resume).") var out: String?
@@ -53,13 +56,14 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Motion-stage steps (stage 3 of an animatediff run).") var motionSteps: Int?
     @Flag(help: "Continue the run in --out from its newest complete checkpoints.") var resume = false
     @Option(help: ArgumentHelp("Start a new run from this diffusers folder instead of from scratch (e.g. samples/base).",
-                               discussion: "Its autoencoder stays frozen and its stage is skipped; the warm-up trains only its head; the U-Net stage starts from its weights with a fresh optimizer and schedule. An AnimateDiff folder makes the run an animatediff one, its motion stage starting from the folder's motion modules."),
+                               discussion: "Its autoencoder stays frozen and its stage is skipped; the warm-up trains only its head; the U-Net stage starts from its weights with a fresh optimizer and schedule. An AnimateDiff folder makes the run an animatediff one, its motion stage starting from the folder's motion modules. A UNet3D folder with --architecture animatediff (or a config whose \"architecture\" is animatediff) keeps only its autoencoder, tokenizer, text encoder and scheduler: the image U-Net and motion modules are drawn fresh from the config."),
             completion: .directory)
     var initFrom: String?
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
     @Option(help: "A preview grid every N steps of each stage (0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (new runs only).") var seed: UInt64?
-    @Flag(help: "Also save model/ at every U-Net checkpoint.") var saveModelAtCheckpoints = false
+    @Flag(help: "Also save model/ at every U-Net checkpoint (in an animatediff run's image stage, the image U-Net's folder).")
+    var saveModelAtCheckpoints = false
     @Flag(help: "Print the resolved config as JSON and exit.") var printConfig = false
     @OptionGroup var threadOptions: ThreadOptions
 

@@ -234,6 +234,99 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         XCTAssertEqual(TrainerCheckpoint.latest(in: "\(run)/motion")?.step, 2)
     }
 
+    /// `startingFrom:` a UNet3D folder with an animatediff config (`customize pretrain --architecture
+    /// animatediff --init-from samples/base`): the run stays animatediff, keeps the folder's
+    /// autoencoder (no autoencoder stage), tokenizer and text encoder (the warm-up trains only its
+    /// head), draws a fresh image U-Net and fresh motion modules from the config, saves the image
+    /// U-Net's folder at image-stage checkpoints when asked, and resumes bit-exactly from its init/
+    /// copy after a kill in either stage.
+    func testAnAnimateDiffRunFromAUNet3DFolderKeepsItsAutoencoderAndTextEncoderAndDrawsAFreshDenoiser() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent("pipeline").path
+        let source = try TextToVideoPipeline.load(folder: fixture)
+        XCTAssertTrue(source.unet is UNet3DConditionModel)
+        let data = TinyPretraining.PatternData()
+        var config = Self.config()
+        config.preview.every = 0
+        config.unetTraining.trainer = TrainerOptions(steps: 4, learningRate: 1e-3, lrScheduler: "cosine", emaDecay: 0.9,
+                                                     checkpointingSteps: 2, logEvery: 1)
+        config.motionTraining.trainer = config.unetTraining.trainer
+        var adopted = config
+        try Pretraining.adoptArchitecture(ofModel: fixture, into: &adopted)
+        XCTAssertEqual(adopted.architecture, .animatediff)
+        var unet3d = TinyPretraining.config()
+        try Pretraining.adoptArchitecture(ofModel: fixture, into: &unet3d)
+        XCTAssertEqual(unet3d.architecture, .unet3d, "a UNet3D config still continues the folder's U-Net")
+
+        let whole = TinyPretraining.temporaryFolder("pretrain-ad-from-3d")
+        defer { try? FileManager.default.removeItem(atPath: whole) }
+        let pretraining = try Pretraining(newRunIn: whole, config: config, data: data, startingFrom: fixture)
+        XCTAssertEqual(pretraining.config.architecture, .animatediff)
+        XCTAssertTrue(pretraining.drawsFreshDenoiser)
+        XCTAssertEqual(pretraining.config.imageUNet, config.imageUNet)
+        XCTAssertEqual(pretraining.config.vae, source.vae.config)
+        XCTAssertEqual(pretraining.config.textEncoder.vocabSize, source.tokenizer.vocabulary.count)
+        pretraining.saveModelAtCheckpoints = true
+        var stages: [PretrainingStage] = []
+        var savedAtCheckpoint: String?
+        pretraining.onStageStart = { stage, _, _ in stages.append(stage) }
+        pretraining.onStep = { stage, report in
+            // model/ saved at the image stage's checkpoint 2 is the image U-Net's folder.
+            if stage == .unet, report.step == 3 {
+                savedAtCheckpoint = try? TextToVideoPipeline.load(folder: "\(whole)/model").unet.className
+            }
+        }
+        let model = try TextToVideoPipeline.load(folder: pretraining.run())
+        XCTAssertEqual(stages, [.textEncoderWarmup, .unet, .motion])
+        XCTAssertEqual(savedAtCheckpoint, "UNet2DConditionModel")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(whole)/vae"))
+        let unet = try XCTUnwrap(model.unet as? UNetMotionModel)
+        XCTAssertEqual(try unet.imageUNet().config.blockOutChannels, config.imageUNet.blockOutChannels)
+        XCTAssertEqual(unet.config.motionMaxSeqLength, config.motionAdapter.motionMaxSeqLength)
+        XCTAssertEqual(model.tokenizer.vocabulary, source.tokenizer.vocabulary)
+        // The autoencoder is the folder's, as it was.
+        let vae = Dictionary(uniqueKeysWithValues: model.vae.stateDict())
+        for (key, exact) in source.vae.stateDict() { assertCloseToF16(try XCTUnwrap(vae[key], key), exact, "vae.\(key)") }
+        // The warm-up trained only its head on the folder's frozen encoder.
+        let warmup = try tensors(XCTUnwrap(TrainerCheckpoint.latest(in: "\(whole)/text_encoder_warmup")).path)
+        XCTAssertFalse(warmup.isEmpty)
+        XCTAssertTrue(warmup.keys.allSatisfy { $0.hasPrefix("head.") }, "\(warmup.keys.sorted())")
+        // The image stage started from a fresh draw, not the folder's weights: its first checkpoint
+        // trains an image U-Net (no 3-D layers) and the text encoder that started as the folder's.
+        let image = try TrainerCheckpoint.finalWeights(XCTUnwrap(TrainerCheckpoint.latest(in: "\(whole)/unet")).path)
+        XCTAssertFalse(image.keys.contains { $0.contains("temp_") || $0.contains("motion_modules.") })
+        XCTAssertTrue(image.keys.contains { $0.hasPrefix("text_encoder.") })
+
+        struct Killed: Error {}
+        let wholeBytes = try Data(contentsOf: URL(fileURLWithPath: "\(whole)/model/unet/diffusion_pytorch_model.safetensors"))
+        for killedStage in [PretrainingStage.unet, .motion] {
+            let run = TinyPretraining.temporaryFolder("pretrain-ad-from-3d-killed")
+            defer { try? FileManager.default.removeItem(atPath: run) }
+            let killed = try Pretraining(newRunIn: run, config: config, data: data, startingFrom: fixture)
+            killed.onLog = { stage, _, records in
+                if stage == killedStage, records.count == 3 { throw Killed() }
+            }
+            XCTAssertThrowsError(try killed.run()) { XCTAssertTrue($0 is Killed, "\($0)") }
+            let resumed = try Pretraining(resumingIn: run, data: data)
+            XCTAssertTrue(resumed.drawsFreshDenoiser)
+            var starts: [(PretrainingStage, Int)] = []
+            resumed.onStageStart = { stage, done, _ in starts.append((stage, done)) }
+            try resumed.run()
+            XCTAssertEqual(starts.first?.0, killedStage)
+            XCTAssertEqual(starts.first?.1, 2, "at most one checkpoint interval lost")
+            for stage in ["unet", "motion"] {
+                let (got, expected) = (try XCTUnwrap(TrainerCheckpoint.latest(in: "\(run)/\(stage)")),
+                                       try XCTUnwrap(TrainerCheckpoint.latest(in: "\(whole)/\(stage)")))
+                for file in [TrainerCheckpoint.modelFile, TrainerCheckpoint.emaFile, TrainerCheckpoint.optimizerFile] {
+                    let (a, b) = (try tensors(got.path, file), try tensors(expected.path, file))
+                    XCTAssertEqual(Set(a.keys), Set(b.keys), "\(killedStage): \(stage)/\(file)")
+                    for (key, tensor) in b { XCTAssertEqual(a[key]?.values, tensor.values, "\(killedStage): \(stage)/\(file)/\(key)") }
+                }
+            }
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(run)/model/unet/diffusion_pytorch_model.safetensors")), wholeBytes)
+        }
+    }
+
     /// Config files with unknown keys or values that cannot work are refused naming the key.
     func testBadConfigsAreRefusedNamingTheKey() throws {
         let file = TinyPretraining.temporaryFolder("ad-config") + ".json"
