@@ -3,16 +3,17 @@ at fixed noise, with the right caption against the same caption with the shape, 
 swapped, or empty. A model that draws a word's meaning loses more when that word is wrong.
 
 Not part of the project or CI: it needs torch, diffusers and transformers (pip install). The images
-come from `customize world --out /tmp/wft --images 4000 --clips 0 --split train --seed 11`.
+come from a world folder WORLD_DIR, e.g. `customize world --out WORLD_DIR --images 4000 --clips 0 --split train --seed 11`.
 
-    python3 scripts/caption_sensitivity.py MODEL_DIR [N_IMAGES]
+    python3 scripts/caption_sensitivity.py MODEL_DIR WORLD_DIR [N_IMAGES]
 """
-import torch, json, sys, random, numpy as np
+import torch, json, os, sys, random, numpy as np
 from PIL import Image
 from diffusers import UNet3DConditionModel, AutoencoderKL, DDPMScheduler
 from transformers import CLIPTextModel, CLIPTokenizer
 torch.set_num_threads(1); torch.manual_seed(0); random.seed(0)
-M = sys.argv[1]; N = int(sys.argv[2]) if len(sys.argv) > 2 else 48
+if len(sys.argv) < 3: sys.exit(__doc__)
+M, WORLD = sys.argv[1], sys.argv[2]; N = int(sys.argv[3]) if len(sys.argv) > 3 else 48
 unet = UNet3DConditionModel.from_pretrained(M, subfolder='unet', torch_dtype=torch.float32).eval()
 vae = AutoencoderKL.from_pretrained(M, subfolder='vae', torch_dtype=torch.float32).eval()
 te = CLIPTextModel.from_pretrained(M, subfolder='text_encoder', torch_dtype=torch.float32).eval()
@@ -21,9 +22,9 @@ sch = DDPMScheduler.from_pretrained(M, subfolder='scheduler')
 SH = ['circle','square','triangle','star','ring','cross','diamond','heart','hexagon','crescent']
 SI = ['small', 'medium', 'large']
 CO = ['red','green','blue','yellow','orange','purple','pink','cyan','white','gray','brown','black']
-rows = [json.loads(l) for l in open('/tmp/wft/captions.jsonl')]
+rows = [json.loads(l) for l in open(os.path.join(WORLD, 'captions.jsonl'))]
 rows = [r for r in rows if len(r['scene']['objects']) == 1][:N]
-x = torch.stack([torch.from_numpy(np.array(Image.open('/tmp/wft/' + r['file']).convert('RGB'))).permute(2, 0, 1).float() / 127.5 - 1 for r in rows])
+x = torch.stack([torch.from_numpy(np.array(Image.open(os.path.join(WORLD, r['file'])).convert('RGB'))).permute(2, 0, 1).float() / 127.5 - 1 for r in rows])
 def swap(c, words, w):
     return c.replace(' ' + w + ' ', ' ' + random.choice([v for v in words if v != w]) + ' ', 1)
 caps = {'right': [r['caption'] for r in rows],

@@ -5,25 +5,26 @@ step), on MODEL_DIR's autoencoder (posterior means), v-prediction on its schedul
 captions dropped. Writes a copy of MODEL_DIR with the EMA text encoder and U-Net, for
 scripts/caption_sensitivity.py and `customize eval base`.
 
-Not part of the project or CI: it needs torch, diffusers and transformers (pip install), and
-/tmp/wft from `customize world --out /tmp/wft --images 4000 --clips 0 --split train --seed 11`.
+Not part of the project or CI: it needs torch, diffusers and transformers (pip install), and a
+world folder WORLD_DIR from `customize world --out WORLD_DIR --images 4000 --clips 0 --split train --seed 11`.
 
-    python3 scripts/peer_pretrain.py MODEL_DIR OUT_DIR STEPS [LR] [THREADS]
+    python3 scripts/peer_pretrain.py MODEL_DIR WORLD_DIR OUT_DIR STEPS [LR] [THREADS]
 """
 import torch, json, sys, random, shutil, os, math, time, numpy as np
 from PIL import Image
 from diffusers import UNet3DConditionModel, AutoencoderKL, DDPMScheduler
 from transformers import CLIPTextModel, CLIPTextConfig, CLIPTokenizer
-M, OUT, STEPS = sys.argv[1], sys.argv[2], int(sys.argv[3])
-LR = float(sys.argv[4]) if len(sys.argv) > 4 else 3e-4
-torch.set_num_threads(int(sys.argv[5]) if len(sys.argv) > 5 else 1); torch.manual_seed(0); random.seed(0)
+if len(sys.argv) < 5: sys.exit(__doc__)
+M, WORLD, OUT, STEPS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+LR = float(sys.argv[5]) if len(sys.argv) > 5 else 3e-4
+torch.set_num_threads(int(sys.argv[6]) if len(sys.argv) > 6 else 1); torch.manual_seed(0); random.seed(0)
 vae = AutoencoderKL.from_pretrained(M, subfolder='vae', torch_dtype=torch.float32).eval()
 tok = CLIPTokenizer.from_pretrained(M, subfolder='tokenizer')
 sch = DDPMScheduler.from_pretrained(M, subfolder='scheduler')
 unet = UNet3DConditionModel.from_config(UNet3DConditionModel.load_config(M, subfolder='unet'))
 te = CLIPTextModel(CLIPTextConfig.from_pretrained(M, subfolder='text_encoder'))
-rows = [json.loads(l) for l in open('/tmp/wft/captions.jsonl')]
-x = torch.stack([torch.from_numpy(np.array(Image.open('/tmp/wft/' + r['file']).convert('RGB'))).permute(2, 0, 1).float() / 127.5 - 1 for r in rows])
+rows = [json.loads(l) for l in open(os.path.join(WORLD, 'captions.jsonl'))]
+x = torch.stack([torch.from_numpy(np.array(Image.open(os.path.join(WORLD, r['file'])).convert('RGB'))).permute(2, 0, 1).float() / 127.5 - 1 for r in rows])
 with torch.no_grad():
     lat = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mean for i in range(0, len(x), 256)]) * vae.config.scaling_factor
 caps = [r['caption'] for r in rows]
