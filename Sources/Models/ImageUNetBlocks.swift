@@ -24,11 +24,8 @@ public final class ImageDownBlock: Module {
             ? ModuleList((0..<layers).map { _ in layout.spatialTransformer(channels: channels, block: index,
                                                                            layers: layout.transformerLayersPerBlock[index]) })
             : nil
-        motionModules = layout.motion.map { motion in
-            ModuleList((0..<layers).map { _ in
-                motion.module(channels: channels, heads: motion.heads[index], layers: motion.layersPerBlock[index],
-                              groups: layout.normNumGroups)
-            })
+        motionModules = layout.motion.map {
+            ModuleList($0.modules(layers, channels: channels, block: index, layers: $0.layersPerBlock[index], groups: layout.normNumGroups))
         }
         downsamplers = index < layout.blockOutChannels.count - 1
             ? ModuleList([Downsample2D(channels: channels, padding: layout.downsamplePadding)]) : nil
@@ -77,10 +74,8 @@ public final class ImageMidBlock: Module {
             layout.spatialTransformer(channels: channels, block: block, layers: layout.transformerLayersPerMidBlock)
         })
         if let motion = layout.motion, motion.useMidBlock {
-            motionModules = ModuleList((0..<layout.midBlockLayers).map { _ in
-                motion.module(channels: channels, heads: motion.heads[block], layers: motion.layersPerMidBlock,
-                              groups: layout.normNumGroups)
-            })
+            motionModules = ModuleList(motion.modules(layout.midBlockLayers, channels: channels, block: block,
+                                                      layers: motion.layersPerMidBlock, groups: layout.normNumGroups))
         } else {
             motionModules = nil
         }
@@ -131,11 +126,9 @@ public final class ImageUpBlock: Module {
             ? ModuleList((0..<layers).map { _ in layout.spatialTransformer(channels: channels, block: block,
                                                                            layers: layout.reverseTransformerLayersPerBlock[index]) })
             : nil
-        motionModules = layout.motion.map { motion in
-            ModuleList((0..<layers).map { _ in
-                motion.module(channels: channels, heads: motion.heads[block], layers: motion.reverseLayersPerBlock[index],
-                              groups: layout.normNumGroups)
-            })
+        motionModules = layout.motion.map {
+            ModuleList($0.modules(layers, channels: channels, block: block, layers: $0.reverseLayersPerBlock[index],
+                                  groups: layout.normNumGroups))
         }
         upsamplers = index < count - 1 ? ModuleList([Upsample2D(channels: channels)]) : nil
         super.init()

@@ -48,8 +48,11 @@ public struct MotionLayout: Equatable, Sendable {
     public var useMidBlock: Bool
     public var layersPerMidBlock: Int
 
-    func module(channels: Int, heads: Int, layers: Int, groups: Int) -> TransformerTemporalModel {
-        TransformerTemporalModel(heads: heads, headDimension: channels / heads, inChannels: channels, layers: layers,
-                                 normGroups: groups, positionalEmbeddingLength: maxSequenceLength)
+    /// `count` motion modules of block `block`'s `channels` and heads, each `layers` transformer blocks deep.
+    func modules(_ count: Int, channels: Int, block: Int, layers: Int, groups: Int) -> [TransformerTemporalModel] {
+        (0..<count).map { _ in
+            TransformerTemporalModel(heads: heads[block], headDimension: channels / heads[block], inChannels: channels,
+                                     layers: layers, normGroups: groups, positionalEmbeddingLength: maxSequenceLength)
+        }
     }
 }

@@ -26,10 +26,8 @@ public final class MotionAdapter: Module {
         let channels = config.blockOutChannels
         let layers = config.motionLayersPerBlock.perBlock(channels.count)
         func modules(_ count: Int, block: Int, transformerLayers: Int) -> Modules {
-            Modules((0..<count).map { _ in
-                motion.module(channels: channels[block], heads: motion.heads[block], layers: transformerLayers,
-                              groups: config.motionNormNumGroups)
-            })
+            Modules(motion.modules(count, channels: channels[block], block: block, layers: transformerLayers,
+                                   groups: config.motionNormNumGroups))
         }
         super.init()
         child("down_blocks", ModuleList(channels.indices.map { modules(layers[$0], block: $0, transformerLayers: motion.layersPerBlock[$0]) }))
