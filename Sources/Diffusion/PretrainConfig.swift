@@ -31,6 +31,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// The core world's train split (`customize world --core`): one plain object, 6 shapes, 8
         /// colours, medium or large, plain backgrounds, still/left/right/up/down.
         case core
+        /// The core world with each moving object starting on the side it moves away from
+        /// (`customize world --core --tied-start`): a pilot of whether a motion word that also
+        /// tells the layout is read sooner.
+        case coreTiedStart = "core-tied-start"
     }
 
     public var seed: UInt64

@@ -26,6 +26,13 @@ public struct WorldSampler: Sendable {
         case full
         /// `CoreWorld`: the base's pretraining distribution.
         case core
+        /// `CoreWorld` with each moving object starting on the side it moves away from (a pilot of
+        /// issue 24: the motion word then also tells where the object starts, as colour and
+        /// background words tell what the frame holds). The same draws as `core` otherwise.
+        case coreTiedStart = "core-tied-start"
+
+        /// Whether the train and heldout splits are the core world's.
+        public var isCore: Bool { self != .full }
     }
 
     public var seed: UInt64
@@ -61,7 +68,7 @@ public struct WorldSampler: Sendable {
     }
 
     func sample(_ split: Split, index: Int, frames: Int) -> WorldSample {
-        let isCore = distribution == .core && split != .reserved
+        let isCore = distribution.isCore && split != .reserved
         // The core world draws from streams of its own, so its samples are not the full world's
         // first draws reinterpreted.
         let stream = UInt64(Split.allCases.firstIndex(of: split)! + 1) << 32 | UInt64(frames) | (isCore ? 1 << 40 : 0)
@@ -161,6 +168,29 @@ public struct WorldSampler: Sendable {
         return SIMD2(random.uniform(low.x, Swift.max(low.x, high.x)), random.uniform(low.y, Swift.max(low.y, high.y)))
     }
 
+    /// The start of a moving object's path at the far side of the frame from its direction (the
+    /// extreme `startPosition` allows, moved inwards by up to 0.03 of the frame), keeping the
+    /// other coordinate.
+    func tiedStart(for object: SceneObject, frames: Int, _ random: inout SplitMix) -> SIMD2<Float> {
+        var probe = object
+        probe.position = [0, 0]
+        let direction = probe.pose(at: 1).centre
+        let margin = object.size.radius
+        var minOffset = SIMD2<Float>(repeating: 0), maxOffset = SIMD2<Float>(repeating: 0)
+        for step in 0...16 {
+            let centre = probe.pose(at: Float(step) / 16).centre
+            minOffset = pointwiseMin(minOffset, centre)
+            maxOffset = pointwiseMax(maxOffset, centre)
+        }
+        let low = SIMD2<Float>(repeating: margin) - minOffset, high = SIMD2<Float>(repeating: 1 - margin) - maxOffset
+        let inwards = random.uniform(0, 0.03)
+        var position = object.position
+        for axis in 0..<2 where abs(direction[axis]) > 1e-6 {
+            position[axis] = direction[axis] > 0 ? Swift.min(high[axis], low[axis] + inwards) : Swift.max(low[axis], high[axis] - inwards)
+        }
+        return position
+    }
+
     func oneObjectScene(_ split: Split, frames: Int, _ random: inout SplitMix) -> SceneSpec {
         let (colour, shape) = pickColourShape(split, &random)
         var object = SceneObject(kind: .shape(shape), colour: colour,
@@ -200,6 +230,9 @@ public struct WorldSampler: Sendable {
         object.position = startPosition(for: object, frames: frames, &random)
         let backgrounds = CoreWorld.backgroundColours.filter { $0 != colour }
         let background = Background(kind: .plain, colour: backgrounds[random.below(backgrounds.count)])
+        if distribution == .coreTiedStart, frames > 1, object.motion != .still {
+            object.position = tiedStart(for: object, frames: frames, &random)
+        }
         return SceneSpec(background: background, objects: [object], frames: frames)
     }
 

@@ -31,7 +31,9 @@ struct WorldCommand: ParsableCommand {
         (\(CoreWorld.backgroundColours.map(\.rawValue).joined(separator: ", ")); never the object's colour), \
         in clips still or moving left, right, up or down across 0.40 of the frame. Its splits are train \
         and heldout (\(CoreWorld.heldOutPairs.count) colour-shape pairs never in its train split); \
-        the reserved split and the --motion, --concept and --style sets are the full world's.
+        the reserved split and the --motion, --concept and --style sets are the full world's. \
+        --tied-start (with --core) starts each moving object on the side it moves away from (the \
+        "core-tied-start" world of a pretraining pilot).
 
         Examples:
           customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
@@ -46,6 +48,7 @@ struct WorldCommand: ParsableCommand {
     @Option(help: "Number of clips.") var clips = 0
     @Option(help: "Which part of the world: train, heldout or reserved (default train).") var split: String?
     @Flag(help: "Draw the core world (the base's pretraining distribution): --split train or heldout.") var core = false
+    @Flag(help: "With --core: each moving object starts on the side it moves away from.") var tiedStart = false
     @Option(help: "Write clips of this one motion only, straight into --out (e.g. zigzag).") var motion: String?
     @Option(help: "Write images of this one reserved concept only, straight into --out (e.g. cat).") var concept: String?
     @Option(help: "Write images in this one reserved style only, straight into --out (e.g. neon).") var style: String?
@@ -57,6 +60,7 @@ struct WorldCommand: ParsableCommand {
         if let split, Split(rawValue: split) == nil {
             throw ValidationError("--split expects one of \(Split.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(split)\"")
         }
+        if tiedStart, !core { throw ValidationError("--tied-start is a variant of the core world: add --core") }
         if core {
             guard motion == nil, concept == nil, style == nil else {
                 throw ValidationError("--core writes the core world's train or heldout split; leave out --motion, --concept and --style (their sets are the full world's)")
@@ -96,7 +100,7 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         let split = Split(rawValue: self.split ?? "train")!
-        let sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: core ? .core : .full)
+        let sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: distribution)
         let folder = URL(fileURLWithPath: out)
         let renderer = Renderer()
         var index: [String] = []
@@ -127,7 +131,7 @@ struct WorldCommand: ParsableCommand {
                         try VideoWriter.write(frames, to: path, options: .init(fps: fps))
                     } else {
                         try PNGImage.write(frames[0], to: path, text: [("caption", sample.caption), ("seed", String(seed)), ("split", sample.split.rawValue)]
-                                           + (core ? [("world", "core")] : []))
+                                           + (core ? [("world", distribution.rawValue)] : []))
                     }
                     try atomicWrite(sample.caption + "\n", to: directory.appendingPathComponent(name + ".txt").path)
                     index.append(try jsonLine(file: subfolder.isEmpty ? file : subfolder + "/" + file, sample: sample))
@@ -159,12 +163,14 @@ struct WorldCommand: ParsableCommand {
         print("wrote \(images) images and \(clips) clips of the \(core ? "core world's " : "")\(split.rawValue) split to \(out)")
     }
 
+    private var distribution: WorldSampler.Distribution { tiedStart ? .coreTiedStart : core ? .core : .full }
+
     private func jsonLine(file: String, sample: WorldSample) throws -> String {
         // "world" only for the core world, so the full world's lines stay as they were.
         struct Line: Encodable { let file: String; let caption: String; let split: String; let world: String?; let scene: SceneSpec }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let line = Line(file: file, caption: sample.caption, split: sample.split.rawValue, world: core ? "core" : nil, scene: sample.spec)
+        let line = Line(file: file, caption: sample.caption, split: sample.split.rawValue, world: core ? distribution.rawValue : nil, scene: sample.spec)
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
 }

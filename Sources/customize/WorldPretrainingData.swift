@@ -11,7 +11,13 @@ struct WorldPretrainingData: PretrainingData {
     let seed: UInt64
     var world: PretrainConfig.World = .full
     let renderer = Renderer()
-    private var distribution: WorldSampler.Distribution { world == .core ? .core : .full }
+    private var distribution: WorldSampler.Distribution {
+        switch world {
+        case .full: .full
+        case .core: .core
+        case .coreTiedStart: .coreTiedStart
+        }
+    }
 
     var imageSide: Int { renderer.side }
     var vocabularyWords: [String] { WorldVocabulary.words }

@@ -94,6 +94,25 @@ final class WorldCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/bad"))
     }
 
+    /// `--core --tied-start` writes the tied-start variant (each line says its world); without
+    /// `--core` it is refused.
+    func testWorldTiedStartWritesItsVariantOfTheCoreWorld() throws {
+        let folder = NSTemporaryDirectory() + "customize-world-tied-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let run = try CLITests.run(["world", "--core", "--tied-start", "--out", folder + "/tied", "--clips", "4", "--seed", "2"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = try String(contentsOfFile: folder + "/tied/captions.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        for line in lines {
+            let entry = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(entry["world"] as? String, "core-tied-start")
+        }
+        let refused = try CLITests.run(["world", "--tied-start", "--out", folder + "/bad", "--clips", "1"])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("--tied-start is a variant of the core world: add --core"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/bad"))
+    }
+
     func testWorldRejectsABadSplit() throws {
         let run = try CLITests.run(["world", "--out", "/tmp/never", "--images", "1", "--split", "test"])
         XCTAssertEqual(run.status, 64)

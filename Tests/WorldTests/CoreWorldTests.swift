@@ -270,4 +270,34 @@ final class CoreWorldTests: XCTestCase {
         XCTAssertEqual(sampler.clip(.train, index: 1).caption, "a medium white outlined circle growing on an orange background")
         XCTAssertEqual(sampler.clip(.heldout, index: 2).caption, "a small blue dotted cross shrinking on a gray background")
     }
+
+    /// The tied-start variant draws the core world's scenes, except that a moving object starts
+    /// at the far side from its direction: a clip moving right starts in the left part of the
+    /// frame and its whole path stays inside; still clips and images are the core world's.
+    func testTiedStartBeginsOnTheSideAMovingObjectLeaves() {
+        let core = WorldSampler(seed: 5, distribution: .core), tied = WorldSampler(seed: 5, distribution: .coreTiedStart)
+        var moving = 0
+        for index in 0..<300 {
+            let plain = core.clip(.train, index: index), variant = tied.clip(.train, index: index)
+            XCTAssertEqual(plain.caption, variant.caption)
+            XCTAssertEqual(core.image(.heldout, index: index).spec.objects[0].position, tied.image(.heldout, index: index).spec.objects[0].position)
+            let object = variant.spec.objects[0]
+            guard let direction = object.motion.direction else {
+                XCTAssertEqual(object.position, plain.spec.objects[0].position, variant.caption)
+                continue
+            }
+            moving += 1
+            let start = object.pose(at: 0).centre, end = object.pose(at: 1).centre
+            for point in [start, end] {
+                XCTAssertGreaterThanOrEqual(point.min() - object.size.radius, -1e-5, variant.caption)
+                XCTAssertLessThanOrEqual(point.max() + object.size.radius, 1 + 1e-5, variant.caption)
+            }
+            // The start is within 0.03 of the frame of the edge it moves away from.
+            for axis in 0..<2 where direction[axis] != 0 {
+                let edgeDistance = direction[axis] > 0 ? start[axis] - object.size.radius : 1 - start[axis] - object.size.radius
+                XCTAssertLessThanOrEqual(edgeDistance, 0.03 + 1e-5, variant.caption)
+            }
+        }
+        XCTAssertGreaterThan(moving, 200)
+    }
 }
