@@ -106,15 +106,19 @@ extension Tensor {
                     var i = 0
                     while i + 8 <= width {
                         let h = Tensor.load(hidden + i), z = Tensor.load(gate + i), go = Tensor.load(gradOut + i)
-                        Tensor.store(go * (exact ? Tensor.geluErf(z) : Tensor.geluTanh(z)), dHidden + i)
-                        Tensor.store(go * h * (exact ? Tensor.geluErfDerivative(z) : Tensor.geluTanhDerivative(z)), dGate + i)
+                        let (value, slope) = exact ? Tensor.geluErfWithDerivative(z) : (Tensor.geluTanh(z), Tensor.geluTanhDerivative(z))
+                        Tensor.store(go * value, dHidden + i)
+                        Tensor.store(go * h * slope, dGate + i)
                         i += 8
                     }
-                    while i < width {
-                        let h = Lanes(repeating: hidden[i]), z = Lanes(repeating: gate[i]), go = Lanes(repeating: gradOut[i])
-                        dHidden[i] = (go * (exact ? Tensor.geluErf(z) : Tensor.geluTanh(z)))[0]
-                        dGate[i] = (go * h * (exact ? Tensor.geluErfDerivative(z) : Tensor.geluTanhDerivative(z)))[0]
-                        i += 1
+                    if i < width {
+                        // The tail through one partial vector (padding lanes are computed and dropped).
+                        let tail = width - i
+                        var h = Lanes(), z = Lanes(), go = Lanes()
+                        for lane in 0..<tail { h[lane] = hidden[i + lane]; z[lane] = gate[i + lane]; go[lane] = gradOut[i + lane] }
+                        let (value, slope) = exact ? Tensor.geluErfWithDerivative(z) : (Tensor.geluTanh(z), Tensor.geluTanhDerivative(z))
+                        let dh = go * value, dg = go * h * slope
+                        for lane in 0..<tail { dHidden[i + lane] = dh[lane]; dGate[i + lane] = dg[lane] }
                     }
                 }
             }
@@ -164,6 +168,16 @@ extension Tensor {
         let half = Lanes(repeating: 0.5)
         let hx = x * half
         return hx.addingProduct(hx, VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5)))
+    }
+
+    /// (x Φ(x), Φ(x) + x φ(x)) with one erf: GEGLU's backward needs both.
+    @inline(__always)
+    static func geluErfWithDerivative(_ x: Lanes) -> (value: Lanes, derivative: Lanes) {
+        let half = Lanes(repeating: 0.5), hx = x * half
+        let erf = VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5))
+        let cdf = half.addingProduct(half, erf)
+        let density = VectorMath.exp(x * x * Lanes(repeating: -0.5)) * Lanes(repeating: 0.398_942_280_401_432_7)
+        return (hx.addingProduct(hx, erf), cdf.addingProduct(x, density))
     }
 
     /// Φ(x) + x φ(x).

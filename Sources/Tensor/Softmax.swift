@@ -157,8 +157,7 @@ extension Tensor {
     @inline(__always)
     static func logSoftmaxBackwardRow(_ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
         typealias V = SIMD8<Float>
-        var total: Float = 0
-        for i in 0..<n { total += g[i] }
+        let total = sumRun(g, n)
         let t = V(repeating: total)
         var i = 0
         while i + 8 <= n {
