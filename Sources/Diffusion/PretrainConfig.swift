@@ -249,10 +249,35 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// Min-SNR loss weighting's γ; nil: plain MSE.
         public var snrGamma: Float?
         public var trainable: Trainable
+        /// diffusers' timestep bias (`TimestepBias`): `timestep_bias_strategy` none (the default),
+        /// later, earlier or range, with `timestep_bias_multiplier`, `timestep_bias_portion`,
+        /// `timestep_bias_begin` and `timestep_bias_end`.
+        public var timestepBias = TimestepBias()
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case trainer, clipBatchSize = "clip_batch_size", clipFrames = "clip_frames", captionDropout = "caption_dropout"
             case snrGamma = "snr_gamma", trainable
+            case timestepBiasStrategy = "timestep_bias_strategy", timestepBiasMultiplier = "timestep_bias_multiplier"
+            case timestepBiasPortion = "timestep_bias_portion", timestepBiasBegin = "timestep_bias_begin"
+            case timestepBiasEnd = "timestep_bias_end"
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(trainer, forKey: .trainer)
+            try c.encode(clipBatchSize, forKey: .clipBatchSize)
+            try c.encode(clipFrames, forKey: .clipFrames)
+            try c.encode(captionDropout, forKey: .captionDropout)
+            try c.encodeIfPresent(snrGamma, forKey: .snrGamma)
+            try c.encode(trainable, forKey: .trainable)
+            // The bias keys only when a bias is set, so configs without one read as before.
+            if timestepBias != TimestepBias() {
+                try c.encode(timestepBias.strategy, forKey: .timestepBiasStrategy)
+                try c.encode(timestepBias.multiplier, forKey: .timestepBiasMultiplier)
+                try c.encode(timestepBias.portion, forKey: .timestepBiasPortion)
+                try c.encode(timestepBias.begin, forKey: .timestepBiasBegin)
+                try c.encode(timestepBias.end, forKey: .timestepBiasEnd)
+            }
         }
 
         /// Defaults: 4000 steps of 2 eight-frame clips, AdamW 3e-4 cosine to 3e-5 after 100 warm-up
@@ -279,6 +304,17 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             clipFrames = try c.decodeIfPresent(Int.self, forKey: .clipFrames) ?? d.clipFrames
             captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
             snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
+            if let name = try c.decodeIfPresent(String.self, forKey: .timestepBiasStrategy) {
+                guard let value = TimestepBias.Strategy(rawValue: name) else {
+                    throw DecodingError.dataCorruptedError(forKey: .timestepBiasStrategy, in: c,
+                        debugDescription: "unknown value \"\(name)\" (one of: \(TimestepBias.Strategy.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                timestepBias.strategy = value
+            }
+            timestepBias.multiplier = try c.decodeIfPresent(Float.self, forKey: .timestepBiasMultiplier) ?? timestepBias.multiplier
+            timestepBias.portion = try c.decodeIfPresent(Float.self, forKey: .timestepBiasPortion) ?? timestepBias.portion
+            timestepBias.begin = try c.decodeIfPresent(Int.self, forKey: .timestepBiasBegin) ?? timestepBias.begin
+            timestepBias.end = try c.decodeIfPresent(Int.self, forKey: .timestepBiasEnd) ?? timestepBias.end
             if let name = try c.decodeIfPresent(String.self, forKey: .trainable) {
                 guard let value = Trainable(rawValue: name) else {
                     throw DecodingError.dataCorruptedError(forKey: .trainable, in: c,
@@ -531,6 +567,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             guard (0...1).contains(motionTraining.captionDropout) else { throw bad("motion_training.caption_dropout", "must lie in [0, 1]") }
             if let gamma = motionTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
                 throw bad("motion_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
+            }
+            if let problem = motionTraining.timestepBias.problem(timesteps: scheduler.numTrainTimesteps) {
+                throw bad("motion_training.timestep_bias_" + problem.key, problem.reason)
             }
             for (index, prompt) in preview.prompts.enumerated() where prompt.frames > motionAdapter.motionMaxSeqLength {
                 throw bad("preview.prompts[\(index)].frames", "at most motion_adapter.motion_max_seq_length \(motionAdapter.motionMaxSeqLength), got \(prompt.frames)")

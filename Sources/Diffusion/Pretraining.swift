@@ -549,6 +549,7 @@ public final class Pretraining {
         }
         onStageStart?(.motion, trainer.step, options.steps)
         let scalingFactor = vae.config.scalingFactor
+        let timestepCumulative = training.timestepBias.cumulativeWeights(timesteps: config.scheduler.numTrainTimesteps)
         try trainer.train { step, random in
             self.lastStepSamples = training.clipBatchSize
             let (pixels, captions) = try self.data.batch(index: step, count: training.clipBatchSize, frames: training.clipFrames)
@@ -558,7 +559,7 @@ public final class Pretraining {
             return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
                                                            scheduler: scheduler, latents: latents, captions: captions,
                                                            captionDropout: training.captionDropout, snrGamma: training.snrGamma,
-                                                           random: &random)
+                                                           timestepCumulative: timestepCumulative, random: &random)
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

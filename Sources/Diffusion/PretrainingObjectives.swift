@@ -60,6 +60,7 @@ public enum PretrainingObjectives {
     public static func diffusionLoss(unet: any Denoiser, textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer,
                                      scheduler: DDPMScheduler, latents: Tensor, captions: [String], captionDropout: Float,
                                      snrGamma: Float? = nil, elementWeights: Tensor? = nil,
+                                     timestepCumulative: [Double]? = nil,
                                      random: inout RandomGenerator) throws -> Tensor {
         let batch = latents.shape[0]
         guard captions.count == batch else {
@@ -69,7 +70,9 @@ public enum PretrainingObjectives {
         let ids = zip(captions, drops).map { caption, draw in tokenizer(draw < captionDropout ? "" : caption).ids }
         let textStates = try textEncoder(ids)
         let noise = random.normal(latents.shape)
-        let timesteps = try random.integers(below: scheduler.config.numTrainTimesteps, count: batch)
+        // A biased draw (`TimestepBias`) when given; otherwise uniform, as before.
+        let timesteps = try timestepCumulative.map { TimestepBias.draw(cumulative: $0, uniforms: random.uniformValues(count: batch)) }
+            ?? random.integers(below: scheduler.config.numTrainTimesteps, count: batch)
         let noisy = try scheduler.addNoise(original: latents, noise: noise, timesteps: timesteps)
         var dropout = random.derived(1)
         let prediction = try unet(sample: noisy, timesteps: timesteps.map(Float.init), encoderHiddenStates: textStates,

@@ -356,6 +356,13 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         try refused(#"{"architecture": "animatediff", "motion_adapter": {"block_out_channels": [48, 96, 96], "motion_norm_num_groups": 16, "motion_num_attention_heads": 4, "motion_layers_per_block": 2}}"#,
                     "motion_layers_per_block")
         try refused(#"{"architecture": "animatediff", "preview": {"prompts": [{"prompt": "a red circle", "frames": 48}]}}"#, "preview.prompts[0].frames")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "late"}}"#, "motion_training.timestep_bias_strategy")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 0}}"#,
+                    "motion_training.timestep_bias_multiplier")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 2, "timestep_bias_portion": 1.5}}"#,
+                    "motion_training.timestep_bias_portion")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "range", "timestep_bias_multiplier": 2, "timestep_bias_begin": 900, "timestep_bias_end": 1200}}"#,
+                    "motion_training.timestep_bias_begin")
 
         // The built-in AnimateDiff base: an image-only U-Net stage by default, saved form reads back equal.
         try Data(#"{"architecture": "animatediff", "motion_training": {"trainable": "motion_modules+cross_attention"}}"#.utf8)
@@ -367,6 +374,57 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(PretrainConfig.self, from: config.encoded()), config)
         XCTAssertEqual(PretrainConfig().architecture, .unet3d)
         XCTAssertEqual(PretrainConfig().unetTraining.clipFraction, 0.5)
+        XCTAssertFalse(String(decoding: try PretrainConfig.animateDiff().encoded(), as: UTF8.self).contains("timestep_bias"))
+
+        // A timestep bias reads, validates and writes back under diffusers' names.
+        try Data(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 3, "timestep_bias_portion": 0.3}}"#.utf8)
+            .write(to: URL(fileURLWithPath: file))
+        let biased = try PretrainConfig.load(path: file)
+        XCTAssertEqual(biased.motionTraining.timestepBias, TimestepBias(strategy: .later, multiplier: 3, portion: 0.3))
+        XCTAssertEqual(try JSONDecoder().decode(PretrainConfig.self, from: biased.encoded()), biased)
+    }
+
+    /// The motion stage draws its timesteps with `motion_training`'s bias: the same run with all
+    /// the weight on the noisiest ten timesteps logs another first-step loss, and the same bias
+    /// twice the same loss.
+    func testTheMotionStageDrawsTimestepsWithItsBias() throws {
+        func firstMotionLoss(_ bias: TimestepBias) throws -> String {
+            let run = TinyPretraining.temporaryFolder("pretrain-ad-bias")
+            defer { try? FileManager.default.removeItem(atPath: run) }
+            var config = Self.config()
+            config.motionTraining.timestepBias = bias
+            _ = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData()).run()
+            let lines = try String(contentsOfFile: "\(run)/motion/loss.csv", encoding: .utf8).split(separator: "\n")
+            return String(lines[1].split(separator: ",")[1])
+        }
+        let noisiest = TimestepBias(strategy: .range, multiplier: 1e6, begin: 990, end: 1000)
+        let plain = try firstMotionLoss(TimestepBias()), biased = try firstMotionLoss(noisiest)
+        XCTAssertNotEqual(plain, biased)
+        XCTAssertEqual(try firstMotionLoss(noisiest), biased)
+    }
+
+    /// diffusers' `generate_timestep_weights`: the biased timesteps weigh `multiplier`, the rest 1,
+    /// and draws follow the weights.
+    func testTimestepBiasWeighsTheChosenTimesteps() throws {
+        XCTAssertNil(TimestepBias().cumulativeWeights(timesteps: 1000))
+        XCTAssertNil(TimestepBias(strategy: .later, multiplier: 1).cumulativeWeights(timesteps: 1000))
+        let later = try XCTUnwrap(TimestepBias(strategy: .later, multiplier: 3, portion: 0.25).cumulativeWeights(timesteps: 1000))
+        // 750 timesteps weigh 1 and 250 weigh 3: a total of 1500.
+        XCTAssertEqual(later[0], 1.0 / 1500, accuracy: 1e-12)
+        XCTAssertEqual(later[749], 750.0 / 1500, accuracy: 1e-12)
+        XCTAssertEqual(later[750], 753.0 / 1500, accuracy: 1e-12)
+        XCTAssertEqual(later[999], 1, accuracy: 1e-12)
+        let earlier = try XCTUnwrap(TimestepBias(strategy: .earlier, multiplier: 2, portion: 0.1).cumulativeWeights(timesteps: 1000))
+        XCTAssertEqual(earlier[99], 200.0 / 1100, accuracy: 1e-12)
+        let range = try XCTUnwrap(TimestepBias(strategy: .range, multiplier: 1e6, begin: 900, end: 1000).cumulativeWeights(timesteps: 1000))
+        var random = RandomGenerator(seed: 4)
+        let draws = TimestepBias.draw(cumulative: range, uniforms: random.uniformValues(count: 4000))
+        XCTAssertGreaterThan(draws.filter { $0 >= 900 }.count, 3990)
+        XCTAssertTrue(draws.allSatisfy { (0..<1000).contains($0) })
+        let laterDraws = TimestepBias.draw(cumulative: later, uniforms: random.uniformValues(count: 20000))
+        // Half of the weight lies on the last quarter: about 10 000 of 20 000 draws.
+        XCTAssertEqual(Double(laterDraws.filter { $0 >= 750 }.count) / 20000, 0.5, accuracy: 0.02)
+        XCTAssertEqual(TimestepBias.draw(cumulative: later, uniforms: [0]), [0])
     }
 
     func testTheDefaultAnimateDiffBaseIsThePilotsSizeAndFitsFortyMegabytes() throws {
