@@ -41,8 +41,10 @@ let package = Package(
         .target(name: "Adapters", dependencies: ["Models", "Tensor", "Checkpoints"], swiftSettings: numericSettings),
         .target(name: "Methods", dependencies: ["Adapters", "Diffusion", "Models", "Tensor", "Checkpoints"],
                 swiftSettings: numericSettings),
+        .target(name: "Evaluation", dependencies: ["World", "Methods", "Adapters", "Diffusion", "Models", "Tensor", "Checkpoints", "Media"],
+                swiftSettings: numericSettings),
         .executableTarget(name: "customize", dependencies: [
-            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters", "Methods",
+            "Tensor", "Media", "Checkpoints", "Models", "Diffusion", "World", "Adapters", "Methods", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -55,7 +57,8 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "AdaptersTests", dependencies: ["Adapters"]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Adapters", "Diffusion", "Models", "Tensor"]),
-        .testTarget(name: "CLITests", dependencies: ["customize", "Media", "Checkpoints"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "World", "Methods", "Media", "Checkpoints"]),
+        .testTarget(name: "CLITests", dependencies: ["customize", "Evaluation", "Media", "Checkpoints"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import Adapters
 import ArgumentParser
 import Diffusion
+import Evaluation
 import Foundation
 import Methods
 import Tensor

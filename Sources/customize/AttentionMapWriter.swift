@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Media
 import Methods
@@ -19,7 +20,7 @@ enum AttentionMapWriter {
             }
             return
         }
-        try RenderOutput.checkWritable(folder, option: "--save-attention")
+        try OutputFile.checkWritable(folder, option: "--save-attention")
     }
 
     /// `cat-03-cat.png`: the concept, the token's position and its text, with characters that do not

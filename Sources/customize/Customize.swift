@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 
 /// The `customize` command: one subcommand per file in this folder, each thin over the libraries.
@@ -38,6 +39,10 @@ struct Customize: ParsableCommand {
         } catch let error as ExitStatus.Failure {
             FileHandle.standardError.write("customize: \(error.message)\n")
             Foundation.exit(error.status.rawValue)
+        } catch let error as EvaluationError {
+            // The libraries' failures: bad input or files, named in the message.
+            FileHandle.standardError.write("customize: \(error.message)\n")
+            Foundation.exit(ExitStatus.failure.rawValue)
         } catch {
             if let exitCode = error as? ExitCode { Foundation.exit(exitCode.rawValue) }
             // ArgumentParser's own errors (usage, --help, --version) keep its formatting and codes.
@@ -61,13 +66,6 @@ struct Customize: ParsableCommand {
     }
 }
 
-/// The text of any error: our libraries' errors describe themselves with their context.
-func describe(_ error: Error) -> String {
-    if let failure = error as? ExitStatus.Failure { return failure.message }
-    if let localized = error as? LocalizedError, let text = localized.errorDescription { return text }
-    return String(describing: error)
-}
-
 /// Exit codes, the same for every subcommand.
 enum ExitStatus: Int32 {
     case success = 0
@@ -78,12 +76,11 @@ enum ExitStatus: Int32 {
     /// The command line itself was wrong (unknown option, missing argument).
     case usage = 64
 
-    struct Failure: Error {
+    /// A failure with its exit status; `describe` (Evaluation) gives its message.
+    struct Failure: Error, CustomStringConvertible {
         let status: ExitStatus
         let message: String
-    }
-}
 
-extension FileHandle {
-    func write(_ text: String) { write(Data(text.utf8)) }
+        var description: String { message }
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import Media
 
@@ -68,7 +69,7 @@ struct Encode: ParsableCommand {
         try writer.finish()
         let padded = writer.container == .mp4 && (firstInfo.width % 2 == 1 || firstInfo.height % 2 == 1)
         print("wrote \(out): \(frames.count) frame\(frames.count == 1 ? "" : "s"), \(firstInfo.width)x\(firstInfo.height), "
-              + "\(Fact.formatNumber(fps)) fps, \(writer.encoderName ?? writer.container.rawValue)"
+              + "\(NumberText.format(fps)) fps, \(writer.encoderName ?? writer.container.rawValue)"
               + (padded ? " (odd size: the last column/row is repeated, H.264 needs even sizes)" : ""))
     }
 

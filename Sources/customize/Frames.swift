@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import Media
 
@@ -57,12 +58,12 @@ struct Frames: ParsableCommand {
         let reader = try VideoReader(path: clip)
         let folder = try OutputFolder.prepare(out)
         FileHandle.standardError.write("frames: reading \(clip) (\(reader.info.width)x\(reader.info.height), "
-                                       + "\(reader.info.frameCount) frames at \(Fact.formatNumber(reader.info.fps)) fps)…\n")
+                                       + "\(reader.info.frameCount) frames at \(NumberText.format(reader.info.fps)) fps)…\n")
         let frames = try reader.readFrames(count: count, fps: fps, stride: stride, start: start,
                                            size: target.map { ($0.width, $0.height) },
                                            mode: letterbox ? .letterbox : .centerCrop)
         guard let first = frames.first else {
-            throw ExitStatus.Failure(status: .failure, message: "'\(clip)' has no frames from \(Fact.formatNumber(start)) s on")
+            throw ExitStatus.Failure(status: .failure, message: "'\(clip)' has no frames from \(NumberText.format(start)) s on")
         }
 
         let digits = max(4, String(frames.count).count)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 
 /// `customize inspect PATH...`: what each file or folder is and what it holds, told by content.

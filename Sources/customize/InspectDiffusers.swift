@@ -1,4 +1,5 @@
 import Checkpoints
+import Evaluation
 import Foundation
 
 /// The facts `inspect` reports for a diffusers model folder, the layout `DiffusionPipeline.save_pretrained`

@@ -1,3 +1,5 @@
+import Evaluation
+
 /// What `customize inspect` found out about one path: ordered facts that print either as indented
 /// text or as JSON, so the two outputs always carry the same facts.
 indirect enum Fact {
@@ -133,7 +135,7 @@ extension Fact {
             return shown.count <= Self.longestInlineText ? shown
                 : shown.prefix(Self.longestInlineText) + "… (\(string.count) characters)"
         case .integer(let value): return String(value)
-        case .number(let value): return Self.formatNumber(value)
+        case .number(let value): return NumberText.format(value)
         case .flag(let value): return value ? "yes" : "no"
         case .list(let items): return items.isEmpty ? "(none)" : items.map(\.inlineText).joined(separator: ", ")
         case .record(let pairs):
@@ -146,11 +148,5 @@ extension Fact {
     /// `_class_name` reads "class name": diffusers' private-key underscore means nothing to a reader.
     private static func label(_ key: String) -> String {
         String(key.drop(while: { $0 == "_" })).replacingOccurrences(of: "_", with: " ")
-    }
-
-    static func formatNumber(_ value: Double) -> String {
-        guard value.isFinite else { return "\(value)" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
-        return "\(value)"
     }
 }

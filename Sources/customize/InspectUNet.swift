@@ -1,4 +1,5 @@
 import Checkpoints
+import Evaluation
 import Foundation
 import Models
 

@@ -1,5 +1,6 @@
 import Adapters
 import Checkpoints
+import Evaluation
 import Foundation
 
 /// What a LoRA adapter file holds, told from its tensor names and shapes alone, in the key formats

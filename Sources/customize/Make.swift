@@ -1,9 +1,5 @@
 import ArgumentParser
-import Adapters
-import Checkpoints
-import Diffusion
-import Foundation
-import Methods
+import Evaluation
 
 /// `customize make --content C --style S --content-images DIR --style-images DIR --out made.safetensors`:
 /// Break-for-Make's second stage (`MakeTraining`).
@@ -35,41 +31,7 @@ struct Make: ParsableCommand {
 
     func run() throws {
         try options.threadOptions.apply()
-        try RenderOutput.checkWritable(options.out, option: "--out")
-        let folder = options.runFolder
-        let (pipeline, baseModel) = try options.loadPipeline()
-        let training: MakeTraining
-        if options.resume {
-            training = try MakeTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { options.adjust(&$0) }
-        } else {
-            try RunFolder.requireFresh(options.runFolder)
-            let config = options.config(rank: nil)
-            let contentToken = try Self.token(of: content), styleToken = try Self.token(of: style)
-            let contentSources = try BreakForMakeImages.read(contentImages, fallbackCaption: "a \(contentToken)", pipeline: pipeline,
-                                                             jitter: config.cropJitter, command: "make")
-            let styleSources = try BreakForMakeImages.read(styleImages, fallbackCaption: "a picture in \(styleToken) style",
-                                                           pipeline: pipeline, jitter: config.cropJitter, command: "make")
-            training = try MakeTraining(newRunIn: folder, pipeline: pipeline, config: config, contentAdapter: content, styleAdapter: style,
-                                        contentImages: BreakForMakeImages.encode(contentSources, pipeline: pipeline, config: config,
-                                                                                 label: "make: encoding content images"),
-                                        styleImages: BreakForMakeImages.encode(styleSources, pipeline: pipeline, config: config,
-                                                                               label: "make: encoding style images"),
-                                        baseModel: baseModel)
-        }
-        FileHandle.standardError.write("make: \(training.contentImages.count) content and \(training.styleImages.count) style images, "
-                                       + "\(training.config.maxTrainSteps) steps\n")
-        AdapterTrainingReport.attach(training.training, label: "make")
-        let started = Date()
-        try training.run(output: options.out, dtype: AdapterFileType.parse(options.dtype))
-        print("made in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); wrote \(options.out) (run in \(folder))")
-    }
-
-    /// The token a Break-for-Make adapter file recorded.
-    static func token(of file: String) throws -> String {
-        let metadata = LoRAFileMetadata(raw: try SafeTensorsFile(path: file).metadata)
-        guard case let .string(token)? = metadata.training["token"] else {
-            throw ExitStatus.Failure(status: .failure, message: "'\(file)' records no token; is it a train-content or train-style adapter?")
-        }
-        return token
+        print(try MakeRun(content: content, style: style, contentImages: contentImages, styleImages: styleImages,
+                          settings: try options.settings).run().summary)
     }
 }

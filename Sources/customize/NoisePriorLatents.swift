@@ -1,4 +1,5 @@
 import Diffusion
+import Evaluation
 import Foundation
 import Methods
 import Tensor
@@ -27,8 +28,8 @@ enum NoisePriorLatents {
         let pixels: Tensor
         do {
             pixels = try TrainingMedia.clipFrames(path, frames: frames, width: size.width, height: size.height, fps: nil)
-        } catch let failure as ExitStatus.Failure {
-            throw ExitStatus.Failure(status: failure.status, message: "--prior-clip '\(path)' \(failure.message)")
+        } catch let failure as EvaluationError {
+            throw ExitStatus.Failure(status: .failure, message: "--prior-clip '\(path)' \(failure.message)")
         }
         return try pipeline.encodeFrames(pixels)
     }

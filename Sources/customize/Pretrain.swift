@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diffusion
+import Evaluation
 import Foundation
 import Tensor
 

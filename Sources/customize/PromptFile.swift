@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 
 /// A prompt file of `render --prompts`: one prompt per line, options after ` | `.

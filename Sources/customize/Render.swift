@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Diffusion
+import Evaluation
 import Foundation
 import Media
 import Methods
@@ -175,7 +176,7 @@ struct Render: ParsableCommand {
         let settings = try commandLineSettings(frames: frameCount)
         // Every destination is checked before the (long) rendering starts.
         let output = try RenderOutput(out: out ?? (frameCount == 1 ? "render.png" : "render.mp4"), frames: frameCount)
-        if let saveLatents { try RenderOutput.checkWritable(saveLatents, option: "--save-latents") }
+        if let saveLatents { try OutputFile.checkWritable(saveLatents, option: "--save-latents") }
 
         let renderer = PromptRenderer(pipeline: try motionAdapterOption.load(model), model: motionAdapterOption.label(model), fps: fps,
                                       allowPartial: allowPartial)

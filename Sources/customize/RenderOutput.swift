@@ -1,4 +1,5 @@
 import Checkpoints
+import Evaluation
 import Foundation
 import Media
 import Tensor
@@ -28,7 +29,7 @@ struct RenderOutput {
             kind = .video
         }
         self.out = out
-        try Self.checkWritable(out, option: "--out")
+        try OutputFile.checkWritable(out, option: "--out")
     }
 
     var stem: String { (out as NSString).deletingPathExtension }
@@ -37,21 +38,6 @@ struct RenderOutput {
 
     /// The paths written, in the order a reader wants them.
     var paths: [String] { kind == .image ? [out] : [out, framesFolder + "/", sheet] }
-
-    /// `path`'s folder exists and is writable, and `path` is not a folder.
-    static func checkWritable(_ path: String, option: String) throws {
-        let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ExitStatus.Failure(status: .failure, message: "\(option) '\(path)': the folder '\(folder)' does not exist")
-        }
-        guard access(folder, W_OK) == 0 else {
-            throw ExitStatus.Failure(status: .failure, message: "\(option) '\(path)': the folder '\(folder)' is not writable")
-        }
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ExitStatus.Failure(status: .failure, message: "\(option) '\(path)' is a folder")
-        }
-    }
 
     func write(_ frames: [RGBImage], metadata: [(String, String)], fps: Double) throws -> [String] {
         let parent = (out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent

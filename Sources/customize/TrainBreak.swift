@@ -1,5 +1,5 @@
 import ArgumentParser
-import Diffusion
+import Evaluation
 import Foundation
 import Methods
 
@@ -12,7 +12,6 @@ struct BreakRunCommand {
     let rank: Int?
     let previewEvery: Int?
     let options: BreakForMakeOptions
-    var label: String { role == .content ? "train-content" : "train-style" }
 
     /// The checks train-content and train-style share; `auxiliaryOption` names the partner sets.
     func validate(auxiliaryOption: String, auxiliaryKind: String) throws {
@@ -28,45 +27,9 @@ struct BreakRunCommand {
 
     func run() throws {
         try options.threadOptions.apply()
-        try RenderOutput.checkWritable(options.out, option: "--out")
-        let folder = options.runFolder
-        let (pipeline, baseModel) = try options.loadPipeline()
-        let training: BreakTraining
-        if options.resume {
-            training = try BreakTraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
-                options.adjust(&config)
-                if let previewEvery { config.validationSteps = previewEvery }
-            }
-        } else {
-            try RunFolder.requireFresh(options.runFolder)
-            var config = options.config(rank: rank)
-            if let previewEvery { config.validationSteps = previewEvery }
-            let ownCaption = role == .content ? "a \(token)" : "a picture in \(token) style"
-            let own = try BreakForMakeImages.read(images, fallbackCaption: ownCaption, pipeline: pipeline,
-                                                  jitter: config.cropJitter, command: label)
-            for source in own where !source.caption.contains(token) {
-                FileHandle.standardError.write("customize \(label): warning: the caption of '\(source.name)' does not name \(token): \"\(source.caption)\"\n")
-            }
-            var partners: [MotionClipSource] = []
-            for folder in auxiliary {
-                let name = BreakForMakeImages.setName(folder)
-                let caption = role == .content ? "a picture in \(name) style" : "a \(name)"
-                partners += try BreakForMakeImages.read(folder, fallbackCaption: caption, prefix: name + "/", pipeline: pipeline,
-                                                        jitter: config.cropJitter, command: label)
-            }
-            let cachedOwn = try BreakForMakeImages.encode(own, pipeline: pipeline, config: config, label: "\(label): encoding images")
-            let cachedPartners = try BreakForMakeImages.encode(partners, pipeline: pipeline, config: config,
-                                                               label: "\(label): encoding auxiliary images")
-            training = try BreakTraining(newRunIn: folder, role: role, pipeline: pipeline, config: config, images: cachedOwn,
-                                         auxiliary: cachedPartners, token: token, baseModel: baseModel)
-        }
-        FileHandle.standardError.write("\(label): \(training.images.count) image\(training.images.count == 1 ? "" : "s"), "
-                                       + "\(training.auxiliary.count) auxiliary, \(training.config.maxTrainSteps) steps, rank \(training.config.rank)\n")
-        AdapterTrainingReport.attach(training.training, label: label)
-        training.onPreview = { step, samples in try AdapterTrainingReport.writePreview(samples, step: step, folder: folder) }
-        let started = Date()
-        try training.run(output: options.out, dtype: AdapterFileType.parse(options.dtype))
-        print("trained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); wrote \(options.out) (run in \(folder))")
+        var run = BreakRun(role: role, images: images, token: token, auxiliary: auxiliary, settings: try options.settings)
+        (run.rank, run.previewEvery) = (rank, previewEvery)
+        print(try run.run().summary)
     }
 }
 

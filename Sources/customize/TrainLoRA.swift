@@ -1,8 +1,6 @@
-import Adapters
 import ArgumentParser
-import Diffusion
+import Evaluation
 import Foundation
-import Methods
 
 /// `customize train-lora IMAGES_DIR --token "<cat>" --out cat.safetensors`: a subject LoRA from a few
 /// images (diffusers' `train_dreambooth_lora.py` without prior preservation; `SubjectLoRATraining`).
@@ -67,72 +65,19 @@ struct TrainLoRA: ParsableCommand {
         }
     }
 
-    func run() throws {
-        try threadOptions.apply()
-        try RenderOutput.checkWritable(out, option: "--out")
-        let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
-        let pipeline = try motionAdapterOption.load(model)
-        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
-        let training: SubjectLoRATraining
-        if resume {
-            training = try SubjectLoRATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
-                if let steps { config.maxTrainSteps = steps }
-                if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
-                if let previewEvery { config.validationSteps = previewEvery }
-            }
-        } else {
-            try RunFolder.requireFresh(folder)
-            var config = SubjectLoRAConfig()
-            if let rank { config.rank = rank }
-            if let steps { config.maxTrainSteps = steps }
-            if let lr { config.learningRate = lr }
-            if let cropJitter { config.cropJitter = cropJitter }
-            if let checkpointEvery { config.checkpointingSteps = checkpointEvery }
-            if let previewEvery { config.validationSteps = previewEvery }
-            if let seed { config.seed = seed }
-            config.decor = decorOptions.setting(training: decorTrain)
-            let sources = try readImages(pipeline: pipeline, jitter: config.cropJitter)
-            let encoding = ProgressReporter("train-lora: encoding images", total: sources.count, unit: "image")
-            let cached = try MotionTrainingClip.encode(sources, pipeline: pipeline, flips: config.randomFlip > 0, seed: config.seed) { done, _ in
-                encoding.update(done)
-            }
-            training = try SubjectLoRATraining(newRunIn: folder, pipeline: pipeline, config: config, images: cached, token: token,
-                                               className: className, baseModel: baseModel)
+    var trainingRun: SubjectLoRARun {
+        get throws {
+            var run = SubjectLoRARun(images: images, token: token, out: out, model: model)
+            (run.className, run.rank, run.steps, run.learningRate, run.cropJitter) = (className, rank, steps, lr, cropJitter)
+            (run.checkpointEvery, run.previewEvery, run.seed, run.runDirectory) = (checkpointEvery, previewEvery, seed, runDir)
+            (run.dtype, run.resume, run.motionAdapter) = (try AdapterFileType.parse(dtype), resume, motionAdapterOption.motionAdapter)
+            run.decor = resume ? nil : decorOptions.setting(training: decorTrain)
+            return run
         }
-        FileHandle.standardError.write("train-lora: \(training.images.count) image\(training.images.count == 1 ? "" : "s"), "
-                                       + "\(training.config.maxTrainSteps) steps; subject prompt \"\(training.subjectPrompt)\"\n")
-        AdapterTrainingReport.attach(training.training, label: "train-lora")
-        training.onPreview = { step, samples in try AdapterTrainingReport.writePreview(samples, step: step, folder: folder) }
-        let started = Date()
-        try training.run(output: out, dtype: AdapterFileType.parse(dtype))
-        print("trained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); wrote \(out) (run in \(folder))")
     }
 
-    /// The images at the model's size plus the jitter margin, with their captions; unreadable ones skipped.
-    func readImages(pipeline: TextToVideoPipeline, jitter: Int) throws -> [MotionClipSource] {
-        let names = try TrainingMedia.files(in: images, extensions: TrainingMedia.imageExtensions, kind: "images")
-        let margin = 2 * jitter * pipeline.vaeScaleFactor
-        let width = pipeline.pixelSize.width + margin, height = pipeline.pixelSize.height + margin
-        let fallback = "a \(token)" + (className.map { " \($0)" } ?? "")
-        var sources: [MotionClipSource] = [], skipped: [(name: String, reason: String)] = []
-        for name in names {
-            let path = (images as NSString).appendingPathComponent(name)
-            do {
-                let caption = try TrainingMedia.caption(besides: path) ?? fallback
-                if !caption.contains(token) {
-                    FileHandle.standardError.write("customize train-lora: warning: the caption of '\(name)' does not name \(token): \"\(caption)\"\n")
-                }
-                let image = try TrainingMedia.image(path, width: width, height: height)
-                sources.append(MotionClipSource(name: name, caption: caption, frames: try TrainingMedia.tensor([image])))
-            } catch {
-                skipped.append((name, describe(error)))
-            }
-        }
-        TrainingMedia.warnSkipped(skipped, command: "train-lora")
-        guard !sources.isEmpty else {
-            throw ExitStatus.Failure(status: .failure, message: "no usable image in '\(images)':\n"
-                                     + skipped.map { "  \($0.name): \($0.reason)" }.joined(separator: "\n"))
-        }
-        return sources
+    func run() throws {
+        try threadOptions.apply()
+        print(try trainingRun.run().summary)
     }
 }

@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Checkpoints
 import Diffusion
+import Evaluation
 import Foundation
 import Methods
 

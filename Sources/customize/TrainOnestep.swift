@@ -1,6 +1,7 @@
 import ArgumentParser
 import Adapters
 import Diffusion
+import Evaluation
 import Foundation
 import Methods
 import World
@@ -68,7 +69,7 @@ struct TrainOnestep: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        try RenderOutput.checkWritable(out, option: "--out")
+        try OutputFile.checkWritable(out, option: "--out")
         let folder = runDir ?? (out as NSString).deletingPathExtension + "-run"
         let pipeline = try motionAdapterOption.load(model)
         let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)

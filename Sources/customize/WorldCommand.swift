@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Evaluation
 import Foundation
 import Media
 import World
@@ -172,15 +173,5 @@ struct WorldCommand: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let line = Line(file: file, caption: sample.caption, split: sample.split.rawValue, world: core ? distribution.rawValue : nil, scene: sample.spec)
         return String(decoding: try encoder.encode(line), as: UTF8.self)
-    }
-}
-
-/// Writes text atomically (Foundation writes a temporary file beside `path`, then renames it),
-/// as the loss log and diffusers folders do.
-func atomicWrite(_ text: String, to path: String) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw ExitStatus.Failure(status: .failure, message: "cannot write \(path): \(error.localizedDescription)")
     }
 }

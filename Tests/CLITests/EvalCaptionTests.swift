@@ -1,7 +1,7 @@
+import Evaluation
 import Foundation
 import World
 import XCTest
-@testable import customize
 
 /// `customize eval caption`: the captions it compares and the command end to end on the tiny pipeline.
 final class EvalCaptionTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Checkpoints
+import Evaluation
 import Foundation
 import XCTest
-@testable import customize
 
 /// `customize eval decor` end to end on the tiny pipeline fixture: reference, style LoRA, three rows.
 final class EvalDecorCommandTests: XCTestCase {

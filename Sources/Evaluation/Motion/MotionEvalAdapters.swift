@@ -79,7 +79,7 @@ struct MotionEvalAdapters {
     static func requireFile(_ path: String, option: String, hint: String) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
-            throw ExitStatus.Failure(status: .failure, message: "\(option): no adapter file at '\(path)' (\(hint))")
+            throw EvaluationError("\(option): no adapter file at '\(path)' (\(hint))")
         }
     }
 
@@ -92,8 +92,8 @@ struct MotionEvalAdapters {
                 config.validationData.samplePreview = false
             }
         } catch let error as MethodError {
-            throw ExitStatus.Failure(status: .failure, message: "\(error) (it was cached by an earlier eval motion with other "
-                                     + "settings; choose another --out, or delete '\(folder)' to train again)")
+            throw EvaluationError("\(error) (it was cached by an earlier eval motion with other "
+                                  + "settings; choose another --out, or delete '\(folder)' to train again)")
         }
         return run
     }
@@ -102,22 +102,22 @@ struct MotionEvalAdapters {
     static func checkSameRun(_ cachedConfig: MotionDirectorConfig, _ config: MotionDirectorConfig, _ cached: [MotionTrainingClip],
                              _ sources: [MotionClipSource], folder: String) throws {
         guard cachedConfig.isSameRun(as: config) else {
-            throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds a run with other settings (rank \(cachedConfig.loraRank), "
-                                     + "learning rate \(cachedConfig.learningRate), seed \(cachedConfig.seed), …); "
-                                     + "choose another --out, or delete it to train again")
+            throw EvaluationError("'\(folder)' holds a run with other settings (rank \(cachedConfig.loraRank), "
+                                  + "learning rate \(cachedConfig.learningRate), seed \(cachedConfig.seed), …); "
+                                  + "choose another --out, or delete it to train again")
         }
         let cachedClips = cached.map { "\($0.name): \($0.caption)" }, current = sources.map { "\($0.name): \($0.caption)" }
         guard cachedClips == current else {
-            throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds a run on other clips (\(cached.map(\.name).joined(separator: ", "))); "
-                                     + "choose another --out, or delete it to train again")
+            throw EvaluationError("'\(folder)' holds a run on other clips (\(cached.map(\.name).joined(separator: ", "))); "
+                                  + "choose another --out, or delete it to train again")
         }
     }
 
     /// Progress and loss curve for one training; says when the cached run is complete or resumed.
     static func train(_ training: AdapterTraining, label: String, folder: String) throws {
         if training.step > training.totalSteps {
-            throw ExitStatus.Failure(status: .failure, message: "'\(folder)' holds a run of \(training.step) steps, more than --train-steps "
-                                     + "\(training.totalSteps); choose another --out, or delete it to train again")
+            throw EvaluationError("'\(folder)' holds a run of \(training.step) steps, more than --train-steps "
+                                  + "\(training.totalSteps); choose another --out, or delete it to train again")
         }
         guard training.step < training.totalSteps else {
             FileHandle.standardError.write("\(label): using the trained run in \(folder) (\(training.step) steps)\n")

@@ -2,10 +2,10 @@ import Foundation
 
 /// Shows progress of long work: a live bar with rate and ETA when standard error is a terminal,
 /// a log line at most every few seconds otherwise (CI logs, files).
-final class ProgressReporter {
-    let label: String
-    let total: Int
-    let unit: String
+public final class ProgressReporter {
+    public let label: String
+    public let total: Int
+    public let unit: String
     private let start = Date()
     private let interactive: Bool
     private var lastPrint = Date.distantPast
@@ -13,7 +13,7 @@ final class ProgressReporter {
     /// Items already done when this reporter started (a resumed run): the rate counts only new ones.
     private let completedBefore: Int
 
-    init(_ label: String, total: Int, unit: String = "it", completedBefore: Int = 0) {
+    public init(_ label: String, total: Int, unit: String = "it", completedBefore: Int = 0) {
         self.label = label
         self.total = max(total, 1)
         self.unit = unit
@@ -22,7 +22,7 @@ final class ProgressReporter {
     }
 
     /// Reports that `completed` of `total` items are done; `note` is shown after the figures (e.g. a loss).
-    func update(_ completed: Int, note: String = "") {
+    public func update(_ completed: Int, note: String = "") {
         let now = Date()
         let done = completed >= total
         let interval = interactive ? 0.1 : 5.0
@@ -47,12 +47,12 @@ final class ProgressReporter {
         }
     }
 
-    static func formatRate(_ rate: Double, unit: String) -> String {
+    public static func formatRate(_ rate: Double, unit: String) -> String {
         if rate >= 1 || rate == 0 { return String(format: "%.2f \(unit)/s", rate) }
         return String(format: "%.2f s/\(unit)", 1 / rate)
     }
 
-    static func formatDuration(_ seconds: Double) -> String {
+    public static func formatDuration(_ seconds: Double) -> String {
         guard seconds.isFinite else { return "--:--" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)

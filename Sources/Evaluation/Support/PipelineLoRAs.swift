@@ -12,15 +12,15 @@ import Models
 /// the saved original weights back, bit for bit, so a render after LoRAs gives the same bytes as a
 /// render with a freshly loaded pipeline. Files are merged in the order given, so the same list gives
 /// the same weights however it was reached.
-final class PipelineLoRAs {
-    let unet: AdapterSet
-    let textEncoder: AdapterSet
+public final class PipelineLoRAs {
+    public let unet: AdapterSet
+    public let textEncoder: AdapterSet
     /// What is merged now.
-    private(set) var applied: [LoRAChoice] = []
+    public private(set) var applied: [LoRAChoice] = []
     /// `--allow-partial`: load what fits of a file, warn about the rest, instead of failing.
-    let allowPartial: Bool
+    public let allowPartial: Bool
 
-    init(_ pipeline: TextToVideoPipeline, allowPartial: Bool = false) {
+    public init(_ pipeline: TextToVideoPipeline, allowPartial: Bool = false) {
         unet = AdapterSet(model: pipeline.unet, component: "unet")
         textEncoder = AdapterSet(model: pipeline.textEncoder, component: "text_encoder")
         self.allowPartial = allowPartial
@@ -29,7 +29,7 @@ final class PipelineLoRAs {
     /// Makes `choices` the active LoRAs (nothing to do when they already are). Returns warnings
     /// (tensors for components this pipeline lacks). On failure the pipeline is left without LoRAs.
     @discardableResult
-    func apply(_ choices: [LoRAChoice]) throws -> [String] {
+    public func apply(_ choices: [LoRAChoice]) throws -> [String] {
         guard choices != applied else { return [] }
         try removeAll()
         var warnings: [String] = []
@@ -49,7 +49,7 @@ final class PipelineLoRAs {
 
     /// Loads `choice` onto a scratch adapter and takes it off again: checks that the file fits the
     /// model without rendering. The active LoRAs are kept.
-    func check(_ choice: LoRAChoice) throws {
+    public func check(_ choice: LoRAChoice) throws {
         let name = "check\(unet.adapterNames.count + 1)"
         defer {
             if unet.adapterNames.contains(name) { try? unet.remove(name) }
@@ -59,7 +59,7 @@ final class PipelineLoRAs {
     }
 
     /// Takes every LoRA out: the original weights are restored first, then the adapters dropped.
-    func removeAll() throws {
+    public func removeAll() throws {
         for set in [unet, textEncoder] {
             try set.unmerge()
             for name in set.adapterNames { try set.remove(name) }
@@ -89,7 +89,7 @@ final class PipelineLoRAs {
     }
 
     /// The warning for parts of a file skipped under `--allow-partial`.
-    static func skippedWarning(path: String, _ count: Int, first: LoRAFileProblem) -> String {
+    public static func skippedWarning(path: String, _ count: Int, first: LoRAFileProblem) -> String {
         "LoRA '\(path)': \(count) part\(count == 1 ? " that does" : "s that do") not fit the model skipped (--allow-partial), e.g. \(first)"
     }
 }

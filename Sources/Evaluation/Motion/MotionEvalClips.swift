@@ -33,8 +33,8 @@ struct MotionEvalClips {
         }
         let followed = clips.compactMap(\.displacements)
         guard let reference = MotionFidelity.reference(followed) else {
-            throw ExitStatus.Failure(status: .failure, message: "the probes found no object to follow in the clips of '\(folder)' "
-                                     + "(" + clips.map { $0.source.name }.joined(separator: ", ") + "): there is no reference motion to compare with")
+            throw EvaluationError("the probes found no object to follow in the clips of '\(folder)' "
+                                  + "(" + clips.map { $0.source.name }.joined(separator: ", ") + "): there is no reference motion to compare with")
         }
         return MotionEvalClips(clips: clips, skipped: scan.skipped, reference: reference)
     }

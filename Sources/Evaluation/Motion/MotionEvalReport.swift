@@ -4,31 +4,31 @@ import World
 /// What `eval motion` measured: per row (MotionDirector, plain LoRA, base) and per prompt, with the
 /// settings and the bars. Printed as a table, or as one JSON object with --json; always written to
 /// `<out>/report.json`.
-struct MotionEvalReport: EvalReport {
+public struct MotionEvalReport: EvalReport {
     /// One render as the probes read it.
-    struct Outcome: Encodable {
-        var found: Bool
-        var colour: NamedColour?
-        var shape: ObjectShape?
-        var fidelity: Float
+    public struct Outcome: Encodable {
+        public var found: Bool
+        public var colour: NamedColour?
+        public var shape: ObjectShape?
+        public var fidelity: Float
         /// The probed colour or shape is a clip's instead of the prompt's.
-        var leaked: Bool
+        public var leaked: Bool
         /// The probed colour and shape are both the prompt's.
-        var adherent: Bool
-        var seconds: Double
+        public var adherent: Bool
+        public var seconds: Double
     }
 
-    struct Row: Encodable {
-        var name: String
-        var label: String
+    public struct Row: Encodable {
+        public var name: String
+        public var label: String
         /// The adapter file applied (nil for the base model).
-        var adapter: String?
-        var motionFidelity: Double
-        var leakage: Double
-        var adherence: Double
-        var found: Int
-        var prompts: Int
-        var secondsPerClip: Double
+        public var adapter: String?
+        public var motionFidelity: Double
+        public var leakage: Double
+        public var adherence: Double
+        public var found: Int
+        public var prompts: Int
+        public var secondsPerClip: Double
 
         enum CodingKeys: String, CodingKey {
             case name, adapter, leakage, adherence, found, prompts
@@ -49,40 +49,40 @@ struct MotionEvalReport: EvalReport {
         }
     }
 
-    struct Sample: Encodable {
-        var prompt: MotionEvaluationPrompt
-        var seed: UInt64
+    public struct Sample: Encodable {
+        public var prompt: MotionEvaluationPrompt
+        public var seed: UInt64
         /// Keyed by row name.
-        var outcomes: [String: Outcome]
+        public var outcomes: [String: Outcome]
     }
 
-    struct ClipSummary: Encodable {
-        var name: String
-        var caption: String
-        var colour: NamedColour?
-        var shape: ObjectShape?
+    public struct ClipSummary: Encodable {
+        public var name: String
+        public var caption: String
+        public var colour: NamedColour?
+        public var shape: ObjectShape?
         /// The clip's own trajectory against the reference (the probes' sanity check).
-        var fidelity: Float
+        public var fidelity: Float
     }
 
-    typealias Bar = EvalBar
+    public typealias Bar = EvalBar
 
-    var model: String
-    var clipsFolder: String
-    var clips: [ClipSummary]
-    var motionPhrase: String
-    var prompts: Int
-    var seed: UInt64
-    var steps: Int
-    var guidance: Float
-    var frames: Int
-    var trainSteps: Int
-    var rank: Int
-    var referenceDisplacements: [Float]
-    var trainingClipsFidelity: Double
-    var rows: [Row]
-    var samples: [Sample]
-    var seconds: Double
+    public var model: String
+    public var clipsFolder: String
+    public var clips: [ClipSummary]
+    public var motionPhrase: String
+    public var prompts: Int
+    public var seed: UInt64
+    public var steps: Int
+    public var guidance: Float
+    public var frames: Int
+    public var trainSteps: Int
+    public var rank: Int
+    public var referenceDisplacements: [Float]
+    public var trainingClipsFidelity: Double
+    public var rows: [Row]
+    public var samples: [Sample]
+    public var seconds: Double
 
     enum CodingKeys: String, CodingKey {
         case model, clips, prompts, seed, steps, guidance, frames, rank, rows, samples, seconds
@@ -94,14 +94,14 @@ struct MotionEvalReport: EvalReport {
     }
 
     /// MotionDirector's motion fidelity must reach this …
-    static let fidelityMinimum = 0.8
+    public static let fidelityMinimum = 0.8
     /// … and exceed the base model's by at least this ("clearly above").
-    static let marginOverBase = 0.2
+    public static let marginOverBase = 0.2
 
     /// The issue's bars on the rows named motiondirector, plain_lora and base.
-    var bars: [Bar] { Self.bars(rows) }
+    public var bars: [Bar] { Self.bars(rows) }
 
-    static func bars(_ rows: [Row]) -> [Bar] {
+    public static func bars(_ rows: [Row]) -> [Bar] {
         guard let director = rows.first(where: { $0.name == "motiondirector" }), let plain = rows.first(where: { $0.name == "plain_lora" }),
               let base = rows.first(where: { $0.name == "base" }) else { return [] }
         let margin = director.motionFidelity - base.motionFidelity
@@ -117,7 +117,7 @@ struct MotionEvalReport: EvalReport {
 
 
     /// The figures `eval motion` prints without --json (before its bars).
-    var summary: String {
+    public var summary: String {
         var lines: [String] = []
         lines.append("motion evaluation: \(clips.count) clip\(clips.count == 1 ? "" : "s") in \(clipsFolder), motion \"\(motionPhrase)\", "
                      + "\(prompts) prompt\(prompts == 1 ? "" : "s") × 3 renders, \(frames) frames, seed \(seed), \(steps) steps, "

@@ -4,25 +4,25 @@ import Methods
 /// Everything `compose` decides before the model loads: which LoRA file is which concept, each
 /// concept's prompt, words and box, all checked, so that bad input fails before any rendering and
 /// nothing is written.
-struct ComposePlan {
-    enum Method: String, CaseIterable {
+public struct ComposePlan {
+    public enum Method: String, CaseIterable {
         case composer, clora, merge
     }
 
-    struct Concept {
+    public struct Concept {
         /// The name it goes by: the --lora NAME as written, or a file's stem.
-        var name: String
-        var choice: LoRAChoice
-        var token: String?
-        var className: String?
+        public var name: String
+        public var choice: LoRAChoice
+        public var token: String?
+        public var className: String?
         /// LoRA-Composer's region prompt or CLoRA's prompt for this LoRA (empty when merging).
-        var prompt: String
+        public var prompt: String
         /// Words that name it in prompts: its token, its class word, its name.
-        var words: [String]
-        var box: ConceptBox?
+        public var words: [String]
+        public var box: ConceptBox?
 
         /// The names a --region or --concept-prompt may use for it.
-        var aliases: [String] {
+        public var aliases: [String] {
             var names = [name, ((choice.path as NSString).lastPathComponent as NSString).deletingPathExtension]
             if let token { names += [token, LoRAFileFacts.bare(token)] }
             var seen: Set<String> = []
@@ -30,12 +30,12 @@ struct ComposePlan {
         }
     }
 
-    var method: Method
-    var prompt: String
-    var concepts: [Concept]
+    public var method: Method
+    public var prompt: String
+    public var concepts: [Concept]
 
     /// `NAME=x0,y0,x1,y1` → (NAME, box); the box is not yet checked.
-    static func parseRegion(_ text: String) throws -> (name: String, box: ConceptBox) {
+    public static func parseRegion(_ text: String) throws -> (name: String, box: ConceptBox) {
         guard let equals = text.firstIndex(of: "=") else {
             throw ComposeInputError("--region '\(text)': expected NAME=x0,y0,x1,y1 (fractions of the image, e.g. cat=0,0.1,0.5,0.9)")
         }
@@ -49,7 +49,7 @@ struct ComposePlan {
     }
 
     /// `NAME=prompt text` → (NAME, prompt).
-    static func parseConceptPrompt(_ text: String) throws -> (name: String, prompt: String) {
+    public static func parseConceptPrompt(_ text: String) throws -> (name: String, prompt: String) {
         guard let equals = text.firstIndex(of: "=") else {
             throw ComposeInputError("--concept-prompt '\(text)': expected NAME=\"prompt\" (e.g. cat=\"a <cat> cat sitting\")")
         }
@@ -62,7 +62,7 @@ struct ComposePlan {
     }
 
     /// Resolves names to concepts and fills in the defaults (see `Compose`'s help).
-    init(method: Method, prompt: String, choices: [LoRAChoice], regions: [(name: String, box: ConceptBox)],
+    public init(method: Method, prompt: String, choices: [LoRAChoice], regions: [(name: String, box: ConceptBox)],
          conceptPrompts: [(name: String, prompt: String)]) throws {
         guard !choices.isEmpty else { throw ComposeInputError("give at least one --lora") }
         self.method = method
@@ -151,7 +151,7 @@ struct ComposePlan {
     }
 
     /// LoRA-Composer's default region prompt: "a <token> <class>" from the file's metadata, else "a NAME".
-    static func regionPrompt(_ concept: Concept) -> String {
+    public static func regionPrompt(_ concept: Concept) -> String {
         switch (concept.token, concept.className) {
         case let (token?, className?): return "a \(token) \(className)"
         case let (token?, nil): return "a \(token)"
@@ -162,7 +162,7 @@ struct ComposePlan {
     /// CLoRA's default prompt for a LoRA: the global prompt with the LoRA's token put before the
     /// first word that names the concept (as the reference's "A sks cat and a dog"), when the file
     /// stores a token the global prompt lacks; else the global prompt.
-    static func loraPrompt(_ concept: Concept, globalPrompt: String) -> String {
+    public static func loraPrompt(_ concept: Concept, globalPrompt: String) -> String {
         guard let token = concept.token, globalPrompt.range(of: token) == nil else { return globalPrompt }
         for word in [concept.className, concept.name].compactMap({ $0 }) {
             let pattern = "\\b" + NSRegularExpression.escapedPattern(for: word) + "\\b"
@@ -175,7 +175,7 @@ struct ComposePlan {
 }
 
 /// A problem with `compose`'s input found before rendering; the message names the item.
-struct ComposeInputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct ComposeInputError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

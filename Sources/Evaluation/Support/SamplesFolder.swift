@@ -7,12 +7,12 @@ import Foundation
 /// holds it (`.build/release/customize` resolves to `.build/<triple>/release/customize`, three levels
 /// below the repository root), else the
 /// relative path, which the command's error then names.
-enum SamplesFolder {
-    static func path(_ item: String) -> String {
+public enum SamplesFolder {
+    public static func path(_ item: String) -> String {
         resolve(item, workingDirectory: FileManager.default.currentDirectoryPath, executable: executablePath())
     }
 
-    static func resolve(_ item: String, workingDirectory: String, executable: String?) -> String {
+    public static func resolve(_ item: String, workingDirectory: String, executable: String?) -> String {
         let relative = "samples/" + item
         let manager = FileManager.default
         if manager.fileExists(atPath: (workingDirectory as NSString).appendingPathComponent(relative)) { return relative }
@@ -27,7 +27,7 @@ enum SamplesFolder {
     }
 
     /// The running executable's real path, symbolic links resolved.
-    static func executablePath() -> String? {
+    public static func executablePath() -> String? {
         Bundle.main.executableURL?.resolvingSymlinksInPath().path
     }
 }

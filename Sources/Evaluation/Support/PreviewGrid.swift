@@ -5,8 +5,8 @@ import Tensor
 
 /// A preview grid: one row per prompt, one column per frame, frames separated by a 2-pixel white
 /// gutter; the prompts are stored in the PNG's text chunks (row by row).
-enum PreviewGrid {
-    static func write(_ samples: [PreviewSample], step: Int, to path: String) throws {
+public enum PreviewGrid {
+    public static func write(_ samples: [PreviewSample], step: Int, to path: String) throws {
         guard let first = samples.first?.frames.first else { return }
         let height = first.shape[1], width = first.shape[2], gap = 2
         let columns = samples.map(\.frames.count).max() ?? 1

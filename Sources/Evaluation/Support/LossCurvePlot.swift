@@ -5,8 +5,8 @@ import Media
 /// The loss curve PNG written beside loss.csv: the raw loss per step in light grey, an
 /// exponentially smoothed curve (TensorBoard's smoothing, weight 0.9) in blue, axes with tick
 /// labels, and a logarithmic loss axis when the loss spans more than a factor of 10.
-enum LossCurvePlot {
-    static func render(_ records: [LossRecord], width: Int = 640, height: Int = 360) throws -> RGBImage {
+public enum LossCurvePlot {
+    public static func render(_ records: [LossRecord], width: Int = 640, height: Int = 360) throws -> RGBImage {
         var image = try RGBImage(width: width, height: height, fill: (255, 255, 255))
         let left = 56, right = width - 12, top = 12, bottom = height - 28
         let losses = records.map(\.loss).filter { $0.isFinite }
@@ -56,7 +56,7 @@ enum LossCurvePlot {
         return image
     }
 
-    static func write(_ records: [LossRecord], to path: String) throws {
+    public static func write(_ records: [LossRecord], to path: String) throws {
         try PNGImage.write(render(records), to: path, text: [("Title", "training loss")])
     }
 

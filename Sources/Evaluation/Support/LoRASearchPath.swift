@@ -7,10 +7,10 @@ import Foundation
 /// token its metadata stores (`train-lora --token`).
 extension LoRARequest {
     /// The shipped LoRAs (samples/loras of the working directory or of the checkout).
-    static let sampleLoRAs = SamplesFolder.path("loras")
+    public static let sampleLoRAs = SamplesFolder.path("loras")
 
     /// The file this request names, looked for in `folder` (`--lora-dir`), then in samples/loras.
-    func resolve(loraFolder folder: String) throws -> LoRAChoice {
+    public func resolve(loraFolder folder: String) throws -> LoRAChoice {
         try resolve(searchFolders: folder == Self.sampleLoRAs ? [folder] : [folder, Self.sampleLoRAs])
     }
 
@@ -19,7 +19,7 @@ extension LoRARequest {
     /// stores `name` as its token (`training.token`, compared with and without its angle brackets, so
     /// `cat` finds a LoRA trained with `--token "<cat>"`). Two files of one folder with that token
     /// are an error naming both; the error for no match lists every place looked.
-    func resolve(searchFolders folders: [String]) throws -> LoRAChoice {
+    public func resolve(searchFolders folders: [String]) throws -> LoRAChoice {
         if Self.isFile(name) { return LoRAChoice(name: name, path: name, scale: scale) }
         for folder in folders {
             let candidate = (folder as NSString).appendingPathComponent(name + ".safetensors")
@@ -40,13 +40,13 @@ extension LoRARequest {
                                   + " stores the token \"\(name)\""))
     }
 
-    static func isFile(_ path: String) -> Bool {
+    public static func isFile(_ path: String) -> Bool {
         var isFolder: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && !isFolder.boolValue
     }
 
     /// The `.safetensors` files of `folder`, sorted; none when it does not exist.
-    static func files(in folder: String) -> [String] {
+    public static func files(in folder: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         return names.filter { $0.hasSuffix(".safetensors") }.sorted()
             .map { (folder as NSString).appendingPathComponent($0) }
@@ -55,13 +55,13 @@ extension LoRARequest {
 
 /// What a LoRA file's metadata says about the concept it was trained on (`train-lora`'s
 /// `training.token` and `training.class`).
-struct LoRAFileFacts {
-    var token: String?
-    var className: String?
-    var metadata: LoRAFileMetadata
+public struct LoRAFileFacts {
+    public var token: String?
+    public var className: String?
+    public var metadata: LoRAFileMetadata
 
     /// Nil when the file cannot be read as safetensors.
-    init?(path: String) {
+    public init?(path: String) {
         guard let file = try? SafeTensorsFile(path: path) else { return nil }
         metadata = LoRAFileMetadata(raw: file.metadata)
         token = metadata.training["token"]?.string
@@ -69,7 +69,7 @@ struct LoRAFileFacts {
     }
 
     /// `<cat>` → `cat`.
-    static func bare(_ token: String) -> String {
+    public static func bare(_ token: String) -> String {
         var text = token
         if text.hasPrefix("<") && text.hasSuffix(">") && text.count > 2 {
             text.removeFirst()

@@ -6,8 +6,8 @@ import Methods
 /// What the adapter-training commands show and write while they train: a progress bar with the
 /// loss, loss.png beside loss.csv, and previews under `<run>/previews/` (one grid PNG per preview
 /// step, plus an MP4 per prompt when the previews have several frames).
-enum AdapterTrainingReport {
-    static func attach(_ training: AdapterTraining, label: String) {
+public enum AdapterTrainingReport {
+    public static func attach(_ training: AdapterTraining, label: String) {
         let reporter = ProgressReporter(label, total: training.totalSteps, unit: "step", completedBefore: training.step)
         if training.step > 0 {
             FileHandle.standardError.write("\(label): resuming at step \(training.step) of \(training.totalSteps)\n")
@@ -22,7 +22,7 @@ enum AdapterTrainingReport {
 
     /// Writes `samples` of step `step` into `<folder>/previews/`; returns the paths written.
     @discardableResult
-    static func writePreview(_ samples: [PreviewSample], step: Int, folder: String, fps: Double = 8) throws -> [String] {
+    public static func writePreview(_ samples: [PreviewSample], step: Int, folder: String, fps: Double = 8) throws -> [String] {
         let previews = (folder as NSString).appendingPathComponent("previews")
         try FileManager.default.createDirectory(atPath: previews, withIntermediateDirectories: true)
         let stem = (previews as NSString).appendingPathComponent(String(format: "step-%06d", step))

@@ -1,8 +1,8 @@
 /// Orders names the way people count: "frame_2.png" before "frame_10.png". Names are compared as
 /// runs of digits (by numeric value, any length) and runs of other characters (by code point);
 /// equal values with different zero padding fall back to the plain comparison, so the order is total.
-enum NaturalOrder {
-    static func less(_ left: String, _ right: String) -> Bool {
+public enum NaturalOrder {
+    public static func less(_ left: String, _ right: String) -> Bool {
         let leftRuns = runs(left), rightRuns = runs(right)
         for (a, b) in zip(leftRuns, rightRuns) where a != b {
             switch (a, b) {
