@@ -41,14 +41,21 @@ struct Compose: ParsableCommand {
         --decor-remove "WORDS" [--decor-strength A] projects every conditional prompt (global and \
         per concept) away from WORDS, as in render (DECOR).
 
+        Without a prompt the concepts stand side by side in --lora order and the prompt names them \
+        so (printed): "a cat on the left and a dog on the right" (three: "… a dog in the middle …"); \
+        each concept is named by its class word from the file's metadata, else by its name.
+
         Examples:
+          customize compose --lora cat --lora dog
           customize compose "a cat on the left and a dog on the right" --lora cat --lora dog
           customize compose "a cat and a dog" --lora cat --lora dog --region cat=0,0.2,0.45,0.9 --region dog=0.55,0.2,1,0.9
           customize compose "a cat and a dog" --lora cat --lora dog --method clora --save-attention maps/
           customize compose "a cat and a dog" --lora cat:0.8 --lora dog:0.8 --method merge --out merged.png
         """)
 
-    @Argument(help: "The global prompt.") var prompt: String
+    @Argument(help: ArgumentHelp("The global prompt (default: the concepts side by side, e.g. \"a cat on the left and a dog on the right\").",
+                                 valueName: "prompt"))
+    var prompt: String?
     @Option(name: .customLong("lora"), help: ArgumentHelp("A concept LoRA, NAME[:SCALE] (repeatable).", valueName: "name[:scale]"))
     var loras: [String] = []
     @Option(help: "composer, clora or merge.") var method = "composer"
@@ -83,7 +90,13 @@ struct Compose: ParsableCommand {
         guard Render.schedulers[scheduler] != nil else {
             throw ValidationError("--scheduler expects ddim or euler, got \"\(scheduler)\"")
         }
-        guard !loras.isEmpty else { throw ValidationError("give at least one --lora NAME[:SCALE]") }
+        guard loras.count >= 2 else {
+            throw ValidationError(loras.isEmpty ? "give two or more --lora NAME[:SCALE], one per concept"
+                : "compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora \(loras[0]) \"PROMPT\")")
+        }
+        if let prompt, prompt.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("the prompt is empty: give one, or leave it out for the concepts side by side")
+        }
         try decorOptions.validate(training: false)
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1, got \(frames)") }
@@ -121,7 +134,8 @@ struct Compose: ParsableCommand {
         let pipeline = try motionAdapterOption.load(model)
         try DECORSetting.install(decorOptions.setting, on: pipeline)
         let (adapters, concepts) = try ComposeRunner.load(plan, on: pipeline, allowPartial: allowPartial)
-        let settings = CompositionSettings(prompt: prompt, negative: negative, frames: frames, steps: steps, guidance: guidance,
+        if prompt == nil { print("prompt (from the concepts' names; give one to change it): \"\(plan.prompt)\"") }
+        let settings = CompositionSettings(prompt: plan.prompt, negative: negative, frames: frames, steps: steps, guidance: guidance,
                                            seed: seed, scheduler: Render.schedulers[scheduler]!)
 
         // 3. The method; token positions are shown before the long part starts.
@@ -158,7 +172,7 @@ struct Compose: ParsableCommand {
             if plan.method != .merge { parts.append("prompt \"\(concept.prompt)\"") }
             return parts.joined(separator: ", ")
         }
-        return [("prompt", prompt), ("negative", negative), ("seed", String(seed)), ("steps", String(steps)),
+        return [("prompt", plan.prompt), ("negative", negative), ("seed", String(seed)), ("steps", String(steps)),
                 ("guidance", String(guidance)), ("scheduler", scheduler), ("model", model),
                 ("adapters", LoRAChoice.metadataLabel(plan.concepts.map(\.choice))), ("method", plan.method.rawValue),
                 ("concepts", concepts.joined(separator: "; "))] + (decorOptions.setting.map { [("decor", $0.label)] } ?? [])

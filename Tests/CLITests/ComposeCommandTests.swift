@@ -77,6 +77,22 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertTrue(hand.text["adapters"]?.contains("kitty.safetensors:0.7") == true)
     }
 
+    /// Without a prompt the concepts stand side by side and the prompt names them so (printed,
+    /// stored), each by its class word, else its name; CLoRA's per-LoRA prompts follow from it.
+    func testComposeWithoutAPromptPlacesTheConceptsSideBySide() throws {
+        let result = try compose(["--lora", "cat", "--lora", "dog", "--out", path("pair.png")])
+        XCTAssertTrue(result.stdout.contains(#"prompt (from the concepts' names; give one to change it): "a cat on the left and a dog on the right""#),
+                      result.stdout)
+        let info = try PNGImage.readInfo(path: path("pair.png"))
+        XCTAssertEqual(info.text["prompt"], "a cat on the left and a dog on the right")
+        XCTAssertTrue(info.text["concepts"]?.contains("region 0,0.1,0.5,0.9") == true, info.text["concepts"] ?? "")
+        let clora = try compose(["--lora", "dog", "--lora", "cat", "--method", "clora", "--out", path("clora.png")])
+        XCTAssertTrue(clora.stdout.contains(#"tokens of cat in "a dog on the left and a <cat> cat on the right""#), clora.stdout)
+        try writeLoRA("loras/robot.safetensors", salt: 2.7)
+        let three = try compose(["--lora", "dog", "--lora", "robot", "--lora", "cat", "--out", path("three.png")])
+        XCTAssertTrue(three.stdout.contains(#""a dog on the left, a robot in the middle and a cat on the right""#), three.stdout)
+    }
+
     func testCLoRARendersAClipWithHeatMapsPerFrame() throws {
         let result = try compose(["a cat and a dog", "--lora", "cat", "--lora", "dog", "--method", "clora", "--frames", "2",
                                   "--out", path("clip.mp4"), "--save-attention", path("maps")])
@@ -212,7 +228,7 @@ final class ComposeCommandTests: XCTestCase {
         let unnamed = try compose(["a cat and a ball", "--lora", "cat", "--lora", "dog", "--method", "clora", "--out", path("out.png")], status: 1)
         XCTAssertTrue(unnamed.stderr.contains(#"the prompt "a cat and a ball" does not name dog"#), unnamed.stderr)
         // A LoRA that is not there, and one made for another model.
-        let missing = try compose(["a cat", "--lora", "bird", "--out", path("out.png")], status: 1)
+        let missing = try compose(["a cat", "--lora", "cat", "--lora", "bird", "--out", path("out.png")], status: 1)
         XCTAssertTrue(missing.stderr.contains("--lora bird: no LoRA file at"), missing.stderr)
         try writeLoRA("loras/other.safetensors", salt: 3, metadata: [
             "base_model": #"{"name": "other-base", "unet_config_sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}"#,
@@ -228,6 +244,13 @@ final class ComposeCommandTests: XCTestCase {
         let unfit = try compose(["a cat", "--lora", "cat", "--lora", "bird", "--out", path("out.png")], status: 1)
         XCTAssertTrue(unfit.stderr.contains("--lora bird: \(path("loras/bird.safetensors")): LoRA does not fit the model"), unfit.stderr)
         XCTAssertTrue(unfit.stderr.contains("down_blocks.7.attentions.0.proj_in"), unfit.stderr)
+        XCTAssertFalse(exists("out.png"))
+        // One LoRA is no composition, and an empty prompt is no prompt: usage errors naming what to do.
+        let one = try compose(["a cat", "--lora", "cat", "--out", path("out.png")], status: 64)
+        XCTAssertTrue(one.stderr.contains("compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora cat"),
+                      one.stderr)
+        let empty = try compose(["  ", "--lora", "cat", "--lora", "dog", "--out", path("out.png")], status: 64)
+        XCTAssertTrue(empty.stderr.contains("the prompt is empty"), empty.stderr)
         XCTAssertFalse(exists("out.png"))
         // Malformed options are usage errors.
         try compose(["a cat", "--lora", "cat", "--region", "cat=0,0,1"], status: 64)

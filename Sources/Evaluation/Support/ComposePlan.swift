@@ -62,11 +62,12 @@ public struct ComposePlan {
     }
 
     /// Resolves names to concepts and fills in the defaults (see `Compose`'s help).
-    public init(method: Method, prompt: String, choices: [LoRAChoice], regions: [(name: String, box: ConceptBox)],
+    /// `prompt` nil: `defaultPrompt` of the concepts, in --lora order (the side-by-side layout's order).
+    public init(method: Method, prompt: String?, choices: [LoRAChoice], regions: [(name: String, box: ConceptBox)],
          conceptPrompts: [(name: String, prompt: String)]) throws {
         guard !choices.isEmpty else { throw ComposeInputError("give at least one --lora") }
         self.method = method
-        self.prompt = prompt
+        self.prompt = prompt ?? ""
         var concepts = choices.map { choice -> Concept in
             let facts = LoRAFileFacts(path: choice.path)
             let looksLikePath = choice.name.contains("/") || choice.name.hasSuffix(".safetensors")
@@ -77,6 +78,8 @@ public struct ComposePlan {
             }
             return Concept(name: name, choice: choice, token: facts?.token, className: facts?.className, prompt: "", words: words)
         }
+        if prompt == nil { self.prompt = Self.defaultPrompt(concepts) }
+        let prompt = self.prompt
         for (index, concept) in concepts.enumerated() {
             if let earlier = concepts[..<index].first(where: { $0.name == concept.name }) {
                 throw ComposeInputError("--lora \(concept.name) is given twice ('\(earlier.choice.path)' and '\(concept.choice.path)'); "
@@ -148,6 +151,20 @@ public struct ComposePlan {
             }
         }
         self.concepts = concepts
+    }
+
+    /// The global prompt when none is given: each concept as "a WORD" (its class word from the
+    /// file's metadata, else its name), placed as the default side-by-side boxes stand: "a cat on
+    /// the left and a dog on the right"; three: "…, a dog in the middle and …"; more: "a cat,
+    /// a dog, … and a robot side by side".
+    static func defaultPrompt(_ concepts: [Concept]) -> String {
+        let names = concepts.map { "a " + ($0.className ?? $0.name) }
+        switch names.count {
+        case 1: return names[0]
+        case 2: return "\(names[0]) on the left and \(names[1]) on the right"
+        case 3: return "\(names[0]) on the left, \(names[1]) in the middle and \(names[2]) on the right"
+        default: return names.dropLast().joined(separator: ", ") + " and \(names.last!) side by side"
+        }
     }
 
     /// LoRA-Composer's default region prompt: "a <token> <class>" from the file's metadata, else "a NAME".
