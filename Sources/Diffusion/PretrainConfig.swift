@@ -253,10 +253,13 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// later, earlier or range, with `timestep_bias_multiplier`, `timestep_bias_portion`,
         /// `timestep_bias_begin` and `timestep_bias_end`.
         public var timestepBias = TimestepBias()
+        /// Extra weight of latent cells that show the object, as `unet_training.object_weight`:
+        /// a clip's direction lives in its object's cells alone. nil or 0: plain means.
+        public var objectWeight: Float?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case trainer, clipBatchSize = "clip_batch_size", clipFrames = "clip_frames", captionDropout = "caption_dropout"
-            case snrGamma = "snr_gamma", trainable
+            case snrGamma = "snr_gamma", trainable, objectWeight = "object_weight"
             case timestepBiasStrategy = "timestep_bias_strategy", timestepBiasMultiplier = "timestep_bias_multiplier"
             case timestepBiasPortion = "timestep_bias_portion", timestepBiasBegin = "timestep_bias_begin"
             case timestepBiasEnd = "timestep_bias_end"
@@ -270,6 +273,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             try c.encode(captionDropout, forKey: .captionDropout)
             try c.encodeIfPresent(snrGamma, forKey: .snrGamma)
             try c.encode(trainable, forKey: .trainable)
+            try c.encodeIfPresent(objectWeight, forKey: .objectWeight)
             // The bias keys only when a bias is set, so configs without one read as before.
             if timestepBias != TimestepBias() {
                 try c.encode(timestepBias.strategy, forKey: .timestepBiasStrategy)
@@ -304,6 +308,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             clipFrames = try c.decodeIfPresent(Int.self, forKey: .clipFrames) ?? d.clipFrames
             captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
             snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
+            objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
             if let name = try c.decodeIfPresent(String.self, forKey: .timestepBiasStrategy) {
                 guard let value = TimestepBias.Strategy(rawValue: name) else {
                     throw DecodingError.dataCorruptedError(forKey: .timestepBiasStrategy, in: c,
@@ -567,6 +572,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             guard (0...1).contains(motionTraining.captionDropout) else { throw bad("motion_training.caption_dropout", "must lie in [0, 1]") }
             if let gamma = motionTraining.snrGamma, !(gamma > 0 && gamma.isFinite) {
                 throw bad("motion_training.snr_gamma", "must be a positive number (5 in the Min-SNR paper), got \(gamma)")
+            }
+            if let weight = motionTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
+                throw bad("motion_training.object_weight", "must be a number ≥ 0, got \(weight)")
             }
             if let problem = motionTraining.timestepBias.problem(timesteps: scheduler.numTrainTimesteps) {
                 throw bad("motion_training.timestep_bias_" + problem.key, problem.reason)

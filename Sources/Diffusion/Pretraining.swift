@@ -550,16 +550,25 @@ public final class Pretraining {
         onStageStart?(.motion, trainer.step, options.steps)
         let scalingFactor = vae.config.scalingFactor
         let timestepCumulative = training.timestepBias.cumulativeWeights(timesteps: config.scheduler.numTrainTimesteps)
+        let objectWeightKey = "motion_training.object_weight"
+        let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
         try trainer.train { step, random in
             self.lastStepSamples = training.clipBatchSize
-            let (pixels, captions) = try self.data.batch(index: step, count: training.clipBatchSize, frames: training.clipFrames)
+            let (pixels, captions, masks) = try self.batch(index: step, count: training.clipBatchSize, frames: training.clipFrames,
+                                                           masksFor: objectWeight == nil ? nil : objectWeightKey)
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: training.clipFrames,
                                                             scalingFactor: scalingFactor, random: &latentRandom)
+            var weights: Tensor?
+            if let objectWeight, let masks {
+                weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: training.clipFrames,
+                                                                      latentHeight: latents.shape[3], latentWidth: latents.shape[4],
+                                                                      objectWeight: objectWeight)
+            }
             return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
                                                            scheduler: scheduler, latents: latents, captions: captions,
                                                            captionDropout: training.captionDropout, snrGamma: training.snrGamma,
-                                                           timestepCumulative: timestepCumulative, random: &random)
+                                                           elementWeights: weights, timestepCumulative: timestepCumulative, random: &random)
         }
         try trainer.withAveragedWeights { try pipeline().save(to: modelFolder, dtype: .f16, overwrite: true) }
         return modelFolder

@@ -357,6 +357,7 @@ final class AnimateDiffPretrainingTests: XCTestCase {
                     "motion_layers_per_block")
         try refused(#"{"architecture": "animatediff", "preview": {"prompts": [{"prompt": "a red circle", "frames": 48}]}}"#, "preview.prompts[0].frames")
         try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "late"}}"#, "motion_training.timestep_bias_strategy")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"object_weight": -1}}"#, "motion_training.object_weight")
         try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 0}}"#,
                     "motion_training.timestep_bias_multiplier")
         try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 2, "timestep_bias_portion": 1.5}}"#,
@@ -388,11 +389,12 @@ final class AnimateDiffPretrainingTests: XCTestCase {
     /// the weight on the noisiest ten timesteps logs another first-step loss, and the same bias
     /// twice the same loss.
     func testTheMotionStageDrawsTimestepsWithItsBias() throws {
-        func firstMotionLoss(_ bias: TimestepBias) throws -> String {
+        func firstMotionLoss(_ bias: TimestepBias, objectWeight: Float? = nil) throws -> String {
             let run = TinyPretraining.temporaryFolder("pretrain-ad-bias")
             defer { try? FileManager.default.removeItem(atPath: run) }
             var config = Self.config()
             config.motionTraining.timestepBias = bias
+            config.motionTraining.objectWeight = objectWeight
             _ = try Pretraining(newRunIn: run, config: config, data: TinyPretraining.PatternData()).run()
             let lines = try String(contentsOfFile: "\(run)/motion/loss.csv", encoding: .utf8).split(separator: "\n")
             return String(lines[1].split(separator: ",")[1])
@@ -401,6 +403,8 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         let plain = try firstMotionLoss(TimestepBias()), biased = try firstMotionLoss(noisiest)
         XCTAssertNotEqual(plain, biased)
         XCTAssertEqual(try firstMotionLoss(noisiest), biased)
+        // motion_training.object_weight weighs the object's cells: another loss from the same draws.
+        XCTAssertNotEqual(try firstMotionLoss(TimestepBias(), objectWeight: 4), plain)
     }
 
     /// diffusers' `generate_timestep_weights`: the biased timesteps weigh `multiplier`, the rest 1,
