@@ -53,6 +53,8 @@ public struct ModelBenchmark {
         public var sampleClipMs: Double
         /// Peak resident memory of the process after sampling (before training runs), in MB.
         public var samplePeakMemoryMB: Double
+        /// The CPU (`BLAS.cpuModel`).
+        public var cpuModel: String
         public var openblasCore: String
         /// OPENBLAS_THREAD_TIMEOUT as the library read it (nil: unset, its default).
         public var openblasThreadTimeout: Int?
@@ -240,7 +242,7 @@ public struct ModelBenchmark {
         return Report(arch: self.unet.architecture, threads: Parallel.threadCount, clips: clips, frames: frames,
                       unetParamsM: (Double(unet.parameterCount) / 1e4).rounded() / 100,
                       unetTrainStepMs: trainMs, unetForwardMs: forwardMs, vaeEncodeFramesMs: encodeMs,
-                      sampleClipMs: sampleMs, samplePeakMemoryMB: peakMB, openblasCore: BLAS.coreName,
+                      sampleClipMs: sampleMs, samplePeakMemoryMB: peakMB, cpuModel: BLAS.cpuModel(), openblasCore: BLAS.coreName,
                       openblasThreadTimeout: BLAS.threadTimeout)
     }
 

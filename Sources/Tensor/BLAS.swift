@@ -40,6 +40,18 @@ public enum BLAS {
         return nil
     }
 
+    /// The CPU's model name as Linux reports it in /proc/cpuinfo ("AMD EPYC 9R14 96-Core
+    /// Processor"), or "unknown" where unavailable: printed beside every benchmark figure.
+    public static func cpuModel() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            return name.isEmpty ? "unknown" : name
+        }
+        return "unknown"
+    }
+
     /// The CPU feature flags Linux reports in /proc/cpuinfo (empty where unavailable).
     public static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }

@@ -134,6 +134,8 @@ public struct EngineBenchmark {
 
 extension EngineBenchmark {
     public struct Report: Codable, Sendable {
+        /// The CPU (`BLAS.cpuModel`).
+        public var cpuModel: String
         public var openblasCore: String
         /// OPENBLAS_THREAD_TIMEOUT as the library read it (nil: unset, its default).
         public var openblasThreadTimeout: Int?
@@ -310,7 +312,7 @@ extension EngineBenchmark {
             }
         }
 
-        return Report(openblasCore: BLAS.coreName, openblasThreadTimeout: BLAS.threadTimeout, threads: Parallel.threadCount,
+        return Report(cpuModel: BLAS.cpuModel(), openblasCore: BLAS.coreName, openblasThreadTimeout: BLAS.threadTimeout, threads: Parallel.threadCount,
                       sgemmMaxRelativeError: EngineBenchmark.verifySgemm(),
                       sgemmReferenceGFLOPs: reference, copyGBs: copyGBs, results: results)
     }

@@ -50,6 +50,7 @@ struct BenchEngine: ParsableCommand {
             if !json { FileHandle.standardError.write("bench engine: \(stage)…\n") }
         }
         if json { return try printJSON(report) }
+        print("CPU: \(report.cpuModel)")
         print("OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   "
               + "sgemm check: max rel. error \(report.sgemmMaxRelativeError)")
         print("case".padding(toLength: 68, withPad: " ", startingAt: 0) + "      ms   throughput   fraction   bar")
@@ -108,6 +109,7 @@ struct BenchModel: ParsableCommand {
             if !json { FileHandle.standardError.write("bench model: \(stage)…\n") }
         }
         if json { return try printJSON(report) }
+        print("CPU: \(report.cpuModel)")
         print("arch: \(report.arch.rawValue)   OpenBLAS core: \(report.openblasCore)   \(threadTimeoutText(report.openblasThreadTimeout))   threads: \(report.threads)   U-Net parameters: \(report.unetParamsM) M")
         print(String(format: "unet_train_step_ms    %9.1f", report.unetTrainStepMs))
         print(String(format: "unet_forward_ms       %9.1f", report.unetForwardMs))

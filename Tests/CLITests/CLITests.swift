@@ -64,6 +64,10 @@ final class CLITests: XCTestCase {
         let error = report["sgemm_max_relative_error"] as! Double
         XCTAssertLessThan(error, 1e-5)
         let core = report["openblas_core"] as! String
+        // The CPU model is reported as /proc/cpuinfo names it.
+        let model = flags.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { String($0[$0.index(after: $0.firstIndex(of: ":")!)...]).trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        XCTAssertEqual(report["cpu_model"] as? String, model.isEmpty ? "unknown" : model)
         if flags.contains(" avx2") {
             XCTAssertNotEqual(core.lowercased(), "prescott", "OPENBLAS_CORETYPE was not chosen from the CPU")
         }

@@ -70,7 +70,7 @@ final class ModelBenchmarkTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: encoder.encode(report)) as! [String: Any]
         XCTAssertEqual(json["arch"] as? String, "animatediff")
         for key in ["threads", "clips", "frames", "unet_params_m", "unet_train_step_ms", "unet_forward_ms",
-                    "vae_encode_frames_ms", "sample_clip_ms", "sample_peak_memory_mb", "openblas_core"] {
+                    "vae_encode_frames_ms", "sample_clip_ms", "sample_peak_memory_mb", "openblas_core", "cpu_model"] {
             XCTAssertNotNil(json[key], key)
         }
     }
