@@ -62,7 +62,7 @@ sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 order = []
 t0 = time.time()
 for step in range(1, STEPS + 1):
-    if len(order) < 8: order += random.sample(range(len(rows)), len(rows))
+    while len(order) < 8: order += random.sample(range(len(rows)), len(rows))
     idx, order = order[:8], order[8:]
     x0 = (mean[idx] + std[idx] * torch.randn_like(mean[idx])) * vae.config.scaling_factor
     if ARCH == 'unet3d': x0 = x0.unsqueeze(2)

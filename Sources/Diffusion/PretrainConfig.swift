@@ -38,7 +38,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
     }
 
     public var seed: UInt64
-    /// `"full"` (the default) or `"core"`; `PretrainConfig.animateDiff()` uses the core world.
+    /// `"full"` (the default), `"core"` or `"core-tied-start"`; `PretrainConfig.animateDiff()` uses the core world.
     public var world: World
     /// `"unet3d"` (the default) or `"animatediff"`.
     public var architecture: Architecture
@@ -317,7 +317,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                 timestepBias.strategy = value
             }
             timestepBias.multiplier = try c.decodeIfPresent(Float.self, forKey: .timestepBiasMultiplier) ?? timestepBias.multiplier
-            timestepBias.portion = try c.decodeIfPresent(Float.self, forKey: .timestepBiasPortion) ?? timestepBias.portion
+            timestepBias.portion = try c.decodeIfPresent(Double.self, forKey: .timestepBiasPortion) ?? timestepBias.portion
             timestepBias.begin = try c.decodeIfPresent(Int.self, forKey: .timestepBiasBegin) ?? timestepBias.begin
             timestepBias.end = try c.decodeIfPresent(Int.self, forKey: .timestepBiasEnd) ?? timestepBias.end
             if let name = try c.decodeIfPresent(String.self, forKey: .trainable) {

@@ -12,12 +12,13 @@ public struct TimestepBias: Equatable, Sendable {
 
     public var strategy: Strategy
     public var multiplier: Float
-    public var portion: Float
+    /// A Double, as diffusers' argument: `Int(portion · T)` counts the timesteps as Python does.
+    public var portion: Double
     public var begin: Int
     public var end: Int
 
     /// diffusers' defaults: no bias; multiplier 1, portion 0.25, range 0..<1000.
-    public init(strategy: Strategy = .none, multiplier: Float = 1, portion: Float = 0.25, begin: Int = 0, end: Int = 1000) {
+    public init(strategy: Strategy = .none, multiplier: Float = 1, portion: Double = 0.25, begin: Int = 0, end: Int = 1000) {
         self.strategy = strategy
         self.multiplier = multiplier
         self.portion = portion
@@ -34,11 +35,14 @@ public struct TimestepBias: Equatable, Sendable {
         guard multiplier > 0, multiplier.isFinite else { return ("multiplier", "must be a positive number, got \(multiplier)") }
         switch strategy {
         case .later, .earlier:
-            guard portion > 0, portion <= 1, Int(portion * Float(timesteps)) >= 1 else {
+            guard portion > 0, portion <= 1, Int(portion * Double(timesteps)) >= 1 else {
                 return ("portion", "must lie in (0, 1] and cover at least one of the \(timesteps) timesteps, got \(portion)")
             }
         case .range:
-            guard begin >= 0, end <= timesteps, begin < end else {
+            guard end <= timesteps else {
+                return ("end", "must be at most the \(timesteps) training timesteps, got \(end)")
+            }
+            guard begin >= 0, begin < end else {
                 return ("begin", "begin..<end must be a nonempty range inside 0..<\(timesteps), got \(begin)..<\(end)")
             }
         case .none: break
@@ -52,8 +56,8 @@ public struct TimestepBias: Equatable, Sendable {
         var weights = [Double](repeating: 1, count: timesteps)
         let biased: Range<Int>
         switch strategy {
-        case .later: biased = (timesteps - Int(portion * Float(timesteps)))..<timesteps
-        case .earlier: biased = 0..<Int(portion * Float(timesteps))
+        case .later: biased = (timesteps - Int(portion * Double(timesteps)))..<timesteps
+        case .earlier: biased = 0..<Int(portion * Double(timesteps))
         case .range: biased = begin..<end
         case .none: return nil
         }

@@ -43,7 +43,9 @@ struct Compose: ParsableCommand {
 
         Without a prompt the concepts stand side by side in --lora order and the prompt names them \
         so (printed): "a cat on the left and a dog on the right" (three: "… a dog in the middle …"); \
-        each concept is named by its class word from the file's metadata, else by its name.
+        each concept is named by its class word from the file's metadata, else by its name (by \
+        its name when two share a class word). With --region the prompt names them without \
+        places: "a cat and a dog".
 
         Examples:
           customize compose --lora cat --lora dog
@@ -92,9 +94,9 @@ struct Compose: ParsableCommand {
         }
         guard loras.count >= 2 else {
             throw ValidationError(loras.isEmpty ? "give two or more --lora NAME[:SCALE], one per concept"
-                : "compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora \(loras[0]) \"PROMPT\")")
+                : "compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora '\(loras[0])' \"PROMPT\")")
         }
-        if let prompt, prompt.trimmingCharacters(in: .whitespaces).isEmpty {
+        if let prompt, prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw ValidationError("the prompt is empty: give one, or leave it out for the concepts side by side")
         }
         try decorOptions.validate(training: false)

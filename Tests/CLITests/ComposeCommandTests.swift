@@ -91,6 +91,15 @@ final class ComposeCommandTests: XCTestCase {
         try writeLoRA("loras/robot.safetensors", salt: 2.7)
         let three = try compose(["--lora", "dog", "--lora", "robot", "--lora", "cat", "--out", path("three.png")])
         XCTAssertTrue(three.stdout.contains(#""a dog on the left, a robot in the middle and a cat on the right""#), three.stdout)
+        // Boxes given by hand: the prompt names the concepts without places.
+        let placed = try compose(["--lora", "cat", "--lora", "dog", "--region", "cat=0.55,0.1,1,0.9", "--region", "dog=0,0.1,0.45,0.9",
+                                  "--out", path("regions.png")])
+        XCTAssertTrue(placed.stdout.contains(#"give one to change it): "a cat and a dog""#), placed.stdout)
+        // Two LoRAs of one class word are named by their names instead.
+        try writeLoRA("loras/rex.safetensors", salt: 3.1, metadata: ["training": #"{"token": "<rex>", "class": "dog"}"#])
+        try writeLoRA("loras/fido.safetensors", salt: 3.3, metadata: ["training": #"{"token": "<fido>", "class": "dog"}"#])
+        let dogs = try compose(["--lora", "rex", "--lora", "fido", "--out", path("dogs.png")])
+        XCTAssertTrue(dogs.stdout.contains(#""a rex on the left and a fido on the right""#), dogs.stdout)
     }
 
     func testCLoRARendersAClipWithHeatMapsPerFrame() throws {
@@ -247,13 +256,14 @@ final class ComposeCommandTests: XCTestCase {
         XCTAssertFalse(exists("out.png"))
         // One LoRA is no composition, and an empty prompt is no prompt: usage errors naming what to do.
         let one = try compose(["a cat", "--lora", "cat", "--out", path("out.png")], status: 64)
-        XCTAssertTrue(one.stderr.contains("compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora cat"),
+        XCTAssertTrue(one.stderr.contains("compose puts two or more concepts in one picture: give another --lora (to render with one LoRA: customize render --lora 'cat'"),
                       one.stderr)
         let empty = try compose(["  ", "--lora", "cat", "--lora", "dog", "--out", path("out.png")], status: 64)
         XCTAssertTrue(empty.stderr.contains("the prompt is empty"), empty.stderr)
         XCTAssertFalse(exists("out.png"))
         // Malformed options are usage errors.
-        try compose(["a cat", "--lora", "cat", "--region", "cat=0,0,1"], status: 64)
+        let region = try compose(["a cat", "--lora", "cat", "--lora", "dog", "--region", "cat=0,0,1"], status: 64)
+        XCTAssertTrue(region.stderr.contains("--region 'cat=0,0,1'"), region.stderr)
         try compose(["a cat", "--lora", "cat", "--method", "blend"], status: 64)
     }
 }

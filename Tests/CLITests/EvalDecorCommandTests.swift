@@ -69,7 +69,7 @@ final class EvalDecorCommandTests: XCTestCase {
                                      (["--decor-strength", "2"], "--decor-strength must lie in [0, 1]"),
                                      (["--style-lora", folder + "/none.safetensors"], "--style-lora: no adapter file at")] {
             let run = try CLITests.run(["eval", "decor", "--model", RenderTests.model, "--out", folder + "/bad"] + arguments)
-            XCTAssertNotEqual(run.status, 0)
+            XCTAssertEqual(run.status, 64, "\(arguments)")
             XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
         }
     }

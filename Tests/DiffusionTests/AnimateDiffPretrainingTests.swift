@@ -363,6 +363,8 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "later", "timestep_bias_multiplier": 2, "timestep_bias_portion": 1.5}}"#,
                     "motion_training.timestep_bias_portion")
         try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "range", "timestep_bias_multiplier": 2, "timestep_bias_begin": 900, "timestep_bias_end": 1200}}"#,
+                    "motion_training.timestep_bias_end")
+        try refused(#"{"architecture": "animatediff", "motion_training": {"timestep_bias_strategy": "range", "timestep_bias_multiplier": 2, "timestep_bias_begin": 900, "timestep_bias_end": 900}}"#,
                     "motion_training.timestep_bias_begin")
 
         // The built-in AnimateDiff base: an image-only U-Net stage by default, saved form reads back equal.
@@ -420,6 +422,10 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         XCTAssertEqual(later[999], 1, accuracy: 1e-12)
         let earlier = try XCTUnwrap(TimestepBias(strategy: .earlier, multiplier: 2, portion: 0.1).cumulativeWeights(timesteps: 1000))
         XCTAssertEqual(earlier[99], 200.0 / 1100, accuracy: 1e-12)
+        // Python's int(0.251 * 1000) is 251: the portion is counted in Double.
+        let odd = try XCTUnwrap(TimestepBias(strategy: .later, multiplier: 2, portion: 0.251).cumulativeWeights(timesteps: 1000))
+        XCTAssertEqual(odd[748], 749.0 / 1251, accuracy: 1e-12)
+        XCTAssertEqual(odd[749], 751.0 / 1251, accuracy: 1e-12)
         let range = try XCTUnwrap(TimestepBias(strategy: .range, multiplier: 1e6, begin: 900, end: 1000).cumulativeWeights(timesteps: 1000))
         var random = RandomGenerator(seed: 4)
         let draws = TimestepBias.draw(cumulative: range, uniforms: random.uniformValues(count: 4000))

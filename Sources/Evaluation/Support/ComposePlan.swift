@@ -78,7 +78,7 @@ public struct ComposePlan {
             }
             return Concept(name: name, choice: choice, token: facts?.token, className: facts?.className, prompt: "", words: words)
         }
-        if prompt == nil { self.prompt = Self.defaultPrompt(concepts) }
+        if prompt == nil { self.prompt = Self.defaultPrompt(concepts, placed: regions.isEmpty) }
         let prompt = self.prompt
         for (index, concept) in concepts.enumerated() {
             if let earlier = concepts[..<index].first(where: { $0.name == concept.name }) {
@@ -154,11 +154,15 @@ public struct ComposePlan {
     }
 
     /// The global prompt when none is given: each concept as "a WORD" (its class word from the
-    /// file's metadata, else its name), placed as the default side-by-side boxes stand: "a cat on
-    /// the left and a dog on the right"; three: "…, a dog in the middle and …"; more: "a cat,
-    /// a dog, … and a robot side by side".
-    static func defaultPrompt(_ concepts: [Concept]) -> String {
-        let names = concepts.map { "a " + ($0.className ?? $0.name) }
+    /// file's metadata, else its name; the names when two share a class word), placed as the
+    /// default side-by-side boxes stand when `placed`: "a cat on the left and a dog on the right";
+    /// three: "…, a dog in the middle and …"; more: "a cat, a dog, … and a robot side by side".
+    /// Not `placed` (boxes given by --region): "a cat and a dog", "a cat, a dog and a robot".
+    static func defaultPrompt(_ concepts: [Concept], placed: Bool = true) -> String {
+        var words = concepts.map { $0.className ?? $0.name }
+        if Set(words).count < words.count { words = concepts.map(\.name) }
+        let names = words.map { "a " + $0 }
+        guard placed || names.count == 1 else { return names.dropLast().joined(separator: ", ") + " and \(names.last!)" }
         switch names.count {
         case 1: return names[0]
         case 2: return "\(names[0]) on the left and \(names[1]) on the right"
