@@ -58,10 +58,33 @@ public struct Renderer: Sendable {
 
     /// `objectMask(_:progress:)` of a frame already rendered: `drawn` is `render(spec, progress:)`.
     public func objectMask(_ spec: SceneSpec, progress: Float, drawn: [UInt8]) -> [Float] {
-        let empty = render(spec, progress: progress, drawingObjects: false)
-        return (0..<(side * side)).map { pixel in
-            (0..<3).contains { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] } ? 1 : 0
+        var mask = [Float](repeating: 0, count: side * side)
+        if let background = uniformBackgroundPixel(spec) {
+            // A plain, unstyled, unpanned background draws the same bytes everywhere: compare with
+            // them instead of drawing the frame again without its objects.
+            for pixel in 0..<(side * side) where drawn[pixel * 3] != background.0 || drawn[pixel * 3 + 1] != background.1
+                || drawn[pixel * 3 + 2] != background.2 {
+                mask[pixel] = 1
+            }
+            return mask
         }
+        let empty = render(spec, progress: progress, drawingObjects: false)
+        for pixel in 0..<(side * side) where (0..<3).contains(where: { drawn[pixel * 3 + $0] != empty[pixel * 3 + $0] }) {
+            mask[pixel] = 1
+        }
+        return mask
+    }
+
+    /// The bytes every pixel of `spec`'s background has when drawn alone, when they are the same
+    /// everywhere (a plain background, no style, no pan): the pixel loop of `render` for one pixel.
+    func uniformBackgroundPixel(_ spec: SceneSpec) -> (UInt8, UInt8, UInt8)? {
+        guard spec.background.kind == .plain, spec.style == nil, spec.pan == nil else { return nil }
+        let colour = backgroundColour(SIMD2(0.5, 0.5), spec.background, style: nil)
+        var sum = SIMD3<Float>(repeating: 0)
+        for _ in 0..<(supersampling * supersampling) { sum += colour }
+        let mean = sum * (1 / Float(supersampling * supersampling))
+        func byte(_ value: Float) -> UInt8 { UInt8((Swift.min(Swift.max(value, 0), 1) * 255).rounded()) }
+        return (byte(mean.x), byte(mean.y), byte(mean.z))
     }
 
     /// The colour of the scene at one point of the canvas.

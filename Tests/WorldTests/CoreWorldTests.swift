@@ -300,4 +300,37 @@ final class CoreWorldTests: XCTestCase {
         }
         XCTAssertGreaterThan(moving, 200)
     }
+
+    /// A plain background's mask compares the frame with the background's own bytes instead of
+    /// drawing it again: the same mask as the frame drawn without its objects, for core and full
+    /// world scenes (plain, gradient, grid, panned, styled), still and moving.
+    func testObjectMaskOfAPlainBackgroundEqualsTheMaskOfTheEmptyFrame() {
+        let renderer = Renderer()
+        let core = WorldSampler(seed: 9, distribution: .core), full = WorldSampler(seed: 9)
+        var samples: [WorldSample] = []
+        for index in 0..<60 {
+            samples.append(core.clip(.train, index: index))
+            samples.append(core.image(.heldout, index: index))
+            samples.append(full.clip(.train, index: index))
+        }
+        for style in Style.allCases { samples += full.styleImages(style, count: 2) }
+        var uniform = 0
+        for sample in samples {
+            let spec = sample.spec
+            if renderer.uniformBackgroundPixel(spec) != nil { uniform += 1 }
+            for progress: Float in [0, 0.6] {
+                let drawn = renderer.render(spec, progress: progress)
+                let empty = renderer.render(spec, progress: progress, drawingObjects: false)
+                var expected = [Float](repeating: 0, count: renderer.side * renderer.side)
+                for pixel in expected.indices {
+                    let differs = drawn[pixel * 3] != empty[pixel * 3] || drawn[pixel * 3 + 1] != empty[pixel * 3 + 1]
+                        || drawn[pixel * 3 + 2] != empty[pixel * 3 + 2]
+                    if differs { expected[pixel] = 1 }
+                }
+                XCTAssertEqual(renderer.objectMask(spec, progress: progress, drawn: drawn), expected, sample.caption)
+            }
+        }
+        XCTAssertGreaterThan(uniform, 100)
+        XCTAssertLessThan(uniform, samples.count)
+    }
 }
