@@ -26,6 +26,17 @@ extension Tensor {
     /// and about 1.6x slower at D = 32; beyond 16 keys the blocked kernel wins clearly.
     static let directAttentionMaxKeys = 16
 
+    /// Keys up to which `.automatic` also takes the small-head kernel's backward pass; beyond, the
+    /// blocked kernel's (sgemm) backward runs on the small-head forward's output and logsumexp.
+    /// The small-head backward accumulates dK and dV per query row in memory, which stops fitting
+    /// L1 as keys grow. Measured (2 cores shared with a training run, forward + backward, 5 runs):
+    /// 64 × 256 keys at head dim 12, 47–52 ms small-head against 15–18 ms blocked; 128 × 256 at
+    /// dim 8, 28–38 against 22–23; 64 × 1024 at dim 8, 1 180–1 270 against 180–220; 256 × 64 at
+    /// dim 12, 3.3–6.5 against 3.5–6.0 (even); 2048 × 8 at dims 4 and 12, small-head on par with
+    /// or faster than the direct kernel. Forward passes are on par at 256 keys, so the forward
+    /// stays small-head.
+    static let smallHeadBackwardMaxKeys = 64
+
     /// softmax(query · keyᵀ · scale + mask) · value for query `[B, Lq, D]`, key `[B, Lk, D]`,
     /// value `[B, Lk, Dv]` (B = batch × heads). `scale` defaults to 1/√D. `mask` is additive
     /// (−∞ or a large negative value masks a key) and broadcasts to `[B, Lq, Lk]`, e.g. `[Lq, Lk]`,
@@ -57,12 +68,14 @@ extension Tensor {
         case .blocked, .automatic:
             blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
         }
+        let backwardKernel: AttentionKernel =
+            kernel == .automatic && chosen == .smallHead && geometry.keys > smallHeadBackwardMaxKeys ? .blocked : chosen
         return record(output, op: "attention", inputs: [query, key, value]) { g, output in
             let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil
             let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
             let dv = value.needsGrad ? Tensor(uninitialized: value.shape) : nil
             let grads = AttentionGradients(dq: dq?.data, dk: dk?.data, dv: dv?.data)
-            switch chosen {
+            switch backwardKernel {
             case .smallHead:
                 smallHeadAttentionBackward(geometry, scale, query.data, key.data, value.data, output.data,
                                            logSumExp.data, g.data, grads)

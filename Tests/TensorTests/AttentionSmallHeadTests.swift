@@ -71,6 +71,40 @@ final class AttentionSmallHeadTests: XCTestCase {
                        Array(UnsafeBufferPointer(start: small.data, count: small.count)))
     }
 
+    /// Beyond `smallHeadBackwardMaxKeys` keys the automatic choice keeps the small-head forward
+    /// and runs the blocked backward on its output and logsumexp: the gradients are, bit for bit,
+    /// the blocked backward's on the small-head forward (and within rounding of the small-head
+    /// backward's); up to that many keys the small-head backward stays.
+    func testAutomaticTakesTheBlockedBackwardBeyondSixtyFourKeys() throws {
+        for keys in [Tensor.smallHeadBackwardMaxKeys + 13, 40] {
+            let q = plain([3, 9, 12], seed: 40), k = plain([3, keys, 12], seed: 41), v = plain([3, keys, 12], seed: 42)
+            let (output, grads) = try run(q, k, v, mask: nil, scale: nil, kernel: .automatic)
+            let (smallOutput, smallGrads) = try run(q, k, v, mask: nil, scale: nil, kernel: .smallHead)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: output.data, count: output.count)),
+                           Array(UnsafeBufferPointer(start: smallOutput.data, count: smallOutput.count)))
+            // The blocked backward by hand on the small-head forward's output and logsumexp.
+            let geometry = try AttentionGeometry(query: q, key: k, value: v, mask: nil, op: "attention")
+            let out = Tensor(uninitialized: [3, 9, 12]), lse = Tensor(uninitialized: [3, 9])
+            let scale = 1 / Float(12).squareRoot()
+            Tensor.smallHeadAttentionForward(geometry, scale, q.data, k.data, v.data, out.data, lse.data)
+            let weights = plain(out.shape, seed: 91)
+            let dq = Tensor(uninitialized: q.shape), dk = Tensor(uninitialized: k.shape), dv = Tensor(uninitialized: v.shape)
+            let gradients = AttentionGradients(dq: dq.data, dk: dk.data, dv: dv.data)
+            if keys > Tensor.smallHeadBackwardMaxKeys {
+                Tensor.blockedAttentionBackward(geometry, scale, q.data, k.data, v.data, out.data, lse.data, weights.data, gradients)
+            } else {
+                Tensor.smallHeadAttentionBackward(geometry, scale, q.data, k.data, v.data, out.data, lse.data, weights.data, gradients)
+            }
+            for (name, (grad, expected)) in zip(["dq", "dk", "dv"], zip(grads, [dq, dk, dv])) {
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: grad!.data, count: grad!.count)),
+                               Array(UnsafeBufferPointer(start: expected.data, count: expected.count)), "\(keys) keys: \(name)")
+            }
+            for (name, (grad, reference)) in zip(["dq", "dk", "dv"], zip(grads, smallGrads)) {
+                assertClose(grad!, reference!, tolerance: 2e-5, "\(keys) keys: \(name) against the small-head backward")
+            }
+        }
+    }
+
     func testFullyMaskedRowsMatchBlockedKernel() throws {
         let q = plain([2, 3, 4], seed: 30), k = plain([2, 10, 4], seed: 31), v = plain([2, 10, 4], seed: 32)
         let mask = Tensor(zeros: [2, 3, 10])
