@@ -63,8 +63,9 @@ struct Pretrain: ParsableCommand {
     @Option(help: "A checkpoint every N steps in both stages.") var checkpointEvery: Int?
     @Option(help: "A preview grid every N steps of each stage (0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (new runs only).") var seed: UInt64?
-    @Flag(help: "Also save model/ at every U-Net checkpoint (in an animatediff run's image stage, the image U-Net's folder).")
-    var saveModelAtCheckpoints = false
+    @Flag(inversion: .prefixedNo,
+          help: "Also save model/ at every checkpoint (in an animatediff run's image stage, the image U-Net's folder). The run remembers it: --resume keeps it on until --no-save-model-at-checkpoints.")
+    var saveModelAtCheckpoints: Bool?
     @Flag(help: "Print the resolved config as JSON and exit.") var printConfig = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -131,11 +132,31 @@ struct Pretrain: ParsableCommand {
             pretraining = try Pretraining(newRunIn: out, config: resolved, data: WorldPretrainingData(seed: resolved.seed, world: resolved.world),
                                           startingFrom: initFrom)
         }
-        pretraining.saveModelAtCheckpoints = saveModelAtCheckpoints
+        pretraining.saveModelAtCheckpoints = try rememberSaveModelAtCheckpoints(in: out)
         hookReporting(pretraining, out: out)
         let started = Date()
         let model = try pretraining.run()
         print("pretrained in \(ProgressReporter.formatDuration(Date().timeIntervalSince(started))); model saved to \(model)")
+    }
+
+    /// Marks a run whose model/ is saved at every checkpoint, so --resume keeps doing it.
+    static let saveModelMarker = "save_model_at_checkpoints"
+
+    /// --save-model-at-checkpoints as given, else (resuming) as the run remembers it; stored in the
+    /// run folder for the next resume.
+    func rememberSaveModelAtCheckpoints(in out: String) throws -> Bool {
+        let marker = (out as NSString).appendingPathComponent(Self.saveModelMarker)
+        let on = saveModelAtCheckpoints ?? (resume && FileManager.default.fileExists(atPath: marker))
+        do {
+            if on {
+                try atomicWrite("model/ is saved at every checkpoint (pretrain --save-model-at-checkpoints)\n", to: marker)
+            } else if FileManager.default.fileExists(atPath: marker) {
+                try FileManager.default.removeItem(atPath: marker)
+            }
+        } catch {
+            throw ExitStatus.Failure(status: .failure, message: "cannot record --save-model-at-checkpoints in \(out): \(error.localizedDescription)")
+        }
+        return on
     }
 
     /// Applies the step and interval options to a config.

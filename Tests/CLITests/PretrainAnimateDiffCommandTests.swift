@@ -33,7 +33,7 @@ final class PretrainAnimateDiffCommandTests: XCTestCase {
         try Data(Self.tinyConfig.utf8).write(to: URL(fileURLWithPath: config))
         let out = base.appendingPathComponent("run").path
         let run = try CLITests.run(["pretrain", "--out", out, "--vae-steps", "1", "--unet-steps", "2", "--motion-steps", "2",
-                                    "--config", config, "--checkpoint-every", "1", "--threads", "2"])
+                                    "--config", config, "--checkpoint-every", "1", "--threads", "2", "--save-model-at-checkpoints"])
         XCTAssertEqual(run.status, 0, run.stderr)
         for file in ["unet/loss.csv", "unet/loss.png", "unet/checkpoint-000002/model.safetensors", "motion/loss.csv", "motion/loss.png",
                      "motion/checkpoint-000002/model.safetensors", "motion/checkpoint-000002/ema.safetensors",
@@ -48,10 +48,18 @@ final class PretrainAnimateDiffCommandTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("pretrain motion stage (motion_modules+cross_attention)"), run.stderr)
         XCTAssertTrue(run.stderr.contains("samples/s"), run.stderr)
 
+        // The run remembers --save-model-at-checkpoints across --resume until told otherwise.
+        let marker = out + "/save_model_at_checkpoints"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: marker))
         let resumed = try CLITests.run(["pretrain", "--out", out, "--resume", "--motion-steps", "3", "--preview-every", "0"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("resuming at step 2 of 3"), resumed.stderr)
         XCTAssertFalse(resumed.stderr.contains("image U-Net"), resumed.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: marker))
+        let off = try CLITests.run(["pretrain", "--out", out, "--resume", "--motion-steps", "4", "--preview-every", "0",
+                                    "--no-save-model-at-checkpoints"])
+        XCTAssertEqual(off.status, 0, off.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker))
 
         // A later leg from the AnimateDiff folder, with the built-in (UNet3D) config: --steps split
         // over the image and motion stages in the config's proportion.
