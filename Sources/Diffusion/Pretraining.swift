@@ -417,7 +417,6 @@ public final class Pretraining {
         }
         let scheduler = DDPMScheduler(config: config.scheduler)
         let training = config.unetTraining
-        let preview = config.preview
         let tokenizerFiles = try self.tokenizerFiles()
         let pipeline = { [tokenizer, config] in
             try TextToVideoPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
@@ -427,33 +426,11 @@ public final class Pretraining {
         if animateDiff, trainer.isFinished, TrainerCheckpoint.latest(in: unetFolder)?.step == options.steps {
             return (vae, unet, textEncoder, trainer, pipeline)
         }
-        trainer.afterStep = { [weak self, unowned trainer] report in
-            guard let self else { return }
-            self.onStep?(.unet, report)
-            let due = preview.every > 0 && (report.step % preview.every == 0 || report.step == report.totalSteps)
-            if due, let onPreview = self.onPreview, !preview.prompts.isEmpty {
-                let samples = try trainer.withAveragedWeights {
-                    let pipe = try pipeline()
-                    return try preview.prompts.map { item in
-                        // The image U-Net draws pictures: the first frame of each prompt.
-                        let video = try pipe.generate(prompt: item.prompt, frames: animateDiff ? 1 : item.frames, steps: preview.steps,
-                                                      guidance: preview.guidance, seed: preview.seed)
-                        return PreviewSample(prompt: item.prompt, frames: video.frames)
-                    }
-                }
-                try onPreview(.unet, report.step, samples)
-            }
-        }
-        trainer.afterLogWrite = { [weak self] records in
-            guard let self else { return }
-            try self.onLog?(.unet, self.unetFolder, records)
-        }
-        trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
-            // In an animatediff run, the image U-Net's folder (a picture model, which eval reads with
-            // one frame and --init-from continues); the motion stage replaces it.
-            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
-            try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
-        }
+        // The image U-Net draws pictures: the first frame of each prompt. Its model/ at a checkpoint
+        // is a picture model, which eval reads with one frame and --init-from continues; the motion
+        // stage replaces it.
+        attachDenoiserHooks(trainer, stage: .unet, folder: unetFolder, steps: options.steps,
+                            previewFrames: { animateDiff ? 1 : $0.frames }, pipeline: pipeline)
         let objectWeightKey = "unet_training.object_weight"
         let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
         onStageStart?(.unet, trainer.step, options.steps)
@@ -467,12 +444,7 @@ public final class Pretraining {
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: frames,
                                                             scalingFactor: vaeConfig.scalingFactor, random: &latentRandom)
-            var weights: Tensor?
-            if let objectWeight, let masks {
-                weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: frames, latentHeight: latents.shape[3],
-                                                                      latentWidth: latents.shape[4],
-                                                                      objectWeight: objectWeight)
-            }
+            let weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: frames, latents: latents, objectWeight: objectWeight)
             let loss = try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
                                                                scheduler: scheduler, latents: latents, captions: captions,
                                                                captionDropout: training.captionDropout, snrGamma: training.snrGamma,
@@ -517,36 +489,13 @@ public final class Pretraining {
         let trainer = try Trainer(folder: motionFolder, parameters: parameters, options: options, optionsFile: "motion_training.trainer")
         try trainer.resume()
         let scheduler = DDPMScheduler(config: config.scheduler)
-        let preview = config.preview
         let tokenizerFiles = try self.tokenizerFiles()
         let pipeline = { [tokenizer, config] in
             try TextToVideoPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
                                     schedulerConfig: config.scheduler, tokenizerFiles: tokenizerFiles)
         }
-        trainer.afterStep = { [weak self, unowned trainer] report in
-            guard let self else { return }
-            self.onStep?(.motion, report)
-            let due = preview.every > 0 && (report.step % preview.every == 0 || report.step == report.totalSteps)
-            if due, let onPreview = self.onPreview, !preview.prompts.isEmpty {
-                let samples = try trainer.withAveragedWeights {
-                    let pipe = try pipeline()
-                    return try preview.prompts.map { item in
-                        let video = try pipe.generate(prompt: item.prompt, frames: item.frames, steps: preview.steps,
-                                                      guidance: preview.guidance, seed: preview.seed)
-                        return PreviewSample(prompt: item.prompt, frames: video.frames)
-                    }
-                }
-                try onPreview(.motion, report.step, samples)
-            }
-        }
-        trainer.afterLogWrite = { [weak self] records in
-            guard let self else { return }
-            try self.onLog?(.motion, self.motionFolder, records)
-        }
-        trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
-            guard let self, self.saveModelAtCheckpoints, step < options.steps else { return }
-            try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
-        }
+        attachDenoiserHooks(trainer, stage: .motion, folder: motionFolder, steps: options.steps,
+                            previewFrames: \.frames, pipeline: pipeline)
         onStageStart?(.motion, trainer.step, options.steps)
         let scalingFactor = vae.config.scalingFactor
         let timestepCumulative = training.timestepBias.cumulativeWeights(timesteps: config.scheduler.numTrainTimesteps)
@@ -559,12 +508,8 @@ public final class Pretraining {
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: training.clipFrames,
                                                             scalingFactor: scalingFactor, random: &latentRandom)
-            var weights: Tensor?
-            if let objectWeight, let masks {
-                weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: training.clipFrames,
-                                                                      latentHeight: latents.shape[3], latentWidth: latents.shape[4],
+            let weights = try PretrainingObjectives.objectCellWeights(masks: masks, frames: training.clipFrames, latents: latents,
                                                                       objectWeight: objectWeight)
-            }
             return try PretrainingObjectives.diffusionLoss(unet: unet, textEncoder: textEncoder, tokenizer: self.tokenizer,
                                                            scheduler: scheduler, latents: latents, captions: captions,
                                                            captionDropout: training.captionDropout, snrGamma: training.snrGamma,
@@ -575,6 +520,38 @@ public final class Pretraining {
     }
 
     // MARK: Helpers
+
+    /// The hooks of a denoiser stage (the U-Net stage and the motion stage): progress; a preview
+    /// grid of the averaged weights when due, `previewFrames` frames per prompt; the loss log; and,
+    /// under `saveModelAtCheckpoints`, model/ at every checkpoint before the last.
+    func attachDenoiserHooks(_ trainer: Trainer, stage: PretrainingStage, folder: String, steps: Int,
+                             previewFrames: @escaping (PretrainConfig.Preview.Prompt) -> Int,
+                             pipeline: @escaping () throws -> TextToVideoPipeline) {
+        let preview = config.preview
+        trainer.afterStep = { [weak self, unowned trainer] report in
+            guard let self else { return }
+            self.onStep?(stage, report)
+            let due = preview.every > 0 && (report.step % preview.every == 0 || report.step == report.totalSteps)
+            if due, let onPreview = self.onPreview, !preview.prompts.isEmpty {
+                let samples = try trainer.withAveragedWeights {
+                    let pipe = try pipeline()
+                    return try preview.prompts.map { item in
+                        let video = try pipe.generate(prompt: item.prompt, frames: previewFrames(item), steps: preview.steps,
+                                                      guidance: preview.guidance, seed: preview.seed)
+                        return PreviewSample(prompt: item.prompt, frames: video.frames)
+                    }
+                }
+                try onPreview(stage, report.step, samples)
+            }
+        }
+        trainer.afterLogWrite = { [weak self] records in
+            try self?.onLog?(stage, folder, records)
+        }
+        trainer.afterCheckpoint = { [weak self, unowned trainer] step, _ in
+            guard let self, self.saveModelAtCheckpoints, step < steps else { return }
+            try trainer.withAveragedWeights { try pipeline().save(to: self.modelFolder, dtype: .f16, overwrite: true) }
+        }
+    }
 
     /// Whether the U-Net stage keeps the warm-up's objective as a second loss (and so its head).
     var keepsWarmupObjective: Bool {

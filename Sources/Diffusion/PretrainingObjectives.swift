@@ -118,6 +118,14 @@ public enum PretrainingObjectives {
             * Tensor(shape: [batch], values: totals.map { 1 / (channels * $0) })
     }
 
+    /// `objectCellWeights` on the grid of `latents` (`[N, C, F, h, w]`), or nil when the stage
+    /// weighs nothing (no weight or no masks): the diffusion loss's `elementWeights`.
+    public static func objectCellWeights(masks: Tensor?, frames: Int, latents: Tensor, objectWeight: Float?) throws -> Tensor? {
+        guard let masks, let objectWeight else { return nil }
+        return try objectCellWeights(masks: masks, frames: frames, latentHeight: latents.shape[3], latentWidth: latents.shape[4],
+                                     objectWeight: objectWeight)
+    }
+
     /// Per latent cell, 1 + `objectWeight` × the share of its pixels on an object: `masks`
     /// `[N·F, 1, H, W]` (a batch's `PretrainingData.maskedBatch`) averaged over each cell of a
     /// `latentHeight × latentWidth` grid, as `[N, 1, F, latentHeight, latentWidth]` for `diffusionLoss`.

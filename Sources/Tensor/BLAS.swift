@@ -43,23 +43,23 @@ public enum BLAS {
     /// The CPU's model name as Linux reports it in /proc/cpuinfo ("AMD EPYC 9R14 96-Core
     /// Processor"), or "unknown" where unavailable: printed beside every benchmark figure.
     public static func cpuModel() -> String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
-        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            return name.isEmpty ? "unknown" : name
-        }
-        return "unknown"
+        guard let name = cpuInfo("model name"), !name.isEmpty else { return "unknown" }
+        return name
     }
 
     /// The CPU feature flags Linux reports in /proc/cpuinfo (empty where unavailable).
     public static func cpuFlags() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
-        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+        Set((cpuInfo("flags") ?? "").split(separator: " ").map(String.init))
+    }
+
+    /// The value of the first `key : value` line of /proc/cpuinfo, trimmed; nil where unavailable.
+    static func cpuInfo(_ key: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return []
+        return nil
     }
 
     /// C = alpha · op(A) · op(B) + beta · C on row-major buffers, op(X) = X or Xᵀ.

@@ -39,11 +39,9 @@ public struct Renderer: Sendable {
                         sum += shade(point, spec: spec, poses: poses, panOffset: panOffset)
                     }
                 }
-                let colour = sum * inverseSamples
                 let index = (py * side + px) * 3
-                for channel in 0..<3 {
-                    pixels[index + channel] = UInt8((Swift.min(Swift.max(colour[channel], 0), 1) * 255).rounded())
-                }
+                let bytes = Self.bytes(sum * inverseSamples)
+                (pixels[index], pixels[index + 1], pixels[index + 2]) = (bytes.0, bytes.1, bytes.2)
             }
         }
         if spec.style == .pixel { pixelate(&pixels, block: Swift.max(side / Self.pixelBlocksPerSide, 1)) }
@@ -82,9 +80,14 @@ public struct Renderer: Sendable {
         let colour = backgroundColour(SIMD2(0.5, 0.5), spec.background, style: nil)
         var sum = SIMD3<Float>(repeating: 0)
         for _ in 0..<(supersampling * supersampling) { sum += colour }
-        let mean = sum * (1 / Float(supersampling * supersampling))
+        return Self.bytes(sum * (1 / Float(supersampling * supersampling)))
+    }
+
+    /// A pixel's mean colour as 8-bit RGB, clamped to [0, 1].
+    @inline(__always)
+    static func bytes(_ colour: SIMD3<Float>) -> (UInt8, UInt8, UInt8) {
         func byte(_ value: Float) -> UInt8 { UInt8((Swift.min(Swift.max(value, 0), 1) * 255).rounded()) }
-        return (byte(mean.x), byte(mean.y), byte(mean.z))
+        return (byte(colour.x), byte(colour.y), byte(colour.z))
     }
 
     /// The colour of the scene at one point of the canvas.

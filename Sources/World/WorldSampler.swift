@@ -148,8 +148,8 @@ public struct WorldSampler: Sendable {
         return Background(kind: kinds[random.below(kinds.count)], colour: colour)
     }
 
-    /// A start position from which the whole motion stays inside the canvas.
-    func startPosition(for object: SceneObject, frames: Int, region: ClosedRange<Float> = 0...1, _ random: inout SplitMix) -> SIMD2<Float> {
+    /// The starts (per axis, low...high) from which the whole motion stays inside the canvas.
+    func startRange(for object: SceneObject, frames: Int, region: ClosedRange<Float> = 0...1) -> (low: SIMD2<Float>, high: SIMD2<Float>) {
         var low = SIMD2<Float>(region.lowerBound, 0), high = SIMD2<Float>(region.upperBound, 1)
         let margin = object.size.radius * (object.motion == .growing || object.motion == .shrinking ? 1.3 : 1)
         low += margin; high -= margin
@@ -165,6 +165,12 @@ public struct WorldSampler: Sendable {
             }
             low -= minOffset; high -= maxOffset
         }
+        return (low, high)
+    }
+
+    /// A start position from which the whole motion stays inside the canvas.
+    func startPosition(for object: SceneObject, frames: Int, region: ClosedRange<Float> = 0...1, _ random: inout SplitMix) -> SIMD2<Float> {
+        let (low, high) = startRange(for: object, frames: frames, region: region)
         return SIMD2(random.uniform(low.x, Swift.max(low.x, high.x)), random.uniform(low.y, Swift.max(low.y, high.y)))
     }
 
@@ -175,14 +181,7 @@ public struct WorldSampler: Sendable {
         var probe = object
         probe.position = [0, 0]
         let direction = probe.pose(at: 1).centre
-        let margin = object.size.radius
-        var minOffset = SIMD2<Float>(repeating: 0), maxOffset = SIMD2<Float>(repeating: 0)
-        for step in 0...16 {
-            let centre = probe.pose(at: Float(step) / 16).centre
-            minOffset = pointwiseMin(minOffset, centre)
-            maxOffset = pointwiseMax(maxOffset, centre)
-        }
-        let low = SIMD2<Float>(repeating: margin) - minOffset, high = SIMD2<Float>(repeating: 1 - margin) - maxOffset
+        let (low, high) = startRange(for: object, frames: frames)
         let inwards = random.uniform(0, 0.03)
         var position = object.position
         for axis in 0..<2 where abs(direction[axis]) > 1e-6 {

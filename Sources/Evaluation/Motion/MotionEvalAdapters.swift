@@ -40,8 +40,7 @@ struct MotionEvalAdapters {
 
         if motionAdapters == nil {
             let folder = (out as NSString).appendingPathComponent(motionDirectorFolder)
-            let pipeline = try TextToVideoPipeline.load(folder: model)
-            let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
+            let (pipeline, baseModel) = try AdapterRun.loadModel(model)
             let training: MotionDirectorTraining
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(MotionDirectorTraining.runFile)) {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in
@@ -58,8 +57,7 @@ struct MotionEvalAdapters {
         }
         if plainAdapter == nil {
             let folder = (out as NSString).appendingPathComponent(plainFolder)
-            let pipeline = try TextToVideoPipeline.load(folder: model)
-            let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
+            let (pipeline, baseModel) = try AdapterRun.loadModel(model)
             let training: PlainMotionLoRATraining
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(PlainMotionLoRATraining.runFile)) {
                 training = try reopen(folder, steps: config.maxTrainSteps) { adjust in

@@ -1,4 +1,21 @@
+import Adapters
+import Diffusion
 import Foundation
+
+/// What the adapter-training runs (train-lora, train-content, train-style, make) and the runs the
+/// evaluations train share.
+enum AdapterRun {
+    /// The model a run trains on and the identity its adapter file records (`base_model`).
+    static func loadModel(_ folder: String, motionAdapter: String? = nil) throws -> (TextToVideoPipeline, BaseModelIdentity) {
+        let pipeline = try TextToVideoPipeline.load(folder: folder, motionAdapter: motionAdapter)
+        return (pipeline, try BaseModelIdentity(modelFolder: folder, pipeline: pipeline))
+    }
+
+    /// A run's folder: the one given, else `<out without extension>-run`.
+    static func runFolder(_ given: String?, out: String) -> String {
+        given ?? (out as NSString).deletingPathExtension + "-run"
+    }
+}
 
 /// What a finished adapter-training run (train-lora, train-content, train-style, make) wrote.
 public struct AdapterRunResult {

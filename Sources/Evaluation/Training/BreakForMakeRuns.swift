@@ -33,7 +33,7 @@ public struct BreakForMakeRunSettings {
         self.model = model
     }
 
-    public var runFolder: String { runDirectory ?? (out as NSString).deletingPathExtension + "-run" }
+    public var runFolder: String { AdapterRun.runFolder(runDirectory, out: out) }
 
     /// The settings of a new run.
     public func config(rank: Int?) -> BreakForMakeConfig {
@@ -55,9 +55,7 @@ public struct BreakForMakeRunSettings {
     }
 
     func loadPipeline() throws -> (TextToVideoPipeline, BaseModelIdentity) {
-        let pipeline = try TextToVideoPipeline.load(folder: model, motionAdapter: motionAdapter)
-        let identity = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
-        return (pipeline, identity)
+        try AdapterRun.loadModel(model, motionAdapter: motionAdapter)
     }
 }
 

@@ -44,14 +44,13 @@ public struct SubjectLoRARun {
         self.model = model
     }
 
-    public var runFolder: String { runDirectory ?? (out as NSString).deletingPathExtension + "-run" }
+    public var runFolder: String { AdapterRun.runFolder(runDirectory, out: out) }
 
     /// Trains (or continues) the run and writes the LoRA; progress and warnings go to standard error.
     public func run() throws -> AdapterRunResult {
         try OutputFile.checkWritable(out, option: "--out")
         let folder = runFolder
-        let pipeline = try TextToVideoPipeline.load(folder: model, motionAdapter: motionAdapter)
-        let baseModel = try BaseModelIdentity(modelFolder: model, pipeline: pipeline)
+        let (pipeline, baseModel) = try AdapterRun.loadModel(model, motionAdapter: motionAdapter)
         let training: SubjectLoRATraining
         if resume {
             training = try SubjectLoRATraining(resumingIn: folder, pipeline: pipeline, baseModel: baseModel) { config in
