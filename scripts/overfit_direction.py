@@ -3,11 +3,15 @@ issue 24's motion stage with diffusers, outside the project and CI (needs torch,
 transformers, pillow and the peer's core-world renderer, ../shared/peer/core_world.py).
 
 MODEL_DIR is an AnimateDiffPipeline folder (e.g. `customize pretrain`'s model/). The script trains
-its whole U-Net and text encoder (or the motion modules alone with MODE=motion) with
+its whole U-Net and text encoder (MODE all; MODE unet freezes the text encoder, MODE motion
+trains the motion modules alone) with
 v-prediction, AdamW LR (default 3e-4), batch 4, on a fixed set of tied-start clips, then samples
-four clips (DDIM 20 steps, trailing spacing, guidance 4, seed 1) of "a large red circle moving
-right|left quickly on a black background" and prints the red object's centre x per frame
-(`tracks`): a right prompt should climb, a left one fall. STEPS 0 only samples.
+(DDIM 20 steps, trailing spacing, guidance 4, seed 1) "a large red circle moving right|left
+quickly on a black background" from two seeds and the same for three objects the set never shows
+(a blue square on white, a yellow star on green, a pink heart on gray), each right prompt from the
+same starting noise as its left twin, and prints each object's centre x per frame (`tracks`): a
+right prompt should climb, a left one fall; twins that take the same path show the word unread.
+STEPS 0 only samples.
 
 The clips: by default 8, one red circle (4 moving right from the left edge, 4 moving left from the
 right edge, at 4 heights), a set a model can memorise; POOL=N instead draws N clips of the whole
@@ -39,6 +43,8 @@ unet = UNetMotionModel.from_pretrained(MODEL, subfolder="unet").float()
 sched = DDPMScheduler.from_pretrained(MODEL, subfolder="scheduler")
 if MODE == "motion":
     unet.freeze_unet2d_params(); te.requires_grad_(False)
+elif MODE == "unet":  # the whole U-Net, the text encoder frozen
+    te.requires_grad_(False)
 params = [p for p in unet.parameters() if p.requires_grad] + [p for p in te.parameters() if p.requires_grad]
 print(f"{sched.config.prediction_type}; trainable {sum(p.numel() for p in params) / 1e6:.2f} M", flush=True)
 
@@ -63,6 +69,9 @@ if POOL:
 else:
     train_caps, train_lat = caps, lat
 
+# Objects the 8 clips never show, to see whether a learnt direction carries over to them.
+OTHERS = [("blue square", "white"), ("yellow star", "green"), ("pink heart", "gray")]
+
 def ids(c): return tok(c, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
 def predict(z, c, t):
     return unet(z, t, encoder_hidden_states=te(ids(c))[0].repeat_interleave(z.shape[2], dim=0)).sample
@@ -79,22 +88,26 @@ def probe():
             out[t] = f"{ok:.4f}, opposite {100 * (wrong / ok - 1):+.1f}%"
     return out
 
-def centre_x(frames):  # the red object's mean column per frame (None when it is gone)
-    red = (frames[..., 0].astype(int) - frames[..., 1].astype(int)) > 80
-    return [round(float(np.nonzero(f)[1].mean()), 1) if f.sum() > 20 else None for f in red]
+def centre_x(frames):  # the object's mean column per frame: pixels far from the corner's colour (None when gone)
+    corner = frames[:, :2, :2].reshape(len(frames), -1, 3).mean(1)[:, None, None, :]
+    drawn = np.abs(frames.astype(float) - corner).sum(-1) > 120
+    return [round(float(np.nonzero(f)[1].mean()), 1) if f.sum() > 20 else None for f in drawn]
 
 def render(tag):
     ddim = DDIMScheduler.from_config(sched.config, timestep_spacing="trailing"); ddim.set_timesteps(20)
-    prompts = [caps[0], caps[4], caps[0], caps[4]]
-    z = torch.randn((4, 4, 8, 16, 16), generator=torch.Generator().manual_seed(1))
+    # Each right prompt shares its starting noise with its left twin, so the two tracks differ only
+    # by what the model reads from the direction word.
+    objects = [("red circle", "black")] * 2 + OTHERS
+    prompts = [f"a large {o} moving {m} quickly on a {b} background" for o, b in objects for m in ("right", "left")]
+    n = len(prompts); z = torch.randn((n // 2, 4, 8, 16, 16), generator=torch.Generator().manual_seed(1)).repeat_interleave(2, dim=0)
     with torch.no_grad():
         for s in ddim.timesteps:
-            tt = torch.full((4,), int(s)); vc = predict(z, prompts, tt); vu = predict(z, [""] * 4, tt)
+            tt = torch.full((n,), int(s)); vc = predict(z, prompts, tt); vu = predict(z, [""] * n, tt)
             z = ddim.step(vu + 4 * (vc - vu), s, z).prev_sample
         img = vae.decode(z.permute(0, 2, 1, 3, 4).reshape(-1, 4, 16, 16) / SF).sample.clamp(-1, 1)
-    img = ((img + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy().reshape(4, 8, 64, 64, 3)
+    img = ((img + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy().reshape(n, 8, 64, 64, 3)
     Image.fromarray(np.concatenate([np.concatenate(list(r), 1) for r in img], 0)).save(os.path.join(OUT, f"render-{tag}.png"))
-    return {f"{p.split(' moving ')[1].split()[0]}{i}": centre_x(r) for i, (p, r) in enumerate(zip(prompts, img))}
+    return {f"{' '.join(p.split()[2:4])} {p.split(' moving ')[1].split()[0]} {i}": centre_x(r) for i, (p, r) in enumerate(zip(prompts, img))}
 
 print(json.dumps({"step": 0, "probe": probe()}), flush=True)
 EVERY, RENDER_EVERY = int(os.environ.get("EVERY", "50")), int(os.environ.get("RENDER_EVERY", "0"))

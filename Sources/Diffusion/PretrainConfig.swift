@@ -223,6 +223,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             /// The motion modules, the spatial cross-attention keys and values (`attn2.to_k`,
             /// `attn2.to_v` outside the motion modules) and the text encoder.
             case motionModulesAndCrossAttention = "motion_modules+cross_attention"
+            /// The whole U-Net, the text encoder frozen: the warm-up taught the encoder to tell every
+            /// caption word in its padding states, motion words included, and a trained encoder
+            /// erased the direction word there while the U-Net could not yet use it (issue 24).
+            case unet
             /// The whole U-Net and the text encoder.
             case all
 
@@ -232,11 +236,11 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                 switch self {
                 case .motionModules, .motionModulesAndTextEncoder: return false
                 case .motionModulesAndCrossAttention: return path.contains(".attn2.to_k.") || path.contains(".attn2.to_v.")
-                case .all: return true
+                case .unet, .all: return true
                 }
             }
 
-            public var trainsTextEncoder: Bool { self != .motionModules }
+            public var trainsTextEncoder: Bool { self != .motionModules && self != .unet }
         }
 
         public var trainer: TrainerOptions

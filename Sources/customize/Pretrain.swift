@@ -28,7 +28,7 @@ struct Pretrain: ParsableCommand {
         text encoder and the image U-Net (image_unet) on images only, and stage 3, the motion stage \
         (motion_training, folder motion/), trains the motion modules (motion_adapter) on clips, with \
         what motion_training.trainable names ("motion_modules", "motion_modules+text_encoder", \
-        "motion_modules+cross_attention" or "all"); model/ is then an AnimateDiffPipeline folder. \
+        "motion_modules+cross_attention", "unet" or "all"); model/ is then an AnimateDiffPipeline folder. \
         --init-from an AnimateDiff folder continues both stages from its weights; --init-from a UNet3D \
         folder (such as samples/base) with --architecture animatediff takes only its autoencoder, \
         tokenizer and text encoder, drawing a fresh image U-Net and fresh motion modules.

@@ -110,6 +110,9 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         XCTAssertTrue(crossAttention.allSatisfy { $0.contains(".attn2.to_k.") || $0.contains(".attn2.to_v.") }, "\(crossAttention.sorted())")
         XCTAssertEqual(crossAttention.count, paths.filter { !$0.contains("motion_modules.") && ($0.contains(".attn2.to_k.") || $0.contains(".attn2.to_v.")) }.count)
         XCTAssertEqual(selected(.all), paths)
+        XCTAssertEqual(selected(.unet), paths)
+        XCTAssertFalse(PretrainConfig.MotionTraining.Trainable.unet.trainsTextEncoder)
+        XCTAssertTrue(PretrainConfig.MotionTraining.Trainable.all.trainsTextEncoder)
         XCTAssertFalse(PretrainConfig.MotionTraining.Trainable.motionModules.trainsTextEncoder)
         XCTAssertTrue(PretrainConfig.MotionTraining.Trainable.motionModulesAndCrossAttention.trainsTextEncoder)
     }
