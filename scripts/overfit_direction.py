@@ -27,6 +27,7 @@ if len(sys.argv) < 5: sys.exit(__doc__)
 PEER, MODEL, OUT, STEPS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 LR = float(sys.argv[5]) if len(sys.argv) > 5 else 3e-4
 MODE = sys.argv[6] if len(sys.argv) > 6 else "all"
+if MODE not in ("all", "unet", "motion"): sys.exit(f"MODE is all, unet or motion, got {MODE!r}")
 os.environ["TIED_START"] = "1"  # read by core_world at import
 sys.path.insert(0, PEER)
 import core_world as W
@@ -53,11 +54,11 @@ def encode(pixels, count):  # uint8 [count*8, 64, 64, 3] -> latents [count, 4, 8
     with torch.no_grad(): lat = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mean for i in range(0, len(x), 256)]) * SF
     return lat.reshape(count, 8, 4, 16, 16).permute(0, 2, 1, 3, 4).contiguous()
 
-def red_circle(motion, y, size="large"):
-    r = W.SIZES[size] * 64 / 2
-    scene = dict(shape="circle", colour="red", bg="black", size=size, motion=motion, speed=3.0,
+def red_circle(motion, y):
+    r = W.SIZES["large"] * 64 / 2
+    scene = dict(shape="circle", colour="red", bg="black", size="large", motion=motion, speed=3.0,
                  x=r + 1 if motion == "right" else 64 - r - 1, y=y)
-    return W.render(scene, 8), f"a {size} red circle moving {motion} quickly on a black background"
+    return W.render(scene, 8), f"a large red circle moving {motion} quickly on a black background"
 
 fixed = [red_circle(m, y) for m in ("right", "left") for y in (20, 28, 36, 44)]
 caps = [c for _, c in fixed]; lat = encode(np.concatenate([p for p, _ in fixed]), 8)

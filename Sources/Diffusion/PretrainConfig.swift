@@ -240,7 +240,12 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
                 }
             }
 
-            public var trainsTextEncoder: Bool { self != .motionModules && self != .unet }
+            public var trainsTextEncoder: Bool {
+                switch self {
+                case .motionModules, .unet: return false
+                case .motionModulesAndTextEncoder, .motionModulesAndCrossAttention, .all: return true
+                }
+            }
         }
 
         public var trainer: TrainerOptions
