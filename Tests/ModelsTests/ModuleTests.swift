@@ -36,4 +36,21 @@ final class ModuleTests: XCTestCase {
         let y = try layer(Tensor(shape: [1, 2], values: [1, 1]))
         XCTAssertEqual(y.values, [3.5, 6.5])
     }
+
+    /// Inference runs a feed-forward block over many tokens in pieces; each row must come out as the
+    /// whole block computes it, including the rows of the last, shorter piece.
+    func testFeedForwardInPiecesMatchesTheWholeBlock() throws {
+        var generator = RandomGenerator(seed: 3)
+        let block = FeedForward(8)
+        for (_, parameter) in block.namedParameters() { try parameter.assign(generator.normal(parameter.shape) * 0.3) }
+        let rows = 2 * FeedForward.inferenceChunkRows + 37
+        let x = generator.normal([1, rows, 8])
+        let whole = try block(x, context: ForwardContext())
+        XCTAssertTrue(GradMode.isEnabled, "the reference must take the whole-block path")
+        let pieces = try Tensor.withoutGrad { try block(x, context: ForwardContext()) }
+        XCTAssertEqual(pieces.shape, [1, rows, 8])
+        var largest: Float = 0
+        for (a, b) in zip(whole.values, pieces.values) { largest = max(largest, abs(a - b)) }
+        XCTAssertLessThan(largest, 1e-5)
+    }
 }
