@@ -15,7 +15,9 @@ STEPS 0 only samples.
 
 The clips: by default 8, one red circle (4 moving right from the left edge, 4 moving left from the
 right edge, at 4 heights), a set a model can memorise; POOL=N instead draws N clips of the whole
-core world with tied starts (every shape, colour, background and motion). Every EVERY steps
+core world with tied starts (every shape, colour, background and motion), and NARROW=K with POOL
+trains on the 8 red-circle clips for the first K steps and on the pool after them (a curriculum:
+is a direction learnt on one object kept when the data widens?). Every EVERY steps
 (default 50) it prints the loss on the 8 clips at t = 999/950/900/700/500 with the right caption
 and its rise with the opposite direction word; RENDER_EVERY=K also samples every K steps.
 
@@ -112,11 +114,14 @@ def render(tag):
 
 print(json.dumps({"step": 0, "probe": probe()}), flush=True)
 EVERY, RENDER_EVERY = int(os.environ.get("EVERY", "50")), int(os.environ.get("RENDER_EVERY", "0"))
+NARROW = int(os.environ.get("NARROW", "0"))
+if NARROW and not POOL: sys.exit("NARROW needs POOL: the steps after it train on the pool")
 opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01); started = time.time(); losses = []
 for step in range(1, STEPS + 1):
-    idx = rng.sample(range(len(train_caps)), 4); x0 = train_lat[idx]
+    pool_caps, pool_lat = (caps, lat) if step <= NARROW else (train_caps, train_lat)
+    idx = rng.sample(range(len(pool_caps)), 4); x0 = pool_lat[idx]
     n = torch.randn_like(x0); t = torch.randint(0, 1000, (4,))
-    loss = torch.nn.functional.mse_loss(predict(sched.add_noise(x0, n, t), [train_caps[i] for i in idx], t), sched.get_velocity(x0, n, t))
+    loss = torch.nn.functional.mse_loss(predict(sched.add_noise(x0, n, t), [pool_caps[i] for i in idx], t), sched.get_velocity(x0, n, t))
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); losses.append(loss.item())
     if step % EVERY == 0:
         print(json.dumps({"step": step, "s": round(time.time() - started), "loss": round(float(np.mean(losses[-EVERY:])), 4), "probe": probe()}), flush=True)
