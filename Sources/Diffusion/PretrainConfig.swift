@@ -265,10 +265,36 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
         /// Extra weight of latent cells that show the object, as `unet_training.object_weight`:
         /// a clip's direction lives in its object's cells alone. nil or 0: plain means.
         public var objectWeight: Float?
+        /// The stage's first `steps` steps draw their clips from a part of the data alone (a
+        /// curriculum); nil: every step draws from all of it.
+        public var focus: Focus?
+
+        /// A part of the data, named by lists of world words the data checks (`PretrainingData.focused`):
+        /// `shapes`, `colours`, `backgrounds`, `sizes`, `motions`, each optional (left out: all).
+        public struct Focus: Codable, Equatable, Sendable {
+            public var steps: Int
+            public var shapes: [String]?
+            public var colours: [String]?
+            public var backgrounds: [String]?
+            public var sizes: [String]?
+            public var motions: [String]?
+
+            public init(steps: Int, shapes: [String]? = nil, colours: [String]? = nil, backgrounds: [String]? = nil,
+                        sizes: [String]? = nil, motions: [String]? = nil) {
+                self.steps = steps
+                self.shapes = shapes
+                self.colours = colours
+                self.backgrounds = backgrounds
+                self.sizes = sizes
+                self.motions = motions
+            }
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case steps, shapes, colours, backgrounds, sizes, motions }
+        }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case trainer, clipBatchSize = "clip_batch_size", clipFrames = "clip_frames", captionDropout = "caption_dropout"
-            case snrGamma = "snr_gamma", trainable, objectWeight = "object_weight"
+            case snrGamma = "snr_gamma", trainable, objectWeight = "object_weight", focus
             case timestepBiasStrategy = "timestep_bias_strategy", timestepBiasMultiplier = "timestep_bias_multiplier"
             case timestepBiasPortion = "timestep_bias_portion", timestepBiasBegin = "timestep_bias_begin"
             case timestepBiasEnd = "timestep_bias_end"
@@ -283,6 +309,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             try c.encodeIfPresent(snrGamma, forKey: .snrGamma)
             try c.encode(trainable, forKey: .trainable)
             try c.encodeIfPresent(objectWeight, forKey: .objectWeight)
+            try c.encodeIfPresent(focus, forKey: .focus)
             // The bias keys only when a bias is set, so configs without one read as before.
             if timestepBias != TimestepBias() {
                 try c.encode(timestepBias.strategy, forKey: .timestepBiasStrategy)
@@ -318,6 +345,7 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             captionDropout = try c.decodeIfPresent(Float.self, forKey: .captionDropout) ?? d.captionDropout
             snrGamma = try c.decodeIfPresent(Float.self, forKey: .snrGamma) ?? d.snrGamma
             objectWeight = try c.decodeIfPresent(Float.self, forKey: .objectWeight)
+            focus = try c.decodeIfPresent(Focus.self, forKey: .focus)
             if let name = try c.decodeIfPresent(String.self, forKey: .timestepBiasStrategy) {
                 guard let value = TimestepBias.Strategy(rawValue: name) else {
                     throw DecodingError.dataCorruptedError(forKey: .timestepBiasStrategy, in: c,
@@ -585,6 +613,9 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             if let weight = motionTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
                 throw bad("motion_training.object_weight", "must be a number ≥ 0, got \(weight)")
             }
+            if let focus = motionTraining.focus, !(1...motionTraining.trainer.steps).contains(focus.steps) {
+                throw bad("motion_training.focus.steps", "must lie in 1...\(motionTraining.trainer.steps) (motion_training.trainer.max_train_steps), got \(focus.steps)")
+            }
             if let problem = motionTraining.timestepBias.problem(timesteps: scheduler.numTrainTimesteps) {
                 throw bad("motion_training.timestep_bias_" + problem.key, problem.reason)
             }
@@ -649,7 +680,10 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             CodingKeys.vaeTraining.rawValue: { check($0, $1, names(VAETraining.CodingKeys.self), nested: trainer) },
             CodingKeys.textEncoderWarmup.rawValue: { check($0, $1, names(TextEncoderWarmup.CodingKeys.self), nested: trainer) },
             CodingKeys.unetTraining.rawValue: { check($0, $1, names(UNetTraining.CodingKeys.self), nested: trainer) },
-            CodingKeys.motionTraining.rawValue: { check($0, $1, names(MotionTraining.CodingKeys.self), nested: trainer) },
+            CodingKeys.motionTraining.rawValue: {
+                check($0, $1, names(MotionTraining.CodingKeys.self),
+                      nested: trainer.merging(["focus": { check($0, $1, names(MotionTraining.Focus.CodingKeys.self)) }]) { $1 })
+            },
             CodingKeys.preview.rawValue: { object, path in
                 check(object, path, names(Preview.CodingKeys.self), nested: ["prompts": { prompts, path in
                     for (index, prompt) in ((prompts as? [Any]) ?? []).enumerated() {

@@ -49,6 +49,8 @@ public final class Pretraining {
     public let folder: String
     public private(set) var config: PretrainConfig
     public let data: PretrainingData
+    /// The part of `data` the motion stage's first `motion_training.focus.steps` steps draw from.
+    private var focusedData: PretrainingData?
     public let tokenizer: CLIPTokenizer
     /// Called when a stage starts or resumes, with the steps already done and the stage's total.
     public var onStageStart: ((PretrainingStage, Int, Int) -> Void)?
@@ -503,8 +505,9 @@ public final class Pretraining {
         let objectWeight = try activeObjectWeight(training.objectWeight, key: objectWeightKey)
         try trainer.train { step, random in
             self.lastStepSamples = training.clipBatchSize
+            let source = step < (training.focus?.steps ?? 0) ? self.focusedData : nil
             let (pixels, captions, masks) = try self.batch(index: step, count: training.clipBatchSize, frames: training.clipFrames,
-                                                           masksFor: objectWeight == nil ? nil : objectWeightKey)
+                                                           masksFor: objectWeight == nil ? nil : objectWeightKey, from: source)
             var latentRandom = random.derived(2)
             let latents = try PretrainingObjectives.latents(vae, pixels: pixels, frames: training.clipFrames,
                                                             scalingFactor: scalingFactor, random: &latentRandom)
@@ -595,7 +598,9 @@ public final class Pretraining {
 
     /// Batch `index` of the data, with its object masks when `key` (the option that needs them)
     /// is given: one render serves both.
-    func batch(index: Int, count: Int, frames: Int, masksFor key: String?) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+    func batch(index: Int, count: Int, frames: Int, masksFor key: String?,
+               from source: PretrainingData? = nil) throws -> (pixels: Tensor, captions: [String], masks: Tensor?) {
+        let data = source ?? self.data
         guard let key else {
             let (pixels, captions) = try data.batch(index: index, count: count, frames: frames)
             return (pixels, captions, nil)
@@ -641,6 +646,16 @@ public final class Pretraining {
 
     /// The U-Net's sample_size must be the latent side of the data's images.
     private func checkData() throws {
+        if let focus = config.motionTraining.focus, config.architecture == .animatediff {
+            do {
+                guard let part = try data.focused(focus) else {
+                    throw TrainingError.badOptions(file: "config", key: "motion_training.focus", reason: "this data has no parts to draw from alone; leave the key out")
+                }
+                focusedData = part
+            } catch let error as PretrainingFocusError {
+                throw TrainingError.badOptions(file: "config", key: "motion_training.focus." + error.key, reason: error.reason)
+            }
+        }
         let downsampling = 1 << (config.vae.blockOutChannels.count - 1)
         guard data.imageSide % downsampling == 0 else {
             throw TrainingError.badOptions(file: "config", key: "vae.block_out_channels",

@@ -21,10 +21,26 @@ public protocol PretrainingData {
     /// `count` captions of the kinds the batches carry (the text-encoder warm-up's data), a pure
     /// function of its arguments; by default batch `index`'s image captions.
     func captions(index: Int, count: Int) throws -> [String]
+    /// The part of the data `focus` names (`motion_training.focus`), drawing as this data does; nil
+    /// when the data has no parts to name (the default). Throws `PretrainingFocusError` naming the
+    /// list it cannot use.
+    func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData?
+}
+
+/// A `motion_training.focus` list the data cannot use: `key` is the list's key inside `focus`.
+public struct PretrainingFocusError: Error, Equatable {
+    public var key: String
+    public var reason: String
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
 }
 
 extension PretrainingData {
     public var providesObjectMasks: Bool { false }
+
+    public func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData? { nil }
 
     public func captions(index: Int, count: Int) throws -> [String] {
         try batch(index: index, count: count, frames: 1).captions

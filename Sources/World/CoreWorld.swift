@@ -30,3 +30,51 @@ public enum CoreWorld {
         colours.contains(colour) && shapes.contains(shape) && WorldSampler.isHeldOut(colour, shape)
     }
 }
+
+/// A part of the core world: the start of a motion stage can draw from it alone (issue 24's
+/// curriculum). On many objects the direction word explains little of a clip's loss next to
+/// shape and colour, and a model trained on the whole core world read it slowly; on one object
+/// moving left or right it is the only thing that varies, and a model learnt to read it in a few
+/// hundred steps, then kept reading it on objects that part never showed.
+public struct CoreFocus: Equatable, Sendable {
+    public var shapes: [ObjectShape]
+    public var colours: [NamedColour]
+    public var backgroundColours: [NamedColour]
+    public var sizes: [ObjectSize]
+    public var motions: [Motion]
+
+    public enum Problem: Error, Equatable {
+        /// `key` names a word outside the core world's list for it.
+        case notInCoreWorld(key: String, word: String, allowed: [String])
+        /// The lists leave no sample to draw (`reason` says why).
+        case empty(key: String, reason: String)
+    }
+
+    /// Lists of names (nil: the core world's whole list for that key), checked against the core
+    /// world: keys `shapes`, `colours`, `backgrounds`, `sizes`, `motions`.
+    public init(shapes: [String]? = nil, colours: [String]? = nil, backgrounds: [String]? = nil,
+                sizes: [String]? = nil, motions: [String]? = nil) throws {
+        func pick<T: RawRepresentable>(_ key: String, _ names: [String]?, from all: [T]) throws -> [T] where T.RawValue == String {
+            guard let names else { return all }
+            guard !names.isEmpty else { throw Problem.empty(key: key, reason: "is empty; leave it out for the core world's whole list") }
+            return try names.map { name in
+                guard let value = all.first(where: { $0.rawValue == name }) else {
+                    throw Problem.notInCoreWorld(key: key, word: name, allowed: all.map(\.rawValue))
+                }
+                return value
+            }
+        }
+        self.shapes = try pick("shapes", shapes, from: CoreWorld.shapes)
+        self.colours = try pick("colours", colours, from: CoreWorld.colours)
+        self.backgroundColours = try pick("backgrounds", backgrounds, from: CoreWorld.backgroundColours)
+        self.sizes = try pick("sizes", sizes, from: CoreWorld.sizes)
+        self.motions = try pick("motions", motions, from: CoreWorld.motions)
+        let pairs = self.colours.flatMap { colour in self.shapes.map { (colour, $0) } }.filter { !CoreWorld.isHeldOut($0.0, $0.1) }
+        guard !pairs.isEmpty else {
+            throw Problem.empty(key: "shapes", reason: "every colour–shape pair of the lists is held out for evaluation")
+        }
+        guard pairs.contains(where: { pair in self.backgroundColours.contains { $0 != pair.0 } }) else {
+            throw Problem.empty(key: "backgrounds", reason: "no background differs from the object's colour")
+        }
+    }
+}

@@ -39,6 +39,8 @@ public struct WorldSampler: Sendable {
     /// Frames per clip (8 by default, 16 as an option).
     public var clipFrames: Int
     public var distribution: Distribution
+    /// Under a core distribution, the train split draws from this part of the core world alone.
+    public var focus: CoreFocus?
 
     public init(seed: UInt64 = 0, clipFrames: Int = 8, distribution: Distribution = .full) {
         self.seed = seed
@@ -211,23 +213,26 @@ public struct WorldSampler: Sendable {
     /// than its own; in a clip, still or moving left, right, up or down at the core speed, from a
     /// start that keeps the whole path inside the frame.
     func coreScene(_ split: Split, frames: Int, _ random: inout SplitMix) -> SceneSpec {
+        let focus = split == .train ? self.focus : nil
+        let colours = focus?.colours ?? CoreWorld.colours, shapes = focus?.shapes ?? CoreWorld.shapes
+        let sizes = focus?.sizes ?? CoreWorld.sizes, motions = focus?.motions ?? CoreWorld.motions
         var colour: NamedColour, shape: ObjectShape
         if split == .heldout {
             (colour, shape) = CoreWorld.heldOutPairs[random.below(CoreWorld.heldOutPairs.count)]
         } else {
+            // A focus's colour may have no background of its own list besides itself: draw again.
             repeat {
-                colour = CoreWorld.colours[random.below(CoreWorld.colours.count)]
-                shape = CoreWorld.shapes[random.below(CoreWorld.shapes.count)]
-            } while CoreWorld.isHeldOut(colour, shape)
+                colour = colours[random.below(colours.count)]
+                shape = shapes[random.below(shapes.count)]
+            } while CoreWorld.isHeldOut(colour, shape) || !(focus?.backgroundColours.contains { $0 != colour } ?? true)
         }
-        var object = SceneObject(kind: .shape(shape), colour: colour,
-                                 size: CoreWorld.sizes[random.below(CoreWorld.sizes.count)], texture: .plain)
+        var object = SceneObject(kind: .shape(shape), colour: colour, size: sizes[random.below(sizes.count)], texture: .plain)
         if frames > 1 {
-            object.motion = CoreWorld.motions[random.below(CoreWorld.motions.count)]
+            object.motion = motions[random.below(motions.count)]
             object.speed = CoreWorld.speed
         }
         object.position = startPosition(for: object, frames: frames, &random)
-        let backgrounds = CoreWorld.backgroundColours.filter { $0 != colour }
+        let backgrounds = (focus?.backgroundColours ?? CoreWorld.backgroundColours).filter { $0 != colour }
         let background = Background(kind: .plain, colour: backgrounds[random.below(backgrounds.count)])
         if distribution == .coreTiedStart, frames > 1, object.motion != .still {
             object.position = tiedStart(for: object, frames: frames, &random)

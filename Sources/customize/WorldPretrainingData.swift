@@ -10,6 +10,8 @@ import World
 struct WorldPretrainingData: PretrainingData {
     let seed: UInt64
     var world: PretrainConfig.World = .full
+    /// The part of the core world the train split draws from (`motion_training.focus`); nil: all.
+    var focus: CoreFocus?
     let renderer = Renderer()
     private var distribution: WorldSampler.Distribution {
         switch world {
@@ -24,13 +26,32 @@ struct WorldPretrainingData: PretrainingData {
 
     /// The train-split samples of batch `index`: images for one frame, clips otherwise.
     func samples(index: Int, count: Int, frames: Int) -> [WorldSample] {
-        let sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: distribution)
+        var sampler = WorldSampler(seed: seed, clipFrames: frames, distribution: distribution)
+        sampler.focus = focus
         return (0..<count).map { item in
             frames == 1 ? sampler.image(.train, index: index * count + item) : sampler.clip(.train, index: index * count + item)
         }
     }
 
     var providesObjectMasks: Bool { true }
+
+    /// The core world's part that `focus` names, drawn from the same streams (sample `i` of the
+    /// part is not sample `i` of the whole reinterpreted, but as deterministic).
+    func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData? {
+        guard world != .full else {
+            throw PretrainingFocusError(key: "steps", reason: "a focus names a part of the core world; \"world\" is \"full\" (use \"core\" or \"core-tied-start\")")
+        }
+        var part = self
+        do {
+            part.focus = try CoreFocus(shapes: focus.shapes, colours: focus.colours, backgrounds: focus.backgrounds,
+                                       sizes: focus.sizes, motions: focus.motions)
+        } catch let CoreFocus.Problem.notInCoreWorld(key, word, allowed) {
+            throw PretrainingFocusError(key: key, reason: "\"\(word)\" is not in the core world (one of: \(allowed.joined(separator: ", ")))")
+        } catch let CoreFocus.Problem.empty(key, reason) {
+            throw PretrainingFocusError(key: key, reason: reason)
+        }
+        return part
+    }
 
     /// Image and clip captions alternately (clips add the motion words), without rendering:
     /// caption `i` of batch `index` is train sample `index·count + i` of its kind.

@@ -1,3 +1,4 @@
+import Diffusion
 import World
 import XCTest
 @testable import customize
@@ -65,5 +66,22 @@ final class WorldPretrainingDataTests: XCTestCase {
         let clipCaptions = captions.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
         XCTAssertTrue(clipCaptions.contains { caption in WorldVocabulary.words.contains { $0.hasSuffix("ing") && caption.contains(" \($0) ") } },
                       "\(clipCaptions)")
+    }
+
+    /// `motion_training.focus` on the world: a part of the core world, its words checked, the
+    /// bad list named; the full world has no such parts.
+    func testAFocusIsAPartOfTheCoreWorld() throws {
+        let data = WorldPretrainingData(seed: 1, world: .coreTiedStart)
+        let part = try XCTUnwrap(data.focused(.init(steps: 10, shapes: ["star"], colours: ["yellow"])))
+        for caption in try part.batch(index: 3, count: 4, frames: 8).captions {
+            XCTAssertTrue(caption.hasPrefix("a medium yellow star") || caption.hasPrefix("a large yellow star"), caption)
+        }
+        XCTAssertThrowsError(try data.focused(.init(steps: 10, colours: ["teal"]))) {
+            XCTAssertEqual(($0 as? PretrainingFocusError)?.key, "colours")
+            XCTAssertTrue(($0 as? PretrainingFocusError)?.reason.contains("\"teal\"") ?? false)
+        }
+        XCTAssertThrowsError(try WorldPretrainingData(seed: 1).focused(.init(steps: 10))) {
+            XCTAssertTrue(($0 as? PretrainingFocusError)?.reason.contains("full") ?? false)
+        }
     }
 }

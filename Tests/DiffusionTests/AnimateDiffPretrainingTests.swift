@@ -412,6 +412,42 @@ final class AnimateDiffPretrainingTests: XCTestCase {
         XCTAssertNotEqual(try firstMotionLoss(TimestepBias(), objectWeight: 4), plain)
     }
 
+    /// `motion_training.focus`: the motion stage's first `steps` steps draw from the part of the data
+    /// the focus names, the later ones from all of it; a focus the data cannot use is refused
+    /// before any training, naming its key.
+    func testTheMotionStageStartsOnTheFocusedPart() throws {
+        let run = TinyPretraining.temporaryFolder("pretrain-ad-focus")
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        var config = Self.config()
+        config.motionTraining.trainer.steps = 3
+        config.motionTraining.focus = .init(steps: 2, colours: ["white"])
+        let data = TinyPretraining.FocusablePatternData()
+        _ = try Pretraining(newRunIn: run, config: config, data: data).run()
+        XCTAssertEqual(data.log.served.map(\.index), [0, 1], "steps 0 and 1 of 3 from the part")
+        XCTAssertTrue(data.log.served.allSatisfy { $0.frames == config.motionTraining.clipFrames })
+
+        func refusal(_ focus: PretrainConfig.MotionTraining.Focus, data: PretrainingData) -> String {
+            var config = Self.config()
+            config.motionTraining.focus = focus
+            let folder = TinyPretraining.temporaryFolder("pretrain-ad-focus-bad")
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            do { _ = try Pretraining(newRunIn: folder, config: config, data: data) } catch { return "\(error)" }
+            return "accepted"
+        }
+        XCTAssertTrue(refusal(.init(steps: 1, colours: ["red"]), data: data).contains("motion_training.focus.colours"))
+        XCTAssertTrue(refusal(.init(steps: 1), data: TinyPretraining.PatternData()).contains("motion_training.focus"))
+        XCTAssertTrue(refusal(.init(steps: 3), data: data).contains("motion_training.focus.steps"), "more steps than the stage has")
+        XCTAssertTrue(refusal(.init(steps: 0), data: data).contains("motion_training.focus.steps"))
+
+        // The key reads, writes back, and an unknown key inside it is named.
+        let file = TinyPretraining.temporaryFolder("focus-config") + ".json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        XCTAssertEqual(try JSONDecoder().decode(PretrainConfig.self, from: config.encoded()), config)
+        try Data(#"{"architecture": "animatediff", "motion_training": {"focus": {"steps": 5, "colour": ["red"]}}}"#.utf8)
+            .write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try PretrainConfig.load(path: file)) { XCTAssertTrue("\($0)".contains("motion_training.focus.colour")) }
+    }
+
     /// diffusers' `generate_timestep_weights`: the biased timesteps weigh `multiplier`, the rest 1,
     /// and draws follow the weights.
     func testTimestepBiasWeighsTheChosenTimesteps() throws {

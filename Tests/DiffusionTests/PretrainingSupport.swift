@@ -61,6 +61,29 @@ enum TinyPretraining {
         }
     }
 
+    /// `PatternData` with parts: `focused` gives the same squares all white, and logs the batch
+    /// indices it serves with their frame counts.
+    final class ServedLog: @unchecked Sendable { var served: [(index: Int, frames: Int)] = [] }
+    struct FocusablePatternData: PretrainingData {
+        var whiteOnly = false
+        let log = ServedLog()
+        var imageSide: Int { 16 }
+        var vocabularyWords: [String] { PatternData().vocabularyWords }
+        func batch(index: Int, count: Int, frames: Int) throws -> (pixels: Tensor, captions: [String]) {
+            guard whiteOnly else { return try PatternData().batch(index: index, count: count, frames: frames) }
+            log.served.append((index, frames))
+            // Sample 3 of every 4 is white in the pattern: draw only those.
+            let batches = try (0..<count).map { try PatternData().batch(index: (index * count + $0) * 4 + 3, count: 1, frames: frames) }
+            return (try Tensor.concat(batches.map(\.pixels), axis: 0), batches.flatMap(\.captions))
+        }
+        func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData? {
+            if let colours = focus.colours, colours != ["white"] { throw PretrainingFocusError(key: "colours", reason: "only white here") }
+            var part = self
+            part.whiteOnly = true
+            return part
+        }
+    }
+
     static func config() -> PretrainConfig {
         var config = PretrainConfig()
         var vae = AutoencoderKLConfig(blockOutChannels: [8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4)

@@ -301,6 +301,39 @@ final class CoreWorldTests: XCTestCase {
         XCTAssertGreaterThan(moving, 200)
     }
 
+    /// A focus narrows the train split to its lists (tied starts kept) and leaves the heldout split
+    /// as it was; without one the sampler draws what it drew before; lists outside the core world,
+    /// empty ones, and lists that leave only held-out pairs or no other background are refused.
+    func testAFocusDrawsTheTrainSplitFromItsListsAlone() throws {
+        var focused = WorldSampler(seed: 2, distribution: .coreTiedStart)
+        focused.focus = try CoreFocus(shapes: ["circle"], colours: ["red"], backgrounds: ["black"], sizes: ["large"], motions: ["left", "right"])
+        let whole = WorldSampler(seed: 2, distribution: .coreTiedStart)
+        var motions = Set<Motion>()
+        for index in 0..<200 {
+            let clip = focused.clip(.train, index: index), object = clip.spec.objects[0]
+            XCTAssertEqual(clip.caption, "a large red circle moving \(object.motion.rawValue) quickly on a black background")
+            motions.insert(object.motion)
+            let edgeDistance = object.motion == .right ? object.pose(at: 0).centre.x - object.size.radius
+                : 1 - object.pose(at: 0).centre.x - object.size.radius
+            XCTAssertLessThanOrEqual(edgeDistance, 0.03 + 1e-5, "a tied start")
+            XCTAssertEqual(focused.clip(.heldout, index: index), whole.clip(.heldout, index: index))
+        }
+        XCTAssertEqual(motions, [.left, .right])
+        focused.focus = nil
+        XCTAssertEqual((0..<50).map { focused.clip(.train, index: $0) }, (0..<50).map { whole.clip(.train, index: $0) })
+
+        XCTAssertThrowsError(try CoreFocus(shapes: ["cat"])) {
+            XCTAssertEqual($0 as? CoreFocus.Problem, .notInCoreWorld(key: "shapes", word: "cat", allowed: CoreWorld.shapes.map(\.rawValue)))
+        }
+        XCTAssertThrowsError(try CoreFocus(motions: [])) { guard case .empty(key: "motions", _)? = $0 as? CoreFocus.Problem else { return XCTFail("\($0)") } }
+        XCTAssertThrowsError(try CoreFocus(shapes: ["circle"], colours: ["green"])) {
+            guard case .empty(key: "shapes", _)? = $0 as? CoreFocus.Problem else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try CoreFocus(colours: ["blue"], backgrounds: ["blue"])) {
+            guard case .empty(key: "backgrounds", _)? = $0 as? CoreFocus.Problem else { return XCTFail("\($0)") }
+        }
+    }
+
     /// A plain background's mask compares the frame with the background's own bytes instead of
     /// drawing it again: the same mask as the frame drawn without its objects, for core and full
     /// world scenes (plain, gradient, grid, panned, styled), still and moving.
