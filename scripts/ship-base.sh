@@ -6,7 +6,8 @@
 #
 # The probes do not depend on the model: those already in OUT/probes are kept; missing ones are
 # trained with `customize eval train-probe` (shape ~1 min, concept ~2.5 min, style ~1.5 min on 2
-# cores). OUT/README.md (the recipe and the figures) is kept as it is; update it by hand from
+# cores). OUT/README.md (the recipe and the figures) and OUT/recipe/ (the legs' configs) are kept as
+# they are; update them by hand from
 # `customize eval base --model OUT --prompts 100 --json`.
 set -euo pipefail
 model=${1:?usage: scripts/ship-base.sh RUN/model [OUT]}
@@ -30,6 +31,7 @@ for kind in shape concept style; do
     fi
 done
 [ -f "$out/README.md" ] && cp "$out/README.md" "$staging/README.md"
+[ -d "$out/recipe" ] && cp -R "$out/recipe" "$staging/recipe"
 if [ -d "$out" ]; then
     mv "$out" "$out.old-$$"
     mv "$staging" "$out"

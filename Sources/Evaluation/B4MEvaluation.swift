@@ -28,7 +28,7 @@ public struct B4MEvaluation {
     /// Seed of the first prompt's noise (prompt i uses seed + i).
     public var seed: UInt64 = 0
     public var steps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// A diffusers text-to-video folder.
     public var model: String
     /// The concept classifier (default: `<model>/probes/concept-classifier.safetensors`).

@@ -19,7 +19,7 @@ public struct BaseEvaluation {
     /// Seed of the prompt draw and of the first prompt's noise (prompt i uses seed + i).
     public var seed: UInt64 = 0
     public var steps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// A folder for the sheet `eval-base.png` (none: no sheet).
     public var out: String?
     /// Prompts of the core world's held-out compositions instead of the full world's.

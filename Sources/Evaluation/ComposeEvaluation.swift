@@ -16,7 +16,7 @@ public struct ComposeEvaluation {
     /// The methods to compare, in order.
     public var methods: [ComposePlan.Method] = [.composer, .clora, .merge]
     public var steps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// Seed of the first picture (picture i of a pair uses seed + i).
     public var seed: UInt64 = 0
     /// A diffusers text-to-video folder.

@@ -27,7 +27,7 @@ public struct DecorEvaluation {
     /// Seed of the reference draw and of the first prompt's noise (prompt i uses seed + i).
     public var seed: UInt64 = 0
     public var steps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// A diffusers text-to-video folder.
     public var model: String
     /// The shape classifier (default: `<model>/probes/shape-classifier.safetensors`).

@@ -22,7 +22,7 @@ public struct OnestepEvaluation {
     public var seed: UInt64 = 0
     /// The teacher's DDIM steps and guidance scale.
     public var teacherSteps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// Where the sheet (eval-onestep.png) and report.json go.
     public var out: String
 

@@ -37,7 +37,7 @@ struct Animate: ParsableCommand {
     @Option(help: "The caption the spatial LoRA learns the image with (default: PROMPT).") var caption: String?
     @Option(help: "Frames to render.") var frames = 8
     @Option(name: .customLong("noise-prior"), help: "Strength of the image's noise prior, 0…1.") var noisePrior: Float = 0.3
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Seed of the starting noise and of the spatial LoRA's training.") var seed: UInt64 = 0
     @Option(help: "Output video (.mp4, .m4v or .gif).") var out = "animation.mp4"
     @Option(help: "Folder of the spatial LoRA's run (default <out stem>_appearance).") var work: String?

@@ -68,7 +68,7 @@ struct Compose: ParsableCommand {
     @Option(help: "The negative prompt (the unconditional side of classifier-free guidance).") var negative = ""
     @Option(help: "Frames to render (1: a picture).") var frames = 1
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Seed of the starting noise.") var seed: UInt64 = 0
     @Option(help: "Sampler: ddim or euler.") var scheduler = "ddim"
     @Option(help: "Output file: .png for one frame; .mp4, .m4v or .gif for several (default compose.png / compose.mp4).")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 import Foundation
 
@@ -112,7 +113,7 @@ struct EvalBase: ParsableCommand {
     @Option(help: "Prompts to render (half images, half clips).") var prompts = 40
     @Option(help: "Seed of the prompt draw and of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Write a sheet into this folder: per prompt the model's frames, the true render's and the true render's through the autoencoder.")
     var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 
 /// `customize eval b4m`: does a Break-for-Make adapter draw its content in its style better than an
@@ -46,7 +47,7 @@ struct EvalB4M: ParsableCommand {
     @Option(help: "Prompts to render (each seven ways).") var prompts = 8
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The concept classifier (default: <model>/probes/concept-classifier.safetensors).") var probe: String?
     @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 
 /// `customize eval compose`: do LoRA-Composer and CLoRA keep two concepts present and in their
@@ -36,7 +37,7 @@ struct EvalCompose: ParsableCommand {
     @Option(help: "Seeds per pair (each rendered by every method).") var seeds = 6
     @Option(help: "Methods to compare, comma-separated.") var methods = "composer,clora,merge"
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Seed of the first picture (picture i of a pair uses seed + i).") var seed: UInt64 = 0
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The concept classifier (default: <model>/probes/concept-classifier.safetensors).") var probe: String?

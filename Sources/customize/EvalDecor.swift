@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 
 /// `customize eval decor`: does DECOR stop a style LoRA from leaking its reference's content, at
@@ -44,7 +45,7 @@ struct EvalDecor: ParsableCommand {
     @Option(help: "Prompts to render (each three ways).") var prompts = 12
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "A diffusers text-to-video folder.") var model = SamplesFolder.path("base")
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?

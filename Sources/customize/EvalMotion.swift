@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 
 /// `customize eval motion`: does a MotionDirector adapter carry the clips' motion to subjects that
@@ -48,7 +49,7 @@ struct EvalMotion: ParsableCommand {
     @Option(help: "Prompts to render (each three ways).") var prompts = 12
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "The motion words of the prompts (default: the clips' captions' most common, e.g. \"zigzagging quickly\").")
     var motionPhrase: String?
     @Option(help: "Where trained adapters, the sheet and report.json go (default motions/eval-<clips folder name>).") var out: String?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diffusion
 import Evaluation
 
 /// `customize eval onestep --onestep FILE`: does HiPA's one step come close to the many-step teacher,
@@ -34,7 +35,7 @@ struct EvalOnestep: ParsableCommand {
     @Option(help: "Prompts to render (each three ways).") var prompts = 12
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0
     @Option(name: .customLong("teacher-steps"), help: "The teacher's DDIM steps.") var teacherSteps = 25
-    @Option(help: "The teacher's guidance scale.") var guidance: Float = 9
+    @Option(help: "The teacher's guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Where the sheet (eval-onestep.png) and report.json go.") var out = "onestep-eval"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when HiPA misses a bar.") var requireBars = false

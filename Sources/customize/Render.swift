@@ -71,7 +71,7 @@ struct Render: ParsableCommand {
     var model = SamplesFolder.path("base")
     @Option(help: "Frames to render (default 8, or as many as --latents holds).") var frames: Int?
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = 9
+    @Option(help: "Classifier-free guidance scale; 1 or less turns guidance off.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Seed of the starting noise.") var seed: UInt64 = 0
     @Option(help: "Sampler: ddim or euler.") var scheduler = "ddim"
     @Option(name: .customLong("lora"), help: ArgumentHelp("A LoRA file to fuse in, NAME[:SCALE] (repeatable).", valueName: "name[:scale]"))

@@ -31,7 +31,7 @@ struct TrainOnestep: ParsableCommand {
     @Option(help: "The adaptors file to write (.safetensors).") var out: String
     @Option(help: "Teacher pairs to generate (default 64).") var pairs: Int?
     @Option(name: .customLong("teacher-steps"), help: "The teacher's DDIM steps (default 25).") var teacherSteps: Int?
-    @Option(name: .customLong("teacher-guidance"), help: "The teacher's guidance scale (default 9).") var teacherGuidance: Float?
+    @Option(name: .customLong("teacher-guidance"), help: "The teacher's guidance scale (default 5, the pipeline's).") var teacherGuidance: Float?
     @Option(help: "A file of prompts, one per line ('#' comments, blank lines skipped); default: world captions.") var prompts: String?
     @Option(help: "Frames per pair (default 1).") var frames: Int?
     @Option(help: "Adaptor rank (default 8).") var rank: Int?

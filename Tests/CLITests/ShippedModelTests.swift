@@ -32,7 +32,11 @@ final class ShippedModelTests: XCTestCase {
         for file in files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: Self.model + "/" + file), file)
         }
-        for weights in ["unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"] {
+        // diffusers' AnimateDiffPipeline: a UNetMotionModel with its MotionAdapter beside it.
+        let index = try String(contentsOfFile: Self.model + "/model_index.json", encoding: .utf8)
+        XCTAssertTrue(index.contains("\"AnimateDiffPipeline\"") && index.contains("\"UNetMotionModel\"") && index.contains("\"MotionAdapter\""), index)
+        for weights in ["unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                        "motion_adapter/diffusion_pytorch_model.safetensors"] {
             let file = try SafeTensorsFile(path: Self.model + "/" + weights)
             XCTAssertEqual(Set(file.entries.values.map(\.dtype)), [.f16], weights)
         }
@@ -75,16 +79,43 @@ final class ShippedModelTests: XCTestCase {
         XCTAssertGreaterThan(min(onYellow.r, onYellow.g), onYellow.b + 40, "\(onYellow)")
     }
 
+    /// The shipped model moves an object the way the prompt says: from the same seed, "moving right"
+    /// carries a red circle rightwards over the clip and "moving left" leftwards.
+    func testTheShippedModelMovesTheObjectTheWayThePromptSays() throws {
+        func travel(_ direction: String) throws -> Double {
+            let out = path("\(direction).mp4")
+            let run = try CLITests.run(["render", "a large red circle moving \(direction) quickly on a black background", "--model", Self.model,
+                                        "--frames", "8", "--steps", "10", "--seed", "2", "--threads", "2", "--out", out])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            func centreX(_ frame: Int) throws -> Double {
+                let image = try PNGImage.read(path: path("\(direction)_frames/frame_000\(frame).png")).image
+                var sum = 0.0, count = 0.0
+                for y in 0 ..< image.height {
+                    for x in 0 ..< image.width {
+                        let i = (y * image.width + x) * 3
+                        if image.pixels[i] > 150 && image.pixels[i + 1] < 100 && image.pixels[i + 2] < 100 { sum += Double(x); count += 1 }
+                    }
+                }
+                XCTAssertGreaterThan(count, 50, "frame \(frame) of \(direction) shows the red circle")
+                return sum / max(count, 1)
+            }
+            return try centreX(8) - centreX(1)
+        }
+        let right = try travel("right"), left = try travel("left")
+        XCTAssertGreaterThan(right, 8, "moving right: \(right) pixels")
+        XCTAssertLessThan(left, -8, "moving left: \(left) pixels")
+    }
+
     /// README's main job: every line of prompts/demo.txt renders with the shipped model.
     func testTheDemoPromptsRender() throws {
         let run = try CLITests.run(["render", "--prompts", Self.demoPrompts, "--model", Self.model, "--steps", "4", "--threads", "2",
                                     "--out", path("demo")])
         XCTAssertEqual(run.status, 0, run.stderr)
         let written = try FileManager.default.contentsOfDirectory(atPath: path("demo"))
-        // Three pictures and three clips (each with its frames and sheet), by out= name or line number, and the index.
+        // Three pictures and four clips (each with its frames and sheet), by out= name or line number, and the index.
         let outputs = written.filter { !$0.hasSuffix("_sheet.png") && !$0.hasSuffix("_frames") && !$0.hasPrefix("index.") }
         XCTAssertEqual(outputs.filter { $0.hasSuffix(".png") }.count, 3, "\(written.sorted())")
-        XCTAssertEqual(outputs.filter { $0.hasSuffix(".mp4") }.count, 3, "\(written.sorted())")
+        XCTAssertEqual(outputs.filter { $0.hasSuffix(".mp4") }.count, 4, "\(written.sorted())")
         XCTAssertTrue(written.contains("red-circle.png") && written.contains("green-triangle.mp4") && written.contains("index.json"),
                       "\(written.sorted())")
     }

@@ -30,7 +30,7 @@ public struct MotionEvaluation {
     /// Seed of the first prompt's noise (prompt i uses seed + i).
     public var seed: UInt64 = 0
     public var steps = 25
-    public var guidance: Float = 9
+    public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// The motion words of the prompts (default: the clips' captions' most common).
     public var motionPhrase: String?
     /// Where trained adapters, the sheet and report.json go (default motions/eval-<clips folder name>).

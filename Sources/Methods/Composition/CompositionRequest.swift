@@ -39,7 +39,7 @@ public struct CompositionSettings: Sendable, Equatable {
     public var seed: UInt64
     public var scheduler: SchedulerKind
 
-    public init(prompt: String, negative: String = "", frames: Int = 1, steps: Int = 25, guidance: Float = 9,
+    public init(prompt: String, negative: String = "", frames: Int = 1, steps: Int = 25, guidance: Float = TextToVideoPipeline.defaultGuidance,
                 seed: UInt64 = 0, scheduler: SchedulerKind = .ddim) {
         self.prompt = prompt
         self.negative = negative

@@ -35,10 +35,10 @@ public struct HiPAConfig: Codable, Equatable, Sendable {
     }
 
     /// Rank 8, lr 1e-4, 1000 steps over 64 cached pairs of one frame, a 25-step DDIM teacher at
-    /// guidance 9, λ = 1, cutoff 0.5 (ours where METHODS.md leaves it open).
+    /// the pipeline's default guidance (`TextToVideoPipeline.defaultGuidance`), λ = 1, cutoff 0.5 (ours where METHODS.md leaves it open).
     public init(rank: Int = 8, learningRate: Float = 1e-4, adamWeightDecay: Float = 1e-2, maxTrainSteps: Int = 1000,
                 checkpointingSteps: Int = 100, checkpointsTotalLimit: Int = 2, pairs: Int = 64, teacherSteps: Int = 25,
-                teacherGuidance: Float = 9, frames: Int = 1, highFrequencyWeight: Float = 1, highPassCutoff: Double = 0.5,
+                teacherGuidance: Float = TextToVideoPipeline.defaultGuidance, frames: Int = 1, highFrequencyWeight: Float = 1, highPassCutoff: Double = 0.5,
                 seed: UInt64 = 0) {
         self.rank = rank
         self.learningRate = learningRate
