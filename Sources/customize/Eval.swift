@@ -92,8 +92,8 @@ struct EvalBase: ParsableCommand {
         commandName: "base",
         abstract: "Render held-out-composition prompts and score them with the probes.",
         discussion: """
-        Prompts come from the world's held-out split (colour–shape pairs never seen in \
-        pretraining), alternating images and 8-frame clips. Each is rendered by the model and also \
+        Prompts come from the core world's held-out split (colour–shape pairs never seen in \
+        pretraining; --full: the full world's), alternating images and 8-frame clips. Each is rendered by the model and also \
         drawn by the world's own renderer; the probes read colour, shape, size, position (two-object \
         scenes) and motion from both. The true renders' scores are the probes' own accuracy: the \
         figures for the model can be trusted as far as those are near 1. The true renders passed \
@@ -118,19 +118,22 @@ struct EvalBase: ParsableCommand {
     var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when the model misses a bar.") var requireBars = false
-    @Flag(help: "Prompts of the core world's held-out compositions (the base's pretraining distribution) instead of the full world's.")
-    var core = false
+    @Flag(help: "Prompts of the full world's held-out compositions instead of the core world's (the shipped base's pretraining distribution, the default).")
+    var full = false
+    /// The default since the shipped base is a core-world model; kept so that older command lines run.
+    @Flag(help: .hidden) var core = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     var evaluation: BaseEvaluation {
         var evaluation = BaseEvaluation(model: model)
         (evaluation.motionAdapter, evaluation.probe, evaluation.prompts, evaluation.seed) = (motionAdapterOption.motionAdapter, probe, prompts, seed)
-        (evaluation.steps, evaluation.guidance, evaluation.out, evaluation.core) = (steps, guidance, out, core)
+        (evaluation.steps, evaluation.guidance, evaluation.out, evaluation.core) = (steps, guidance, out, !full)
         return evaluation
     }
 
     func validate() throws {
+        guard !(core && full) else { throw ValidationError("--core and --full name different worlds; the core world is the default") }
         try validating(evaluation.validate)
     }
 

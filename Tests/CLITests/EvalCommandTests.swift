@@ -39,6 +39,16 @@ final class EvalCommandTests: XCTestCase {
         }
         let samples = try XCTUnwrap(report["samples"] as? [[String: Any]])
         XCTAssertEqual(samples.count, 4)
+        // The core world's held-out pairs by default (the shipped base's world), the full world's with --full.
+        let corePairs = ["green circle", "red square", "pink square", "purple triangle", "orange star", "red heart", "pink heart",
+                         "blue cross", "white cross"]
+        for sample in samples {
+            let prompt = try XCTUnwrap(sample["prompt"] as? String)
+            XCTAssertTrue(corePairs.contains { prompt.contains(" \($0) ") }, prompt)
+        }
+        let contradiction = try CLITests.run(arguments + ["--core", "--full"])
+        XCTAssertEqual(contradiction.status, 64)
+        XCTAssertTrue(contradiction.stderr.contains("--full"), contradiction.stderr)
         let outcomes = try XCTUnwrap(samples.first?["outcomes"] as? [String: [[String: Any]]])
         XCTAssertEqual(Set(outcomes.keys), ["generated", "true_render", "autoencoded_true_render"])
         XCTAssertEqual(outcomes["true_render"]?.first?["found"] as? Bool, true)
