@@ -96,11 +96,14 @@ public struct WorldSampler: Sendable {
 
     // MARK: Customization sets (all from the reserved split's ingredients)
 
-    /// Images of one concept in varied places, sizes and backgrounds (for a concept LoRA).
+    /// Images of one concept in varied places, sizes and backgrounds (for a concept LoRA). Under a
+    /// core distribution the customization sets take the core world's look (`coreLook`), so that an
+    /// adapter for a core-world base learns its concept, style or motion, not backgrounds and
+    /// textures the base never drew.
     public func conceptImages(_ concept: Concept, count: Int) -> [WorldSample] {
         (0..<count).map { index in
             var random = SplitMix(seed: seed, stream: 0xC0 + UInt64(Concept.allCases.firstIndex(of: concept)!), index: UInt64(index))
-            let spec = conceptScene(concept, frames: 1, &random)
+            let spec = conceptScene(concept, frames: 1, coreLook: distribution.isCore, &random)
             return WorldSample(spec: spec, caption: Captions.caption(spec), split: .reserved)
         }
     }
@@ -110,7 +113,7 @@ public struct WorldSampler: Sendable {
     public func styleImages(_ style: Style, count: Int, content: (NamedColour, ObjectShape)? = nil) -> [WorldSample] {
         (0..<count).map { index in
             var random = SplitMix(seed: seed, stream: 0x5700 + UInt64(Style.allCases.firstIndex(of: style)!), index: UInt64(index))
-            let spec = styleScene(style, frames: 1, content: content, &random)
+            let spec = styleScene(style, frames: 1, content: content, coreLook: distribution.isCore, &random)
             return WorldSample(spec: spec, caption: Captions.caption(spec), split: .reserved)
         }
     }
@@ -119,7 +122,7 @@ public struct WorldSampler: Sendable {
     public func motionClips(_ motion: Motion, count: Int) -> [WorldSample] {
         (0..<count).map { index in
             var random = SplitMix(seed: seed, stream: 0x3000 + UInt64(Motion.allCases.firstIndex(of: motion)!), index: UInt64(index))
-            let spec = motionScene(motion, frames: clipFrames, &random)
+            let spec = motionScene(motion, frames: clipFrames, coreLook: distribution.isCore, &random)
             return WorldSample(spec: spec, caption: Captions.caption(spec), split: motion.isReserved ? .reserved : .train)
         }
     }
@@ -258,19 +261,37 @@ public struct WorldSampler: Sendable {
         return SceneSpec(background: background(avoiding: objects.map(\.colour), &random), objects: objects, frames: frames)
     }
 
-    func conceptScene(_ concept: Concept, frames: Int, _ random: inout SplitMix) -> SceneSpec {
+    /// A plain background of a core background colour outside `colours`.
+    func coreBackground(avoiding colours: [NamedColour], _ random: inout SplitMix) -> Background {
+        let choices = CoreWorld.backgroundColours.filter { !colours.contains($0) }
+        return Background(kind: .plain, colour: choices[random.below(choices.count)])
+    }
+
+    /// A core colour–shape pair outside the held-out ones.
+    func coreColourShape(_ random: inout SplitMix) -> (NamedColour, ObjectShape) {
+        while true {
+            let colour = CoreWorld.colours[random.below(CoreWorld.colours.count)]
+            let shape = CoreWorld.shapes[random.below(CoreWorld.shapes.count)]
+            if !CoreWorld.isHeldOut(colour, shape) { return (colour, shape) }
+        }
+    }
+
+    /// `coreLook`: a plain background of a core colour (and, for shapes, a core colour–shape pair,
+    /// medium or large, plain, at the core speed) instead of the full world's ingredients.
+    func conceptScene(_ concept: Concept, frames: Int, coreLook: Bool = false, _ random: inout SplitMix) -> SceneSpec {
         var object = SceneObject(kind: .concept(concept), colour: .orange, size: [.medium, .large][random.below(2)])
         if frames > 1 {
             object.motion = [.still, .left, .right, .up, .down][random.below(5)]
             object.speed = .slow
         }
         object.position = startPosition(for: object, frames: frames, &random)
-        let bg = background(avoiding: [.orange, .brown, .gray], &random)
+        let bg = coreLook ? coreBackground(avoiding: [.orange, .gray], &random) : background(avoiding: [.orange, .brown, .gray], &random)
         return SceneSpec(background: bg, objects: [object], frames: frames)
     }
 
-    func styleScene(_ style: Style, frames: Int, content: (NamedColour, ObjectShape)? = nil, _ random: inout SplitMix) -> SceneSpec {
-        let picked = pickColourShape(.train, &random)
+    func styleScene(_ style: Style, frames: Int, content: (NamedColour, ObjectShape)? = nil, coreLook: Bool = false,
+                    _ random: inout SplitMix) -> SceneSpec {
+        let picked = coreLook ? coreColourShape(&random) : pickColourShape(.train, &random)
         let (colour, shape) = content ?? picked
         var object = SceneObject(kind: .shape(shape), colour: colour, size: [.medium, .large][random.below(2)])
         if frames > 1 {
@@ -278,10 +299,18 @@ public struct WorldSampler: Sendable {
             object.speed = .slow
         }
         object.position = startPosition(for: object, frames: frames, &random)
-        return SceneSpec(background: background(avoiding: [colour], &random), objects: [object], style: style, frames: frames)
+        let bg = coreLook ? coreBackground(avoiding: [colour], &random) : background(avoiding: [colour], &random)
+        return SceneSpec(background: bg, objects: [object], style: style, frames: frames)
     }
 
-    func motionScene(_ motion: Motion, frames: Int, _ random: inout SplitMix) -> SceneSpec {
+    func motionScene(_ motion: Motion, frames: Int, coreLook: Bool = false, _ random: inout SplitMix) -> SceneSpec {
+        if coreLook {
+            let (colour, shape) = coreColourShape(&random)
+            var object = SceneObject(kind: .shape(shape), colour: colour, size: CoreWorld.sizes[random.below(CoreWorld.sizes.count)],
+                                     texture: .plain, motion: motion, speed: CoreWorld.speed)
+            object.position = startPosition(for: object, frames: frames, &random)
+            return SceneSpec(background: coreBackground(avoiding: [colour], &random), objects: [object], frames: frames)
+        }
         let (colour, shape) = pickColourShape(.train, &random)
         var object = SceneObject(kind: .shape(shape), colour: colour, size: [.small, .medium][random.below(2)],
                                  texture: Self.texture(random.below(Texture.allCases.count), for: shape),

@@ -32,16 +32,18 @@ struct WorldCommand: ParsableCommand {
         (\(CoreWorld.backgroundColours.map(\.rawValue).joined(separator: ", ")); never the object's colour), \
         in clips still or moving left, right, up or down across 0.40 of the frame. Its splits are train \
         and heldout (\(CoreWorld.heldOutPairs.count) colour-shape pairs never in its train split); \
-        the reserved split and the --motion, --concept and --style sets are the full world's. \
+        the reserved split is the full world's. With --core, the --motion, --concept and --style \
+        sets take the core world's look (plain backgrounds of its colours; core objects, medium or \
+        large, plain, at its speed), as adapters for a core-world base need. \
         --tied-start (with --core) starts each moving object on the side it moves away from (the \
         "core-tied-start" world of a pretraining pilot).
 
         Examples:
           customize world --out world/ --images 16 --clips 4 --split reserved --seed 1
           customize world --core --out core/ --images 16 --clips 4 --split heldout
-          customize world --motion zigzag --clips 3 --out samples/clips
-          customize world --concept cat --images 8 --out samples/concepts/cat
-          customize world --style neon --images 8 --out samples/styles/neon
+          customize world --core --motion zigzag --clips 3 --out samples/clips
+          customize world --core --concept cat --images 8 --out samples/concepts/cat
+          customize world --core --style neon --images 8 --out samples/styles/neon
         """)
 
     @Option(help: "Output folder (created if missing).") var out: String
@@ -63,9 +65,6 @@ struct WorldCommand: ParsableCommand {
         }
         if tiedStart, !core { throw ValidationError("--tied-start is a variant of the core world: add --core") }
         if core {
-            guard motion == nil, concept == nil, style == nil else {
-                throw ValidationError("--core writes the core world's train or heldout split; leave out --motion, --concept and --style (their sets are the full world's)")
-            }
             guard split != Split.reserved.rawValue else {
                 throw ValidationError("--core draws the train and heldout splits only; the reserved split is the full world's: leave out --core with --split reserved")
             }

@@ -83,10 +83,25 @@ final class WorldCommandTests: XCTestCase {
                 XCTAssertEqual(text, caption + "\n")
             }
         }
-        for (arguments, message) in [(["--split", "reserved", "--images", "1"], "leave out --core with --split reserved"),
-                                     (["--motion", "left", "--clips", "1"], "leave out --motion, --concept and --style"),
-                                     (["--concept", "cat", "--images", "1"], "leave out --motion, --concept and --style"),
-                                     (["--style", "neon", "--images", "1"], "leave out --motion, --concept and --style")] {
+        // The customization sets take the core world's look: plain backgrounds of its colours,
+        // core objects (medium or large, plain) where the set draws shapes.
+        let coreBackgrounds = CoreWorld.backgroundColours.map { "on a \($0.rawValue) background" }
+            + CoreWorld.backgroundColours.map { "on an \($0.rawValue) background" }
+        for (arguments, subject) in [(["--motion", "zigzag", "--clips", "3"], "zigzagging quickly"), (["--concept", "cat", "--images", "4"], "cat"),
+                                     (["--style", "neon", "--images", "4"], "neon")] {
+            let set = folder + "/set-" + arguments[1]
+            let run = try CLITests.run(["world", "--core", "--out", set, "--seed", "3"] + arguments)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let captions = try FileManager.default.contentsOfDirectory(atPath: set).filter { $0.hasSuffix(".txt") }
+                .map { try String(contentsOfFile: set + "/" + $0, encoding: .utf8) }
+            XCTAssertFalse(captions.isEmpty)
+            for caption in captions {
+                XCTAssertTrue(caption.contains(subject), caption)
+                XCTAssertTrue(coreBackgrounds.contains { caption.contains($0) }, caption)
+                XCTAssertFalse(caption.hasPrefix("a small"), caption)
+            }
+        }
+        for (arguments, message) in [(["--split", "reserved", "--images", "1"], "leave out --core with --split reserved")] {
             let run = try CLITests.run(["world", "--core", "--out", folder + "/bad"] + arguments)
             XCTAssertEqual(run.status, 64, "\(arguments)")
             XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
