@@ -613,7 +613,8 @@ public struct PretrainConfig: Codable, Equatable, Sendable {
             if let weight = motionTraining.objectWeight, !(weight >= 0 && weight.isFinite) {
                 throw bad("motion_training.object_weight", "must be a number ≥ 0, got \(weight)")
             }
-            if let focus = motionTraining.focus, !(1...motionTraining.trainer.steps).contains(focus.steps) {
+            // A leg without a motion stage (--motion-steps 0) may keep the focus for a later one.
+            if let focus = motionTraining.focus, focus.steps < 1 || (motionTraining.trainer.steps > 0 && focus.steps > motionTraining.trainer.steps) {
                 throw bad("motion_training.focus.steps", "must lie in 1...\(motionTraining.trainer.steps) (motion_training.trainer.max_train_steps), got \(focus.steps)")
             }
             if let problem = motionTraining.timestepBias.problem(timesteps: scheduler.numTrainTimesteps) {

@@ -147,6 +147,7 @@ public final class Pretraining {
             }
         }
         try config.validate(file: "config")
+        focusedData = try Self.focusedPart(of: data, config: config, file: "config")
         do { try fileManager.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
             throw TrainingError.checkpoint(path: folder, reason: "cannot create the folder: \(error.localizedDescription)")
         }
@@ -202,6 +203,7 @@ public final class Pretraining {
             throw TrainingError.checkpoint(path: file, reason: "a resumed run keeps its models, scheduler, seed and world; only steps and intervals may change")
         }
         try config.validate(file: file)
+        focusedData = try Self.focusedPart(of: data, config: config, file: file)
         self.folder = folder
         startsFromModel = FileManager.default.fileExists(
             atPath: (Self.initFolder(in: folder) as NSString).appendingPathComponent("model_index.json"))
@@ -645,17 +647,21 @@ public final class Pretraining {
     }
 
     /// The U-Net's sample_size must be the latent side of the data's images.
-    private func checkData() throws {
-        if let focus = config.motionTraining.focus, config.architecture == .animatediff {
-            do {
-                guard let part = try data.focused(focus) else {
-                    throw TrainingError.badOptions(file: "config", key: "motion_training.focus", reason: "this data has no parts to draw from alone; leave the key out")
-                }
-                focusedData = part
-            } catch let error as PretrainingFocusError {
-                throw TrainingError.badOptions(file: "config", key: "motion_training.focus." + error.key, reason: error.reason)
+    /// The part of `data` that `config`'s motion-stage focus names (nil without one); throws naming
+    /// the focus key the data cannot use. Checked before a new run writes anything.
+    static func focusedPart(of data: PretrainingData, config: PretrainConfig, file: String) throws -> PretrainingData? {
+        guard let focus = config.motionTraining.focus, config.architecture == .animatediff else { return nil }
+        do {
+            guard let part = try data.focused(focus) else {
+                throw TrainingError.badOptions(file: file, key: "motion_training.focus", reason: "this data has no parts to draw from alone; leave the key out")
             }
+            return part
+        } catch let error as PretrainingFocusError {
+            throw TrainingError.badOptions(file: file, key: "motion_training.focus" + (error.key.isEmpty ? "" : "." + error.key), reason: error.reason)
         }
+    }
+
+    private func checkData() throws {
         let downsampling = 1 << (config.vae.blockOutChannels.count - 1)
         guard data.imageSide % downsampling == 0 else {
             throw TrainingError.badOptions(file: "config", key: "vae.block_out_channels",

@@ -27,7 +27,8 @@ public protocol PretrainingData {
     func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData?
 }
 
-/// A `motion_training.focus` list the data cannot use: `key` is the list's key inside `focus`.
+/// A `motion_training.focus` list the data cannot use: `key` is the list's key inside `focus`
+/// (empty: the focus as a whole).
 public struct PretrainingFocusError: Error, Equatable {
     public var key: String
     public var reason: String

@@ -33,7 +33,7 @@ public final class FeedForward: Module {
         let result = Tensor(uninitialized: Array(x.shape.dropLast()) + [outWidth])
         for start in stride(from: 0, to: rows, by: chunk) {
             let piece = try output(dropout(activation(flat.slice(rows: start..<Swift.min(start + chunk, rows))), context: context))
-            (result.data + start * outWidth).update(from: piece.data, count: piece.count)
+            withExtendedLifetime(piece) { (result.data + start * outWidth).update(from: piece.data, count: piece.count) }
         }
         return result
     }

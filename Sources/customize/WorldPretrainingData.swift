@@ -39,7 +39,7 @@ struct WorldPretrainingData: PretrainingData {
     /// part is not sample `i` of the whole reinterpreted, but as deterministic).
     func focused(_ focus: PretrainConfig.MotionTraining.Focus) throws -> PretrainingData? {
         guard world != .full else {
-            throw PretrainingFocusError(key: "steps", reason: "a focus names a part of the core world; \"world\" is \"full\" (use \"core\" or \"core-tied-start\")")
+            throw PretrainingFocusError(key: "", reason: "a focus names a part of the core world; \"world\" is \"full\" (use \"core\" or \"core-tied-start\")")
         }
         var part = self
         do {

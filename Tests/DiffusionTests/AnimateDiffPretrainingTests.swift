@@ -431,13 +431,21 @@ final class AnimateDiffPretrainingTests: XCTestCase {
             config.motionTraining.focus = focus
             let folder = TinyPretraining.temporaryFolder("pretrain-ad-focus-bad")
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            do { _ = try Pretraining(newRunIn: folder, config: config, data: data) } catch { return "\(error)" }
+            do { _ = try Pretraining(newRunIn: folder, config: config, data: data) } catch {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: folder), "a refused focus writes nothing: \(error)")
+                return "\(error)"
+            }
             return "accepted"
         }
         XCTAssertTrue(refusal(.init(steps: 1, colours: ["red"]), data: data).contains("motion_training.focus.colours"))
         XCTAssertTrue(refusal(.init(steps: 1), data: TinyPretraining.PatternData()).contains("motion_training.focus"))
         XCTAssertTrue(refusal(.init(steps: 3), data: data).contains("motion_training.focus.steps"), "more steps than the stage has")
         XCTAssertTrue(refusal(.init(steps: 0), data: data).contains("motion_training.focus.steps"))
+        // A leg without a motion stage keeps its focus for a later leg.
+        var imageOnly = Self.config()
+        imageOnly.motionTraining.trainer.steps = 0
+        imageOnly.motionTraining.focus = .init(steps: 500, colours: ["white"])
+        XCTAssertNoThrow(try imageOnly.validate(file: "image-only"))
 
         // The key reads, writes back, and an unknown key inside it is named.
         let file = TinyPretraining.temporaryFolder("focus-config") + ".json"

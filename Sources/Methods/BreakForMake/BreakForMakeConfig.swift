@@ -51,7 +51,7 @@ public struct BreakForMakeConfig: Codable, Equatable, Sendable {
     public init(rank: Int = 16, learningRate: Float = 1e-4, partnerLearningRateRatio: Float = 0.1, adamWeightDecay: Float = 1e-2,
                 preconditionerDelta: Float = 1e-6, maxTrainSteps: Int = 1000, gradientAccumulationSteps: Int = 4, checkpointingSteps: Int = 50,
                 checkpointsTotalLimit: Int = 2, randomFlip: Float = 0.5, cropJitter: Int = 1, validationSteps: Int = 100,
-                validationInferenceSteps: Int = 20, validationGuidance: Float = 9, seed: UInt64 = 0) {
+                validationInferenceSteps: Int = 20, validationGuidance: Float = TextToVideoPipeline.defaultGuidance, seed: UInt64 = 0) {
         self.rank = rank
         self.learningRate = learningRate
         self.partnerLearningRateRatio = partnerLearningRateRatio

@@ -110,7 +110,7 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         }
 
         public init(prompt: [String] = [], samplePreview: Bool = true, numFrames: Int? = nil, numInferenceSteps: Int = 20,
-                    guidanceScale: Float = 9, spatialScale: Float = 0, noisePrior: Float = 0, seed: UInt64 = 0) {
+                    guidanceScale: Float = TextToVideoPipeline.defaultGuidance, spatialScale: Float = 0, noisePrior: Float = 0, seed: UInt64 = 0) {
             self.prompt = prompt
             self.samplePreview = samplePreview
             self.numFrames = numFrames

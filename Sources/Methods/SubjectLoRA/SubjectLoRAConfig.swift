@@ -47,7 +47,7 @@ public struct SubjectLoRAConfig: Codable, Equatable, Sendable {
     public init(rank: Int = 16, loraDropout: Float = 0, learningRate: Float = 5e-4, adamWeightDecay: Float = 1e-2,
                 maxTrainSteps: Int = 300, checkpointingSteps: Int = 50, checkpointsTotalLimit: Int = 2, randomFlip: Float = 0.5,
                 cropJitter: Int = 1, validationSteps: Int = 100, validationPrompts: [String] = [], validationInferenceSteps: Int = 20,
-                validationGuidance: Float = 9, seed: UInt64 = 0, decor: DECORSetting? = nil) {
+                validationGuidance: Float = TextToVideoPipeline.defaultGuidance, seed: UInt64 = 0, decor: DECORSetting? = nil) {
         self.rank = rank
         self.loraDropout = loraDropout
         self.learningRate = learningRate
