@@ -32,22 +32,36 @@ extension MotionEvaluationPrompt {
     /// Shapes and colours not in `avoidingShapes` / `avoidingColours` are taken in the world's order,
     /// cycling so that consecutive prompts differ in both; the background cycles through the same
     /// colours at a growing offset, so it never equals the object's colour and pairs vary.
+    ///
+    /// With `core`, the object's colour and shape come from the core world's lists and the
+    /// background from its background colours (plain, never the object's colour), in their orders,
+    /// so that a core-world base is asked only for words it was trained on.
     public static func make(count: Int, motionPhrase: String, size: ObjectSize, avoidingColours: Set<NamedColour>,
-                            avoidingShapes: Set<ObjectShape>, suffix: String = "") throws -> [MotionEvaluationPrompt] {
+                            avoidingShapes: Set<ObjectShape>, suffix: String = "", core: Bool = false) throws -> [MotionEvaluationPrompt] {
         guard count >= 1 else { throw MotionEvaluationPromptError.badCount(count) }
-        let colours = NamedColour.allCases.filter { !avoidingColours.contains($0) }
-        let shapes = ObjectShape.allCases.filter { !avoidingShapes.contains($0) }
-        guard colours.count >= 2 else {
-            throw MotionEvaluationPromptError.noColoursLeft(used: NamedColour.allCases.filter(avoidingColours.contains))
+        let allColours = core ? CoreWorld.colours : NamedColour.allCases, allShapes = core ? CoreWorld.shapes : ObjectShape.allCases
+        let colours = allColours.filter { !avoidingColours.contains($0) }
+        let shapes = allShapes.filter { !avoidingShapes.contains($0) }
+        let backgrounds = core ? CoreWorld.backgroundColours.filter { !avoidingColours.contains($0) } : colours
+        guard colours.count >= 2, !core || (!backgrounds.isEmpty && colours.contains { colour in backgrounds.contains { $0 != colour } }) else {
+            throw MotionEvaluationPromptError.noColoursLeft(used: allColours.filter(avoidingColours.contains))
         }
         guard !shapes.isEmpty else {
-            throw MotionEvaluationPromptError.noShapesLeft(used: ObjectShape.allCases.filter(avoidingShapes.contains))
+            throw MotionEvaluationPromptError.noShapesLeft(used: allShapes.filter(avoidingShapes.contains))
         }
+        // With core, a colour whose only background left would be itself is skipped.
+        let objectColours = core ? colours.filter { colour in backgrounds.contains { $0 != colour } } : colours
         return (0..<count).map { index in
-            let colour = colours[index % colours.count]
-            // Offsets 1 … colours.count − 1 in turn, one per pass over the colours.
-            let offset = 1 + (index / colours.count) % (colours.count - 1)
-            let background = colours[(index + offset) % colours.count]
+            let colour = objectColours[index % objectColours.count]
+            let background: NamedColour
+            if core {
+                let choices = backgrounds.filter { $0 != colour }
+                background = choices[(index / objectColours.count + index) % choices.count]
+            } else {
+                // Offsets 1 … colours.count − 1 in turn, one per pass over the colours.
+                let offset = 1 + (index / colours.count) % (colours.count - 1)
+                background = colours[(index + offset) % colours.count]
+            }
             let shape = shapes[index % shapes.count]
             let caption = (["a", size.rawValue, colour.rawValue, shape.rawValue, motionPhrase].filter { !$0.isEmpty }
                 + [Captions.backgroundPhrase(Background(kind: .plain, colour: background))]).joined(separator: " ") + suffix

@@ -121,4 +121,27 @@ final class MotionFidelityTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("every shape"), "\($0)")
         }
     }
+
+    /// With `core`, prompts use the core world's colours, shapes and background colours only,
+    /// never the clips' colours or shapes, and never an object on its own colour.
+    func testCorePromptsStayInTheCoreVocabulary() throws {
+        let avoidingColours: Set<NamedColour> = [.green, .gray, .red, .white, .purple]
+        let avoidingShapes: Set<ObjectShape> = [.heart, .triangle, .circle]
+        let prompts = try MotionEvaluationPrompt.make(count: 12, motionPhrase: "zigzagging quickly", size: .large,
+                                                      avoidingColours: avoidingColours, avoidingShapes: avoidingShapes, core: true)
+        XCTAssertEqual(prompts.count, 12)
+        for prompt in prompts {
+            XCTAssertTrue(CoreWorld.colours.contains(prompt.colour) && !avoidingColours.contains(prompt.colour), prompt.caption)
+            XCTAssertTrue(CoreWorld.shapes.contains(prompt.shape) && !avoidingShapes.contains(prompt.shape), prompt.caption)
+            XCTAssertTrue(CoreWorld.backgroundColours.contains(prompt.background) && !avoidingColours.contains(prompt.background), prompt.caption)
+            XCTAssertNotEqual(prompt.colour, prompt.background, prompt.caption)
+            XCTAssertTrue(prompt.caption.hasPrefix("a large \(prompt.colour.rawValue) \(prompt.shape.rawValue) zigzagging quickly on a"), prompt.caption)
+        }
+        XCTAssertGreaterThan(Set(prompts.map(\.colour)).count, 2)
+        XCTAssertGreaterThan(Set(prompts.map(\.background)).count, 1)
+        // The full world's prompts are as before: a shape outside the core appears.
+        let full = try MotionEvaluationPrompt.make(count: 12, motionPhrase: "zigzagging quickly", size: .large,
+                                                   avoidingColours: avoidingColours, avoidingShapes: avoidingShapes)
+        XCTAssertTrue(full.contains { !CoreWorld.shapes.contains($0.shape) })
+    }
 }

@@ -33,6 +33,8 @@ public struct MotionEvaluation {
     public var guidance: Float = TextToVideoPipeline.defaultGuidance
     /// The motion words of the prompts (default: the clips' captions' most common).
     public var motionPhrase: String?
+    /// Prompts in the core world's vocabulary (the shipped base's), the default; false: the full world's.
+    public var core = true
     /// Where trained adapters, the sheet and report.json go (default motions/eval-<clips folder name>).
     public var out: String?
 
@@ -134,7 +136,7 @@ public struct MotionEvaluation {
         let evaluationPrompts: [MotionEvaluationPrompt]
         do {
             evaluationPrompts = try MotionEvaluationPrompt.make(count: prompts, motionPhrase: phrase, size: clipSet.size,
-                                                                avoidingColours: clipSet.colours, avoidingShapes: clipSet.shapes)
+                                                                avoidingColours: clipSet.colours, avoidingShapes: clipSet.shapes, core: core)
         } catch let error as MotionEvaluationPromptError {
             throw EvaluationError("'\(clips)': \(error)")
         }
