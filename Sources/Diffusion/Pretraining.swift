@@ -646,7 +646,6 @@ public final class Pretraining {
         }
     }
 
-    /// The U-Net's sample_size must be the latent side of the data's images.
     /// The part of `data` that `config`'s motion-stage focus names (nil without one); throws naming
     /// the focus key the data cannot use. Checked before a new run writes anything.
     static func focusedPart(of data: PretrainingData, config: PretrainConfig, file: String) throws -> PretrainingData? {
@@ -661,6 +660,7 @@ public final class Pretraining {
         }
     }
 
+    /// The U-Net's sample_size must be the latent side of the data's images.
     private func checkData() throws {
         let downsampling = 1 << (config.vae.blockOutChannels.count - 1)
         guard data.imageSide % downsampling == 0 else {

@@ -43,14 +43,14 @@ extension MotionEvaluationPrompt {
         let colours = allColours.filter { !avoidingColours.contains($0) }
         let shapes = allShapes.filter { !avoidingShapes.contains($0) }
         let backgrounds = core ? CoreWorld.backgroundColours.filter { !avoidingColours.contains($0) } : colours
-        guard colours.count >= 2, !core || (!backgrounds.isEmpty && colours.contains { colour in backgrounds.contains { $0 != colour } }) else {
+        // The colours an object can take: those with a background left besides themselves.
+        let objectColours = colours.filter { colour in backgrounds.contains { $0 != colour } }
+        guard colours.count >= 2, !objectColours.isEmpty else {
             throw MotionEvaluationPromptError.noColoursLeft(used: allColours.filter(avoidingColours.contains))
         }
         guard !shapes.isEmpty else {
             throw MotionEvaluationPromptError.noShapesLeft(used: allShapes.filter(avoidingShapes.contains))
         }
-        // With core, a colour whose only background left would be itself is skipped.
-        let objectColours = core ? colours.filter { colour in backgrounds.contains { $0 != colour } } : colours
         return (0..<count).map { index in
             let colour = objectColours[index % objectColours.count]
             let background: NamedColour

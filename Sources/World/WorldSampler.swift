@@ -224,10 +224,9 @@ public struct WorldSampler: Sendable {
             (colour, shape) = CoreWorld.heldOutPairs[random.below(CoreWorld.heldOutPairs.count)]
         } else {
             // A focus's colour may have no background of its own list besides itself: draw again.
-            repeat {
-                colour = colours[random.below(colours.count)]
-                shape = shapes[random.below(shapes.count)]
-            } while CoreWorld.isHeldOut(colour, shape) || !(focus?.backgroundColours.contains { $0 != colour } ?? true)
+            (colour, shape) = coreColourShape(colours: colours, shapes: shapes, &random) { colour in
+                focus?.backgroundColours.contains { $0 != colour } ?? true
+            }
         }
         var object = SceneObject(kind: .shape(shape), colour: colour, size: sizes[random.below(sizes.count)], texture: .plain)
         if frames > 1 {
@@ -235,8 +234,7 @@ public struct WorldSampler: Sendable {
             object.speed = CoreWorld.speed
         }
         object.position = startPosition(for: object, frames: frames, &random)
-        let backgrounds = (focus?.backgroundColours ?? CoreWorld.backgroundColours).filter { $0 != colour }
-        let background = Background(kind: .plain, colour: backgrounds[random.below(backgrounds.count)])
+        let background = coreBackground(from: focus?.backgroundColours ?? CoreWorld.backgroundColours, avoiding: [colour], &random)
         if distribution == .coreTiedStart, frames > 1, object.motion != .still {
             object.position = tiedStart(for: object, frames: frames, &random)
         }
@@ -261,18 +259,21 @@ public struct WorldSampler: Sendable {
         return SceneSpec(background: background(avoiding: objects.map(\.colour), &random), objects: objects, frames: frames)
     }
 
-    /// A plain background of a core background colour outside `colours`.
-    func coreBackground(avoiding colours: [NamedColour], _ random: inout SplitMix) -> Background {
-        let choices = CoreWorld.backgroundColours.filter { !colours.contains($0) }
-        return Background(kind: .plain, colour: choices[random.below(choices.count)])
+    /// A plain background of one of `choices` (the core background colours by default) outside `colours`.
+    func coreBackground(from choices: [NamedColour] = CoreWorld.backgroundColours, avoiding colours: [NamedColour],
+                        _ random: inout SplitMix) -> Background {
+        let left = choices.filter { !colours.contains($0) }
+        return Background(kind: .plain, colour: left[random.below(left.count)])
     }
 
-    /// A core colour–shape pair outside the held-out ones.
-    func coreColourShape(_ random: inout SplitMix) -> (NamedColour, ObjectShape) {
+    /// A colour–shape pair of the lists (the core world's by default) outside the held-out ones and
+    /// that `accepts`, drawn colour then shape until one is.
+    func coreColourShape(colours: [NamedColour] = CoreWorld.colours, shapes: [ObjectShape] = CoreWorld.shapes,
+                         _ random: inout SplitMix, accepts: (NamedColour) -> Bool = { _ in true }) -> (NamedColour, ObjectShape) {
         while true {
-            let colour = CoreWorld.colours[random.below(CoreWorld.colours.count)]
-            let shape = CoreWorld.shapes[random.below(CoreWorld.shapes.count)]
-            if !CoreWorld.isHeldOut(colour, shape) { return (colour, shape) }
+            let colour = colours[random.below(colours.count)]
+            let shape = shapes[random.below(shapes.count)]
+            if !CoreWorld.isHeldOut(colour, shape), accepts(colour) { return (colour, shape) }
         }
     }
 

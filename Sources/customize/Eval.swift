@@ -118,22 +118,18 @@ struct EvalBase: ParsableCommand {
     var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when the model misses a bar.") var requireBars = false
-    @Flag(help: "Prompts of the full world's held-out compositions instead of the core world's (the shipped base's pretraining distribution, the default).")
-    var full = false
-    /// The default since the shipped base is a core-world model; kept so that older command lines run.
-    @Flag(help: .hidden) var core = false
+    @OptionGroup var world: EvalWorldOption
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var motionAdapterOption: MotionAdapterOption
 
     var evaluation: BaseEvaluation {
         var evaluation = BaseEvaluation(model: model)
         (evaluation.motionAdapter, evaluation.probe, evaluation.prompts, evaluation.seed) = (motionAdapterOption.motionAdapter, probe, prompts, seed)
-        (evaluation.steps, evaluation.guidance, evaluation.out, evaluation.core) = (steps, guidance, out, !full)
+        (evaluation.steps, evaluation.guidance, evaluation.out, evaluation.core) = (steps, guidance, out, world.isCore)
         return evaluation
     }
 
     func validate() throws {
-        guard !(core && full) else { throw ValidationError("--core and --full name different worlds; the core world is the default") }
         try validating(evaluation.validate)
     }
 

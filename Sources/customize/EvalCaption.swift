@@ -29,10 +29,7 @@ struct EvalCaption: ParsableCommand {
     @Option(help: "One-object clips moving in a straight direction, for the wrong-motion rise (0: none).") var clips = 16
     @Option(help: "Timesteps to noise to, comma-separated.") var timesteps = "200,400,600,800"
     @Option(help: "Seed of the image draw, the word swaps and the noise.") var seed: UInt64 = 11
-    @Flag(help: "Measure on the full world, swapping words within its vocabulary, instead of the core world (the shipped base's pretraining distribution, the default).")
-    var full = false
-    /// The default since the shipped base is a core-world model; kept so that older command lines run.
-    @Flag(help: .hidden) var core = false
+    @OptionGroup var world: EvalWorldOption
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var motionAdapterOption: MotionAdapterOption
@@ -41,13 +38,12 @@ struct EvalCaption: ParsableCommand {
     func evaluation(timesteps parsed: [Int]? = nil) -> CaptionEvaluation {
         var evaluation = CaptionEvaluation(model: model)
         (evaluation.motionAdapter, evaluation.images, evaluation.clips, evaluation.seed, evaluation.core)
-            = (motionAdapterOption.motionAdapter, images, clips, seed, !full)
+            = (motionAdapterOption.motionAdapter, images, clips, seed, world.isCore)
         if let parsed { evaluation.timesteps = parsed }
         return evaluation
     }
 
     func validate() throws {
-        guard !(core && full) else { throw ValidationError("--core and --full name different worlds; the core world is the default") }
         try validating {
             try evaluation().validate()
             _ = try CaptionEvaluation.parseTimesteps(timesteps)

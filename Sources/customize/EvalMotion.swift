@@ -55,7 +55,7 @@ struct EvalMotion: ParsableCommand {
     @Option(help: "Where trained adapters, the sheet and report.json go (default motions/eval-<clips folder name>).") var out: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when MotionDirector misses a bar.") var requireBars = false
-    @Flag(help: "Prompts in the full world's vocabulary instead of the core world's (the shipped base's, the default).") var full = false
+    @OptionGroup var world: EvalWorldOption
     @OptionGroup var threadOptions: ThreadOptions
 
     var evaluation: MotionEvaluation {
@@ -63,7 +63,7 @@ struct EvalMotion: ParsableCommand {
         (evaluation.probe, evaluation.motionAdapters, evaluation.plainAdapter) = (probe, motionAdapters, plainAdapter)
         (evaluation.trainSteps, evaluation.rank, evaluation.prompts, evaluation.seed) = (trainSteps, rank, prompts, seed)
         (evaluation.steps, evaluation.guidance, evaluation.motionPhrase, evaluation.out) = (steps, guidance, motionPhrase, out)
-        evaluation.core = !full
+        evaluation.core = world.isCore
         return evaluation
     }
 
