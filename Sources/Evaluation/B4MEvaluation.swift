@@ -45,7 +45,8 @@ public struct B4MEvaluation {
         self.out = out
     }
 
-    static let backgrounds: [NamedColour] = [.blue, .green, .purple, .cyan, .pink, .white, .yellow, .red]
+    /// The core-look concept pictures' backgrounds, which the shipped base and its concept LoRAs know.
+    static let backgrounds = CoreWorld.conceptBackgrounds
 
     /// Throws naming the first setting out of range.
     public func validate() throws {

@@ -33,7 +33,8 @@ public struct ComposeEvaluation {
         self.out = out
     }
 
-    static let backgrounds: [NamedColour] = [.green, .blue, .purple, .cyan, .pink, .white, .yellow, .red]
+    /// The core-look concept pictures' backgrounds, which the shipped base and its concept LoRAs know.
+    static let backgrounds = CoreWorld.conceptBackgrounds
 
     /// `--methods` as written: comma-separated method names, each kept once in the order given.
     public static func parseMethods(_ text: String) throws -> [ComposePlan.Method] {

@@ -28,6 +28,9 @@ public struct DecorEvaluation {
     public var seed: UInt64 = 0
     public var steps = 25
     public var guidance: Float = TextToVideoPipeline.defaultGuidance
+    /// The reference and the prompts in the core world's look and vocabulary (the shipped base's),
+    /// the default; false: the full world's.
+    public var core = true
     /// A diffusers text-to-video folder.
     public var model: String
     /// The shape classifier (default: `<model>/probes/shape-classifier.safetensors`).
@@ -86,7 +89,7 @@ public struct DecorEvaluation {
 
         // 1. The reference and the style LoRA trained on it.
         let referenceFolder = (out as NSString).appendingPathComponent("reference")
-        let samples = WorldSampler(seed: seed).styleImages(style, count: referenceImages, content: (referenceColour, referenceShape))
+        let samples = WorldSampler(seed: seed, distribution: core ? .core : .full).styleImages(style, count: referenceImages, content: (referenceColour, referenceShape))
         try writeReference(samples, to: referenceFolder)
         let lora = try styleLora ?? trainStyleLoRA(referenceFolder: referenceFolder, token: style.rawValue)
 
@@ -96,7 +99,7 @@ public struct DecorEvaluation {
         do {
             evaluationPrompts = try MotionEvaluationPrompt.make(count: prompts, motionPhrase: "", size: .medium,
                                                                 avoidingColours: [referenceColour], avoidingShapes: [referenceShape],
-                                                                suffix: suffix)
+                                                                suffix: suffix, core: core)
         } catch {
             throw EvaluationError(describe(error))
         }

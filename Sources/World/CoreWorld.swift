@@ -8,6 +8,9 @@ public enum CoreWorld {
     public static let shapes: [ObjectShape] = [.circle, .square, .triangle, .star, .heart, .cross]
     public static let colours: [NamedColour] = [.red, .orange, .yellow, .green, .blue, .purple, .pink, .white]
     public static let backgroundColours: [NamedColour] = [.black, .gray, .white, .blue, .green, .yellow]
+    /// The backgrounds of the core-look concept pictures (the core's, gray aside: the concept scenes
+    /// keep off gray and orange), in the order the compose and Break-for-Make evaluations cycle them.
+    public static let conceptBackgrounds: [NamedColour] = [.green, .blue, .white, .yellow, .black]
     /// Radii 0.18 and 0.26 of the frame: every core shape is at least a quarter of the frame wide.
     public static let sizes: [ObjectSize] = [.medium, .large]
     public static let motions: [Motion] = [.still, .left, .right, .up, .down]

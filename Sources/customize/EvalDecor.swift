@@ -50,6 +50,7 @@ struct EvalDecor: ParsableCommand {
     @Option(help: "The shape classifier (default: <model>/probes/shape-classifier.safetensors).") var probe: String?
     @Option(help: "The style classifier (default: <model>/probes/style-classifier.safetensors).") var styleProbe: String?
     @Option(help: "Where the reference, the style LoRA, the sheet and report.json go.") var out = "decor-eval"
+    @OptionGroup var world: EvalWorldOption
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when DECOR misses a bar.") var requireBars = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -59,6 +60,7 @@ struct EvalDecor: ParsableCommand {
         (evaluation.style, evaluation.reference, evaluation.referenceImages, evaluation.styleLora) = (style, reference, referenceImages, styleLora)
         (evaluation.trainSteps, evaluation.decorStrength, evaluation.prompts, evaluation.seed) = (trainSteps, decorStrength, prompts, seed)
         (evaluation.steps, evaluation.guidance, evaluation.probe, evaluation.styleProbe) = (steps, guidance, probe, styleProbe)
+        evaluation.core = world.isCore
         return evaluation
     }
 

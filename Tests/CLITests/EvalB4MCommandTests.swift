@@ -43,7 +43,7 @@ final class EvalB4MCommandTests: XCTestCase {
         let truth = report["true_drawings"] as! [String: Any]
         XCTAssertGreaterThanOrEqual(truth["both"] as! Double, 0.5, "the probes read the world's own neon dogs")
         let samples = report["samples"] as! [[String: Any]]
-        XCTAssertEqual(samples.first?["prompt"] as? String, "a medium dog on a blue background in neon style")
+        XCTAssertEqual(samples.first?["prompt"] as? String, "a medium dog on a green background in neon style")
         for file in ["content.safetensors", "style.safetensors", "made.safetensors", "content-lora.safetensors", "style-lora.safetensors", "eval-b4m.png"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/eval/" + file), file)
         }

@@ -35,7 +35,8 @@ final class EvalDecorCommandTests: XCTestCase {
         XCTAssertEqual(truth["images"] as? Int, 3)
         XCTAssertGreaterThan(truth["style"] as! Double, 0.5, "the style probe reads the world's sketches")
         let samples = report["samples"] as! [[String: Any]]
-        XCTAssertEqual(samples.first?["prompt"] as? String, "a medium green circle on a blue background in sketch style")
+        // The core world's words by default (--full: the full world's).
+        XCTAssertEqual(samples.first?["prompt"] as? String, "a medium orange circle on a black background in sketch style")
         for name in ["00000.png", "00000.txt", "00002.txt"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/eval/reference/" + name), name)
         }

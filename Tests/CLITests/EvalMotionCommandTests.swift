@@ -72,7 +72,7 @@ final class EvalMotionCommandTests: XCTestCase {
         XCTAssertEqual(report["train_steps"] as? Int, 2)
         XCTAssertEqual(report["motion_phrase"] as? String, try captionPhrase(clips))
         let bars = try XCTUnwrap(report["bars"] as? [[String: Any]])
-        XCTAssertEqual(bars.map { $0["name"] as? String }, ["motion_fidelity", "above_base", "leakage_below_plain"])
+        XCTAssertEqual(bars.map { $0["name"] as? String }, ["motion_fidelity", "above_plain", "above_base", "leakage"])
         XCTAssertEqual(report["passes_bars"] as? Bool, bars.allSatisfy { $0["met"] as? Bool == true })
         // The prompts' looks are none of the clips'.
         let clipColours = try (0..<2).map { index -> String in
