@@ -23,6 +23,8 @@ public struct OnestepEvaluation {
     /// The teacher's DDIM steps and guidance scale.
     public var teacherSteps = 25
     public var guidance: Float = TextToVideoPipeline.defaultGuidance
+    /// Held-out prompts of the core world (the shipped base's), the default; false: the full world's.
+    public var core = true
     /// Where the sheet (eval-onestep.png) and report.json go.
     public var out: String
 
@@ -51,7 +53,7 @@ public struct OnestepEvaluation {
             throw EvaluationError("--onestep \(onestep): \(describe(error))")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let sampler = WorldSampler(seed: seed)
+        let sampler = WorldSampler(seed: seed, distribution: core ? .core : .full)
         let rows = OnestepEvalReport.rowNames
         var outcomes = [[OnestepEvalReport.Outcome]](repeating: [], count: rows.count)
         var energy = [Double](repeating: 0, count: rows.count)

@@ -37,6 +37,7 @@ struct EvalOnestep: ParsableCommand {
     @Option(name: .customLong("teacher-steps"), help: "The teacher's DDIM steps.") var teacherSteps = 25
     @Option(help: "The teacher's guidance scale.") var guidance: Float = TextToVideoPipeline.defaultGuidance
     @Option(help: "Where the sheet (eval-onestep.png) and report.json go.") var out = "onestep-eval"
+    @OptionGroup var world: EvalWorldOption
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Flag(help: "Exit with status 1 when HiPA misses a bar.") var requireBars = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -45,6 +46,7 @@ struct EvalOnestep: ParsableCommand {
         var evaluation = OnestepEvaluation(onestep: onestep, model: model, out: out)
         (evaluation.probe, evaluation.prompts, evaluation.seed, evaluation.teacherSteps, evaluation.guidance)
             = (probe, prompts, seed, teacherSteps, guidance)
+        evaluation.core = world.isCore
         return evaluation
     }
 

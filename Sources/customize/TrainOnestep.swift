@@ -14,7 +14,7 @@ struct TrainOnestep: ParsableCommand {
         abstract: "Train adaptors that let the model generate in one step (HiPA).",
         discussion: """
         The base model is the teacher: for each of --pairs prompts (the lines of --prompts, else \
-        captions of the world's training split) it samples from seeded noise z_T with \
+        captions of the core world's training split, the shipped base's; --full: the full world's) it samples from seeded noise z_T with \
         --teacher-steps DDIM steps at --teacher-guidance, and the pairs (z_T, prompt, final latents) \
         are cached in the run folder. The student is the same model with rank-8 adaptors on every \
         attention projection and resnet convolution, predicting the final latents from z_T in one \
@@ -33,6 +33,8 @@ struct TrainOnestep: ParsableCommand {
     @Option(name: .customLong("teacher-steps"), help: "The teacher's DDIM steps (default 25).") var teacherSteps: Int?
     @Option(name: .customLong("teacher-guidance"), help: "The teacher's guidance scale (default 5, the pipeline's).") var teacherGuidance: Float?
     @Option(help: "A file of prompts, one per line ('#' comments, blank lines skipped); default: world captions.") var prompts: String?
+    @Flag(help: "Without --prompts, caption the pairs from the full world's training split instead of the core world's (the shipped base's).")
+    var full = false
     @Option(help: "Frames per pair (default 1).") var frames: Int?
     @Option(help: "Adaptor rank (default 8).") var rank: Int?
     @Option(help: "Training steps (default 1000).") var steps: Int?
@@ -61,7 +63,7 @@ struct TrainOnestep: ParsableCommand {
         guard (out as NSString).pathExtension.lowercased() == "safetensors" else {
             throw ValidationError("--out names the adaptors file to write, ending in .safetensors, got '\(out)'")
         }
-        if resume, [pairs, teacherSteps, frames, rank].contains(where: { $0 != nil }) || teacherGuidance != nil || prompts != nil
+        if resume, [pairs, teacherSteps, frames, rank].contains(where: { $0 != nil }) || teacherGuidance != nil || prompts != nil || full
             || lr != nil || highFrequencyWeight != nil || seed != nil {
             throw ValidationError("--resume continues with the run's own settings and pairs; only --steps and --checkpoint-every may change")
         }
@@ -107,7 +109,7 @@ struct TrainOnestep: ParsableCommand {
     /// `count` prompts: the prompt file's lines in turn (repeated when fewer), else world captions.
     func promptList(count: Int, seed: UInt64) throws -> [String] {
         guard let prompts else {
-            let sampler = WorldSampler(seed: seed)
+            let sampler = WorldSampler(seed: seed, distribution: full ? .full : .core)
             return (0..<count).map { sampler.image(.train, index: $0).caption }
         }
         let text: String

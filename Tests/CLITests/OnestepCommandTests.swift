@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Media
+import World
 import XCTest
 
 /// `train-onestep` and `render --steps 1 --onestep`, end to end with the tiny pipeline.
@@ -53,7 +54,9 @@ final class OnestepCommandTests: XCTestCase {
         let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as! [String: Any]
         let rows = object["rows"] as! [[String: Any]]
         XCTAssertEqual(rows.map { $0["name"] as? String }, ["teacher", "one_step", "one_step_hipa"])
-        XCTAssertEqual((object["samples"] as? [[String: Any]])?.count, 2)
+        XCTAssertEqual((object["samples"] as? [[String: Any]])?.map { $0["prompt"] as? String },
+                       (0..<2).map { WorldSampler(seed: 0, distribution: .core).image(.heldout, index: $0).caption },
+                       "the core world's held-out prompts by default")
         XCTAssertEqual((object["bars"] as? [[String: Any]])?.map { $0["name"] as? String }, ["adherence_kept", "detail_kept", "speedup"])
         let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalFolder + "/report.json"))) as! [String: Any]
         XCTAssertEqual(saved["speedup"] as? Double, object["speedup"] as? Double)
@@ -63,5 +66,22 @@ final class OnestepCommandTests: XCTestCase {
         XCTAssertGreaterThan(rows[1]["distance"] as? Double ?? 0, 0)
         XCTAssertNotNil(object["speedup"] as? Double)
         XCTAssertNotNil(object["passes_bars"] as? Bool)
+    }
+
+    /// Without --prompts the teacher pairs are captioned from the core world's training split (the
+    /// shipped base's), or with --full from the full world's; --full cannot change on --resume.
+    func testDefaultPromptsAreTheCoreWorldsAndFullTakesTheFullWorlds() throws {
+        func prompts(_ extra: [String], out: String) throws -> [String] {
+            try run(["train-onestep", "--pairs", "3", "--teacher-steps", "1", "--rank", "1", "--steps", "1", "--out", path(out)] + extra)
+            let file = try SafeTensorsFile(path: path((out as NSString).deletingPathExtension + "-run/pairs.safetensors"))
+            return try JSONDecoder().decode([String].self, from: Data(file.metadata["prompts"]!.utf8))
+        }
+        let core = try prompts([], out: "core.safetensors")
+        XCTAssertEqual(core, (0..<3).map { WorldSampler(seed: 0, distribution: .core).image(.train, index: $0).caption })
+        let full = try prompts(["--full"], out: "full.safetensors")
+        XCTAssertEqual(full, (0..<3).map { WorldSampler(seed: 0).image(.train, index: $0).caption })
+        XCTAssertNotEqual(core, full)
+        let refused = try run(["train-onestep", "--resume", "--full", "--steps", "2", "--out", path("core.safetensors")], status: 64)
+        XCTAssertTrue(refused.stderr.contains("--resume continues with the run's own settings"), refused.stderr)
     }
 }
