@@ -56,14 +56,14 @@ struct TrainMotion: ParsableCommand {
     @Option(help: "The caption of clips without a .txt file beside them.") var prompt: String?
     @Option(help: "A YAML config with MotionDirector's keys.") var config: String?
     @Option(help: "The run folder (default motions/<clips folder name>).") var out: String?
-    @Option(help: "Training steps (max_train_steps, default 300).") var steps: Int?
+    @Option(help: "Training steps (max_train_steps, default 1500).") var steps: Int?
     @Option(help: "LoRA rank (lora_rank, default 32).") var rank: Int?
-    @Option(help: "Learning rate (learning_rate, default 5e-4).") var lr: Float?
+    @Option(help: "Learning rate (learning_rate, default 1e-3).") var lr: Float?
     @Option(help: "β of the appearance-debiased loss (default 1; 0: plain MSE twice).") var beta: Float?
     @Flag(help: "One spatial LoRA shared by all clips instead of one per clip.") var singleSpatial = false
     @Flag(help: "Train the plain LoRA baseline instead: one LoRA on the same layers, whole clips, plain MSE.") var plain = false
-    @Option(help: "A checkpoint every N steps (checkpointing_steps, default 50).") var checkpointEvery: Int?
-    @Option(help: "A preview every N steps (validation_steps, default 100; 0: none).") var previewEvery: Int?
+    @Option(help: "A checkpoint every N steps (checkpointing_steps, default 100).") var checkpointEvery: Int?
+    @Option(help: "A preview every N steps (validation_steps, default 300; 0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (default 0).") var seed: UInt64?
     @Option(help: "Store the LoRA files as f32, f16 or bf16.") var dtype = "f32"
     @Flag(help: "Continue the run in --out from its newest checkpoint (with its own config and cached clips).") var resume = false

@@ -13,7 +13,14 @@ final class MotionDirectorConfigTests: XCTestCase {
         XCTAssertEqual(config, MotionDirectorConfig())
         XCTAssertEqual(config.loraRank, 32)
         XCTAssertEqual(config.loraDropout, 0.1)
-        XCTAssertEqual(config.learningRate, 5e-4)
+        // Ours, from pilots on the shipped base: 1e-3 × 1 500 steps (the reference's 5e-4 × 300 did not learn the zigzag).
+        XCTAssertEqual(config.learningRate, 1e-3)
+        XCTAssertEqual(config.maxTrainSteps, 1500)
+        XCTAssertEqual(config.checkpointingSteps, 100)
+        XCTAssertEqual(config.validationSteps, 300)
+        // Image animation's appearance LoRA keeps the reference's single-image settings.
+        XCTAssertEqual(MotionDirectorConfig.singleImage.learningRate, 5e-4)
+        XCTAssertEqual(MotionDirectorConfig.singleImage.maxTrainSteps, 300)
         XCTAssertEqual(config.lrScheduler, "constant")
         XCTAssertEqual(config.debiasBeta, 1)
         XCTAssertEqual(config.spatialLoRAOffProbability, 0.2)

@@ -188,22 +188,26 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         return keys
     }
 
-    /// The method's defaults (METHODS.md): rank 32, dropout 0.1, lr 5e-4 constant, β = 1, spatial
-    /// LoRAs off with probability 0.2, 300 steps.
+    /// The method's defaults (METHODS.md): rank 32, dropout 0.1, constant learning rate, β = 1,
+    /// spatial LoRAs off with probability 0.2. **Ours**: lr 1e-3 and 1 500 steps instead of the
+    /// reference's 5e-4 and 300, a checkpoint every 100 and a preview every 300 steps. On the shipped
+    /// base, pilots on samples/clips (eval motion, 6 prompts) gave MotionDirector's motion fidelity
+    /// 0.12 at 5e-4 × 300 steps; at 1e-3: 0.62 (300), 0.64 (600), 0.78 (1 000), 0.83 (1 500); at
+    /// 2e-3 × 300 0.34 with adherence falling to 0.83.
     public init() {
         loraRank = 32
         loraDropout = 0.1
-        learningRate = 5e-4
+        learningRate = 1e-3
         lrScheduler = "constant"
         lrWarmupSteps = 0
         adamBeta1 = 0.9
         adamBeta2 = 0.999
         adamEpsilon = 1e-8
         adamWeightDecay = nil
-        maxTrainSteps = 300
-        checkpointingSteps = 50
+        maxTrainSteps = 1500
+        checkpointingSteps = 100
         checkpointsTotalLimit = 2
-        validationSteps = 100
+        validationSteps = 300
         singleSpatialLoRA = false
         trainTemporalLoRA = true
         randomHorizontalFlip = -1
@@ -216,9 +220,13 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
     }
 
     /// Image animation's appearance LoRA (the reference's `config_single_image.yaml`): the spatial
-    /// path only, one LoRA, random flips, weight decay 1e-4, 300 steps.
+    /// path only, one LoRA, random flips, weight decay 1e-4, lr 5e-4 and 300 steps (the reference's).
     public static var singleImage: MotionDirectorConfig {
         var config = MotionDirectorConfig()
+        config.learningRate = 5e-4
+        config.maxTrainSteps = 300
+        config.checkpointingSteps = 50
+        config.validationSteps = 100
         config.singleSpatialLoRA = true
         config.trainTemporalLoRA = false
         config.randomHorizontalFlip = 0.5
