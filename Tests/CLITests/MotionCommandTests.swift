@@ -145,6 +145,19 @@ final class MotionCommandTests: XCTestCase {
         XCTAssertTrue(unreadable.stderr.contains("no usable clip"), unreadable.stderr)
         XCTAssertTrue(unreadable.stderr.contains("a.mp4:") && unreadable.stderr.contains("b.webm:"), unreadable.stderr)
 
+        // Clips shorter than the frames a run samples are all skipped: an error naming each, and no run folder.
+        let short = path("short")
+        try FileManager.default.createDirectory(atPath: short, withIntermediateDirectories: true)
+        let frame = try RGBImage(width: 32, height: 32, fill: (30, 200, 30))
+        try VideoWriter.write([frame, frame, frame], to: short + "/a.mp4")
+        try VideoWriter.write([frame, frame], to: short + "/b.mp4")
+        let tooShort = try run(["train-motion", short, "--prompt", "a ball", "--out", path("r5"), "--model", Self.model], status: 1)
+        XCTAssertTrue(tooShort.stderr.contains("no usable clip"), tooShort.stderr)
+        XCTAssertTrue(tooShort.stderr.contains("a.mp4") && tooShort.stderr.contains("has 3 frames")
+                      && tooShort.stderr.contains("b.mp4") && tooShort.stderr.contains("has 2 frames"), tooShort.stderr)
+        XCTAssertFalse(exists("r5"), "a refused run leaves no folder")
+        XCTAssertFalse(exists("r2"), "a refused run leaves no folder")
+
         let uncaptioned = try run(["train-motion", broken, "--out", path("r3"), "--model", Self.model], status: 1)
         XCTAssertTrue(uncaptioned.stderr.contains("no caption for 'a.mp4', 'b.webm'"), uncaptioned.stderr)
 
