@@ -31,11 +31,11 @@ struct TrainLoRA: ParsableCommand {
     var className: String?
     @Option(help: "The LoRA file to write.") var out: String
     @Option(help: "LoRA rank (default 16).") var rank: Int?
-    @Option(help: "Training steps (default 300).") var steps: Int?
-    @Option(help: "Learning rate (default 5e-4).") var lr: Float?
+    @Option(help: "Training steps (default 2000).") var steps: Int?
+    @Option(help: "Learning rate (default 1e-3).") var lr: Float?
     @Option(help: "Largest crop offset, in latent pixels each way (default 1; 0: centre crop only).") var cropJitter: Int?
-    @Option(help: "A checkpoint every N steps (default 50).") var checkpointEvery: Int?
-    @Option(help: "A preview every N steps (default 100; 0: none).") var previewEvery: Int?
+    @Option(help: "A checkpoint every N steps (default 200).") var checkpointEvery: Int?
+    @Option(help: "A preview every N steps (default 500; 0: none).") var previewEvery: Int?
     @Option(help: "The seed of every random draw (default 0).") var seed: UInt64?
     @Option(help: "The run folder (default <out without extension>-run).") var runDir: String?
     @Option(help: "Store the LoRA file as f32, f16 or bf16.") var dtype = "f32"

@@ -33,6 +33,16 @@ final class SubjectLoRATests: XCTestCase {
         return (training, folder)
     }
 
+    /// Ours, from pilots on the shipped base: 1e-3 × 2 000 steps (5e-4 × 300 drew the cat as a blob).
+    func testDefaults() {
+        let config = SubjectLoRAConfig()
+        XCTAssertEqual(config.rank, 16)
+        XCTAssertEqual(config.learningRate, 1e-3)
+        XCTAssertEqual(config.maxTrainSteps, 2000)
+        XCTAssertEqual(config.checkpointingSteps, 200)
+        XCTAssertEqual(config.validationSteps, 500)
+    }
+
     func testTargetsAreSpatialTransformersOnly() throws {
         let (training, _) = try run("targets", steps: 1)
         let paths = try training.adapters.loras(of: SubjectLoRATraining.adapterName).map(\.modulePath)
