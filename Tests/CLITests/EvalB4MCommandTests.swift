@@ -64,7 +64,7 @@ final class EvalB4MCommandTests: XCTestCase {
         }
         // Each run logs its own half's rate (the partner half's is a tenth of it).
         for run in ["content-run", "style-run", "made-run"] { XCTAssertEqual(try XCTUnwrap(Float(try firstRate(run))), 3e-4, accuracy: 1e-9, run) }
-        XCTAssertEqual(try XCTUnwrap(Float(try firstRate("content-lora-run"))), 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(Float(try firstRate("content-lora-run"))), 1e-3, accuracy: 1e-9, "train-lora's default")
         // A second run with --b4m-lr continues the runs (at their own rate) instead of refusing --lr with --resume.
         let ratedAgain = try CLITests.run(otherRate)
         XCTAssertEqual(ratedAgain.status, 0, ratedAgain.stderr)
