@@ -7,7 +7,9 @@
 #
 #   scripts/ship-adapters.sh [RUNS]        (RUNS, default runs/adapters, keeps the training runs)
 #
-# Each run is resumed when RUNS already holds it, so a killed script continues where it stopped.
+# Each run is resumed when RUNS already holds it, so a killed script continues where it stopped. A
+# resumed run keeps its own recorded settings: after train-lora's or train-motion's defaults change,
+# start from an empty RUNS, or the old runs end at once and their adapters are shipped again.
 # Time on 2 cores (AMD EPYC Zen 4, alone on the machine): each concept LoRA ~1 min 10 s (train-lora's
 # defaults, 2 000 steps), the motion adapter 8 min 40 s (train-motion's defaults, 1 500 steps).
 set -euo pipefail

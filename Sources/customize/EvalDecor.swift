@@ -40,7 +40,7 @@ struct EvalDecor: ParsableCommand {
     @Option(help: "The reference's content, \"<colour> <shape>\".") var reference = "red heart"
     @Option(help: "Reference images to draw.") var referenceImages = 8
     @Option(help: "A style LoRA to evaluate instead of training one on the reference.") var styleLora: String?
-    @Option(help: "Training steps of the style LoRA (train-lora's default 300).") var trainSteps: Int?
+    @Option(help: "Training steps of the style LoRA (train-lora's default 2000).") var trainSteps: Int?
     @Option(help: "DECOR's strength α (0…1).") var decorStrength: Float = 1
     @Option(help: "Prompts to render (each three ways).") var prompts = 12
     @Option(help: "Seed of the first prompt's noise (prompt i uses seed + i).") var seed: UInt64 = 0

@@ -30,7 +30,7 @@ struct EvalMotion: ParsableCommand {
         The training clips' own fidelity against the reference is shown as the probes' sanity check (≈ 1).
 
         Bars (--require-bars exits with status 1 when one is missed): MotionDirector's motion fidelity \
-        ≥ 0.8, at least 0.2 above the base model's, and its leakage below the plain LoRA's.
+        ≥ 0.8, at least 0.2 above the plain LoRA's and the base model's, and its leakage at most 0.1.
 
         Examples:
           customize eval motion --clips samples/clips
@@ -43,7 +43,7 @@ struct EvalMotion: ParsableCommand {
     @Option(help: "A train-motion run folder to take temporal.safetensors (and its settings) from instead of training.")
     var motionAdapters: String?
     @Option(help: "A plain LoRA file (train-motion --plain's plain.safetensors) instead of training one.") var plainAdapter: String?
-    @Option(help: "Training steps of both adapters (default: MotionDirector's 300, or the --motion-adapters run's).")
+    @Option(help: "Training steps of both adapters (default: MotionDirector's 1500, or the --motion-adapters run's).")
     var trainSteps: Int?
     @Option(help: "LoRA rank of both adapters (default: MotionDirector's 32, or the --motion-adapters run's).") var rank: Int?
     @Option(help: "Prompts to render (each three ways).") var prompts = 12

@@ -9,7 +9,8 @@ struct EvalOnestep: ParsableCommand {
         commandName: "onestep",
         abstract: "Compare the teacher (many DDIM steps), one step without adaptors and one step with HiPA.",
         discussion: """
-        Renders --prompts held-out world images (prompt i from seed --seed + i, the same noise for every \
+        Renders --prompts held-out images of the core world (--full: the full world's; prompt i from \
+        seed --seed + i, the same noise for every \
         row) three ways: the base model with --teacher-steps DDIM steps at --guidance, one step at the \
         last timestep without adaptors, and one step with the --onestep adaptors.
 

@@ -59,6 +59,9 @@ struct TrainOnestep: ParsableCommand {
         if let highFrequencyWeight, !(highFrequencyWeight.isFinite && highFrequencyWeight >= 0) {
             throw ValidationError("--high-frequency-weight must be a number of 0 or more, got \(highFrequencyWeight)")
         }
+        if full, prompts != nil {
+            throw ValidationError("--full chooses the world the default prompts come from; --prompts gives them, so leave one out")
+        }
         _ = try AdapterFileType.parse(dtype)
         guard (out as NSString).pathExtension.lowercased() == "safetensors" else {
             throw ValidationError("--out names the adaptors file to write, ending in .safetensors, got '\(out)'")

@@ -44,6 +44,16 @@ final class EvalDecorCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/eval/style.safetensors"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/eval/eval-decor.png"))
 
+        // --full: the full world's look and words, here with the trained style LoRA given.
+        let full = try CLITests.run(["eval", "decor", "--model", RenderTests.model, "--probe", folder + "/probes/shape.safetensors",
+                                     "--style-probe", folder + "/probes/style.safetensors", "--prompts", "1", "--steps", "1",
+                                     "--reference-images", "1", "--threads", "1", "--style-lora", folder + "/eval/style.safetensors",
+                                     "--full", "--out", folder + "/eval-full", "--json"])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        let fullReport = try JSONSerialization.jsonObject(with: Data(full.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((fullReport["samples"] as! [[String: Any]]).first?["prompt"] as? String,
+                       "a medium green circle on a blue background in sketch style")
+
         // A second run reuses the trained run and prints the table.
         let again = try CLITests.run(arguments)
         XCTAssertEqual(again.status, 0, again.stderr)

@@ -144,6 +144,7 @@ final class MotionCommandTests: XCTestCase {
         let unreadable = try run(["train-motion", broken, "--prompt", "a ball", "--out", path("r2"), "--model", Self.model], status: 1)
         XCTAssertTrue(unreadable.stderr.contains("no usable clip"), unreadable.stderr)
         XCTAssertTrue(unreadable.stderr.contains("a.mp4:") && unreadable.stderr.contains("b.webm:"), unreadable.stderr)
+        XCTAssertFalse(exists("r2"), "a refused run leaves no folder")
 
         // Clips shorter than the frames a run samples are all skipped: an error naming each, and no run folder.
         let short = path("short")
@@ -156,7 +157,6 @@ final class MotionCommandTests: XCTestCase {
         XCTAssertTrue(tooShort.stderr.contains("a.mp4") && tooShort.stderr.contains("has 3 frames")
                       && tooShort.stderr.contains("b.mp4") && tooShort.stderr.contains("has 2 frames"), tooShort.stderr)
         XCTAssertFalse(exists("r5"), "a refused run leaves no folder")
-        XCTAssertFalse(exists("r2"), "a refused run leaves no folder")
 
         let uncaptioned = try run(["train-motion", broken, "--out", path("r3"), "--model", Self.model], status: 1)
         XCTAssertTrue(uncaptioned.stderr.contains("no caption for 'a.mp4', 'b.webm'"), uncaptioned.stderr)

@@ -66,6 +66,11 @@ final class OnestepCommandTests: XCTestCase {
         XCTAssertGreaterThan(rows[1]["distance"] as? Double ?? 0, 0)
         XCTAssertNotNil(object["speedup"] as? Double)
         XCTAssertNotNil(object["passes_bars"] as? Bool)
+        let full = try run(["eval", "onestep", "--onestep", out, "--probe", probe, "--prompts", "1", "--teacher-steps", "1",
+                            "--full", "--out", path("onestep-eval-full"), "--json"])
+        let fullObject = try JSONSerialization.jsonObject(with: Data(full.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((fullObject["samples"] as? [[String: Any]])?.first?["prompt"] as? String,
+                       WorldSampler(seed: 0).image(.heldout, index: 0).caption, "--full: the full world's held-out prompts")
     }
 
     /// Without --prompts the teacher pairs are captioned from the core world's training split (the
@@ -83,5 +88,8 @@ final class OnestepCommandTests: XCTestCase {
         XCTAssertNotEqual(core, full)
         let refused = try run(["train-onestep", "--resume", "--full", "--steps", "2", "--out", path("core.safetensors")], status: 64)
         XCTAssertTrue(refused.stderr.contains("--resume continues with the run's own settings"), refused.stderr)
+        try Data("a red star\n".utf8).write(to: URL(fileURLWithPath: path("prompts.txt")))
+        let both = try run(["train-onestep", "--full", "--prompts", path("prompts.txt"), "--out", path("both.safetensors")], status: 64)
+        XCTAssertTrue(both.stderr.contains("--full chooses the world the default prompts come from"), both.stderr)
     }
 }

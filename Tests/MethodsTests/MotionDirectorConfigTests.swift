@@ -8,7 +8,7 @@ final class MotionDirectorConfigTests: XCTestCase {
         try JSONDecoder().decode(MotionDirectorConfig.self, from: Data(json.utf8))
     }
 
-    func testDefaultsFollowMethods() throws {
+    func testDefaultsFollowTheMethodWithOurRateAndLength() throws {
         let config = try decode("{}")
         XCTAssertEqual(config, MotionDirectorConfig())
         XCTAssertEqual(config.loraRank, 32)

@@ -188,7 +188,7 @@ public struct MotionDirectorConfig: Codable, Equatable, Sendable {
         return keys
     }
 
-    /// The method's defaults (METHODS.md): rank 32, dropout 0.1, constant learning rate, β = 1,
+    /// The method's defaults (as the method's description gives them): rank 32, dropout 0.1, constant learning rate, β = 1,
     /// spatial LoRAs off with probability 0.2. **Ours**: lr 1e-3 and 1 500 steps instead of the
     /// reference's 5e-4 and 300, a checkpoint every 100 and a preview every 300 steps. On the shipped
     /// base, pilots on samples/clips (eval motion, 6 prompts) gave MotionDirector's motion fidelity
