@@ -21,7 +21,8 @@ struct Compose: ParsableCommand {
         stand side by side, full columns from 10% to 90% of the height). Boxes must lie inside the \
         image and must not overlap; every LoRA needs one. Its concept is injected in every \
         cross-attention inside the box with its region prompt (--concept-prompt NAME="...", \
-        default "a <token> <class>" from the file's metadata, else "a NAME"), isolated from the \
+        default "a <token> <class>" from the file's metadata, else "a NAME", then the global prompt's \
+        "on a … background" phrase when it has one), isolated from the \
         other boxes in self-attention, and its attention pulled into the box by latent guidance.
 
         --method clora: CLoRA. One U-Net pass per prompt each step: the global prompt without \

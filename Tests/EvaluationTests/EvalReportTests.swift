@@ -108,4 +108,22 @@ final class EvalReportTests: XCTestCase {
         XCTAssertNotNil(DecorEvalReport.noLeakNote(styleLoRA: 0.25, base: 0.25))
         XCTAssertNil(DecorEvalReport.noLeakNote(styleLoRA: nil, base: 0.25))
     }
+
+    /// LoRA-Composer's default region prompts carry the global prompt's background phrase: the
+    /// side-by-side boxes cover most of the picture, and inside them nothing else names the background.
+    func testComposerRegionPromptsCarryTheBackground() throws {
+        let choices = ["cat", "dog"].map { LoRAChoice(name: $0, path: "/nonexistent/\($0).safetensors", scale: 1) }
+        let plan = try ComposePlan(method: .composer, prompt: "a cat on the left and a dog on the right on a green background",
+                                   choices: choices, regions: [], conceptPrompts: [])
+        XCTAssertEqual(plan.concepts.map(\.prompt), ["a cat on a green background", "a dog on a green background"])
+        let orange = try ComposePlan(method: .composer, prompt: "a cat and a dog on an orange gradient background.",
+                                     choices: choices, regions: [], conceptPrompts: [])
+        XCTAssertEqual(orange.concepts[0].prompt, "a cat on an orange gradient background")
+        // No background phrase: the concept alone; a given --concept-prompt wins.
+        let plain = try ComposePlan(method: .composer, prompt: nil, choices: choices, regions: [], conceptPrompts: [(name: "dog", prompt: "a dog")])
+        XCTAssertEqual(plain.concepts.map(\.prompt), ["a cat", "a dog"])
+        let onTop = try ComposePlan(method: .composer, prompt: "a cat on the left and a dog on the right", choices: choices,
+                                    regions: [], conceptPrompts: [])
+        XCTAssertEqual(onTop.concepts[0].prompt, "a cat")
+    }
 }

@@ -145,7 +145,7 @@ public struct ComposePlan {
         }
         for index in concepts.indices {
             switch method {
-            case .composer: concepts[index].prompt = given[index] ?? Self.regionPrompt(concepts[index])
+            case .composer: concepts[index].prompt = given[index] ?? Self.regionPrompt(concepts[index], globalPrompt: prompt)
             case .clora: concepts[index].prompt = given[index] ?? Self.loraPrompt(concepts[index], globalPrompt: prompt)
             case .merge: concepts[index].prompt = prompt
             }
@@ -171,13 +171,28 @@ public struct ComposePlan {
         }
     }
 
-    /// LoRA-Composer's default region prompt: "a <token> <class>" from the file's metadata, else "a NAME".
-    public static func regionPrompt(_ concept: Concept) -> String {
+    /// LoRA-Composer's default region prompt: "a <token> <class>" from the file's metadata, else
+    /// "a NAME", followed by the global prompt's background phrase when it has one ("a cat on a
+    /// green background"). Ours: the side-by-side boxes cover most of the picture, and inside them
+    /// only the region prompts reach the cross-attention; without the background words the shipped
+    /// base painted purple-blue smears where the background should be.
+    public static func regionPrompt(_ concept: Concept, globalPrompt: String = "") -> String {
+        let subject: String
         switch (concept.token, concept.className) {
-        case let (token?, className?): return "a \(token) \(className)"
-        case let (token?, nil): return "a \(token)"
-        default: return "a \(concept.name)"
+        case let (token?, className?): subject = "a \(token) \(className)"
+        case let (token?, nil): subject = "a \(token)"
+        default: subject = "a \(concept.name)"
         }
+        return backgroundPhrase(in: globalPrompt).map { subject + " " + $0 } ?? subject
+    }
+
+    /// The last "on a(n) … background" phrase of `prompt` (the world's caption grammar), or nil.
+    static func backgroundPhrase(in prompt: String) -> String? {
+        let words = prompt.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard let end = words.lastIndex(where: { $0.lowercased().trimmingCharacters(in: .punctuationCharacters) == "background" }),
+              let start = words[..<end].lastIndex(where: { $0.lowercased() == "on" }),
+              end - start >= 2, ["a", "an"].contains(words[start + 1].lowercased()) else { return nil }
+        return words[start...end].joined(separator: " ").trimmingCharacters(in: .punctuationCharacters)
     }
 
     /// CLoRA's default prompt for a LoRA: the global prompt with the LoRA's token put before the
