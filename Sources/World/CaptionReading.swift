@@ -27,8 +27,21 @@ extension CaptionReading {
             let phrase = after.prefix { $0 != "on" }
             motionPhrase = phrase.isEmpty ? nil : phrase.joined(separator: " ")
         }
-        if let end = words.lastIndex(of: "background"), let on = words[..<end].lastIndex(of: "on") {
-            background = words[(on + 1)..<end].first { NamedColour(rawValue: $0) != nil }.flatMap(NamedColour.init(rawValue:))
+        if let phrase = Self.backgroundWords(words) {
+            background = phrase.first { NamedColour(rawValue: $0) != nil }.flatMap(NamedColour.init(rawValue:))
         }
+    }
+
+    /// The caption's background phrase, from its last "on" before its last "background" through
+    /// that word ("on an orange gradient background"), lower-cased; nil when it has none.
+    public static func backgroundPhrase(in caption: String) -> String? {
+        let words = caption.lowercased().split { !$0.isLetter }.map(String.init)
+        return backgroundWords(words).map { words[($0.startIndex - 1)...$0.endIndex].joined(separator: " ") }
+    }
+
+    /// The words between the last "on" and the last "background" (both left out), or nil.
+    private static func backgroundWords(_ words: [String]) -> ArraySlice<String>? {
+        guard let end = words.lastIndex(of: "background"), let on = words[..<end].lastIndex(of: "on") else { return nil }
+        return words[(on + 1)..<end]
     }
 }

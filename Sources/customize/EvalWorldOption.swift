@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// Which world an evaluation draws its prompts and words from: the core world, the shipped base's
-/// pretraining distribution, unless `--full` asks for the full world's.
+/// Which world an evaluation (or train-onestep's default prompts) draws from: the core world, the
+/// shipped base's pretraining distribution, unless `--full` asks for the full world's.
 struct EvalWorldOption: ParsableArguments {
     @Flag(help: "Use the full world (its vocabulary and held-out compositions) instead of the core world, the shipped base's (the default).")
     var full = false

@@ -33,8 +33,8 @@ struct TrainOnestep: ParsableCommand {
     @Option(name: .customLong("teacher-steps"), help: "The teacher's DDIM steps (default 25).") var teacherSteps: Int?
     @Option(name: .customLong("teacher-guidance"), help: "The teacher's guidance scale (default 5, the pipeline's).") var teacherGuidance: Float?
     @Option(help: "A file of prompts, one per line ('#' comments, blank lines skipped); default: world captions.") var prompts: String?
-    @Flag(help: "Without --prompts, caption the pairs from the full world's training split instead of the core world's (the shipped base's).")
-    var full = false
+    /// Without --prompts, which world's training split captions the pairs (`--full`: the full world's).
+    @OptionGroup var world: EvalWorldOption
     @Option(help: "Frames per pair (default 1).") var frames: Int?
     @Option(help: "Adaptor rank (default 8).") var rank: Int?
     @Option(help: "Training steps (default 1000).") var steps: Int?
@@ -59,14 +59,14 @@ struct TrainOnestep: ParsableCommand {
         if let highFrequencyWeight, !(highFrequencyWeight.isFinite && highFrequencyWeight >= 0) {
             throw ValidationError("--high-frequency-weight must be a number of 0 or more, got \(highFrequencyWeight)")
         }
-        if full, prompts != nil {
+        if world.full, prompts != nil {
             throw ValidationError("--full chooses the world the default prompts come from; --prompts gives them, so leave one out")
         }
         _ = try AdapterFileType.parse(dtype)
         guard (out as NSString).pathExtension.lowercased() == "safetensors" else {
             throw ValidationError("--out names the adaptors file to write, ending in .safetensors, got '\(out)'")
         }
-        if resume, [pairs, teacherSteps, frames, rank].contains(where: { $0 != nil }) || teacherGuidance != nil || prompts != nil || full
+        if resume, [pairs, teacherSteps, frames, rank].contains(where: { $0 != nil }) || teacherGuidance != nil || prompts != nil || world.full || world.core
             || lr != nil || highFrequencyWeight != nil || seed != nil {
             throw ValidationError("--resume continues with the run's own settings and pairs; only --steps and --checkpoint-every may change")
         }
@@ -112,7 +112,7 @@ struct TrainOnestep: ParsableCommand {
     /// `count` prompts: the prompt file's lines in turn (repeated when fewer), else world captions.
     func promptList(count: Int, seed: UInt64) throws -> [String] {
         guard let prompts else {
-            let sampler = WorldSampler(seed: seed, distribution: full ? .full : .core)
+            let sampler = WorldSampler(seed: seed, distribution: world.isCore ? .core : .full)
             return (0..<count).map { sampler.image(.train, index: $0).caption }
         }
         let text: String

@@ -1,5 +1,6 @@
 import Foundation
 import Methods
+import World
 
 /// Everything `compose` decides before the model loads: which LoRA file is which concept, each
 /// concept's prompt, words and box, all checked, so that bad input fails before any rendering and
@@ -183,16 +184,7 @@ public struct ComposePlan {
         case let (token?, nil): subject = "a \(token)"
         default: subject = "a \(concept.name)"
         }
-        return backgroundPhrase(in: globalPrompt).map { subject + " " + $0 } ?? subject
-    }
-
-    /// The last "on a(n) … background" phrase of `prompt` (the world's caption grammar), or nil.
-    static func backgroundPhrase(in prompt: String) -> String? {
-        let words = prompt.split(whereSeparator: \.isWhitespace).map(String.init)
-        guard let end = words.lastIndex(where: { $0.lowercased().trimmingCharacters(in: .punctuationCharacters) == "background" }),
-              let start = words[..<end].lastIndex(where: { $0.lowercased() == "on" }),
-              end - start >= 2, ["a", "an"].contains(words[start + 1].lowercased()) else { return nil }
-        return words[start...end].joined(separator: " ").trimmingCharacters(in: .punctuationCharacters)
+        return CaptionReading.backgroundPhrase(in: globalPrompt).map { subject + " " + $0 } ?? subject
     }
 
     /// CLoRA's default prompt for a LoRA: the global prompt with the LoRA's token put before the
