@@ -47,10 +47,19 @@ extension Tensor {
                             outWidth: (width + 2 * padding - kernelWidth) / stride + 1)
     }
 
-    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, strategy: ConvStrategy) -> Tensor {
+    /// `winograd`: the forward pass by F(2×2, 3×3) (`WinogradF2`) instead of im2col; by default
+    /// wherever it applies. The backward pass is im2col's either way.
+    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, strategy: ConvStrategy,
+                       winograd: Bool? = nil) -> Tensor {
         let g = geometry
         let result = Tensor(uninitialized: [g.batch, g.outChannels, g.outHeight, g.outWidth])
-        convForward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g, strategy)
+        if winograd ?? WinogradF2.applies(to: g) {
+            precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1,
+                         "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding 1")
+            WinogradF2(g).forward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data)
+        } else {
+            convForward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g, strategy)
+        }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return record(result, op: "conv2d", inputs: inputs) { gradient in
             let dx = x.needsGrad ? Tensor(uninitialized: x.shape) : nil

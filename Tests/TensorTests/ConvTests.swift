@@ -134,6 +134,64 @@ final class ConvTests: XCTestCase {
         XCTAssertEqual(try Tensor.conv2d(x, weight: identity, padding: 1).values, x.values)
     }
 
+    func testWinogradForwardMatchesReference() throws {
+        // (batch, channels, height, width, out channels): even and odd sizes, one and several
+        // groups, tiny channel counts forced through it as well as the sizes it is chosen for.
+        let sizes = [(5, 16, 8, 8, 16), (3, 17, 7, 9, 20), (2, 3, 5, 4, 2), (1, 4, 4, 4, 4), (9, 16, 6, 11, 18), (2, 2, 3, 3, 3)]
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        var seed: UInt64 = 700
+        for (n, c, h, w, o) in sizes {
+            seed += 3
+            let x = GradCheck.tensor([n, c, h, w], seed: seed)
+            let weight = GradCheck.tensor([o, c, 3, 3], seed: seed + 1)
+            let bias = GradCheck.tensor([o], seed: seed + 2)
+            let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: 1, padding: 1)
+            for withBias in [true, false] {
+                let expected = Self.referenceConv2d(x, weight, withBias ? bias : nil, stride: 1, padding: 1)
+                var runs: [[Float]] = []
+                for threads in [1, 2, 3] {
+                    Parallel.threadCount = threads
+                    let y = Tensor.withoutGrad {
+                        Tensor.conv2d(x, weight: weight, bias: withBias ? bias : nil, geometry: geometry,
+                                      strategy: ConvStrategy(for: geometry), winograd: true)
+                    }
+                    XCTAssertEqual(y.shape, [n, o, h, w])
+                    Self.assertClose(y.values, expected, "Winograd x \(x.shape) w \(weight.shape) bias \(withBias), \(threads) threads")
+                    runs.append(y.values)
+                }
+                XCTAssertEqual(runs[0], runs[1], "x \(x.shape): 1 and 2 threads give the same bytes")
+                XCTAssertEqual(runs[0], runs[2], "x \(x.shape): 1 and 3 threads give the same bytes")
+            }
+        }
+    }
+
+    func testWinogradIsChosenForSameConvolutionsWithEnoughChannels() throws {
+        func chosen(_ shape: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 1) throws -> Bool {
+            WinogradF2.applies(to: try Tensor.convGeometry(Tensor(zeros: shape), weight: Tensor(zeros: weight), bias: nil,
+                                                           stride: stride, padding: padding))
+        }
+        XCTAssertTrue(try chosen([16, 64, 16, 16], [64, 64, 3, 3]))
+        XCTAssertTrue(try chosen([16, 192, 16, 16], [64, 192, 3, 3]))
+        XCTAssertTrue(try chosen([16, 128, 8, 8], [128, 128, 3, 3]))
+        XCTAssertFalse(try chosen([16, 4, 16, 16], [64, 4, 3, 3]), "conv_in: 4 input channels")
+        XCTAssertFalse(try chosen([16, 64, 16, 16], [4, 64, 3, 3]), "conv_out: 4 outputs")
+        XCTAssertFalse(try chosen([16, 64, 16, 16], [64, 64, 3, 3], stride: 2), "a downsampling convolution")
+        XCTAssertFalse(try chosen([16, 64, 16, 16], [64, 64, 1, 1], padding: 0), "a pointwise convolution")
+    }
+
+    func testWinogradForwardKeepsExactGradients() throws {
+        // The forward pass by Winograd, the backward by im2col: finite differences of the one
+        // agree with the other.
+        let x = GradCheck.tensor([2, 3, 5, 6], seed: 760)
+        let w = GradCheck.tensor([4, 3, 3, 3], seed: 761)
+        let b = GradCheck.tensor([4], seed: 762)
+        let geometry = try Tensor.convGeometry(x, weight: w, bias: b, stride: 1, padding: 1)
+        try GradCheck.check([x, w, b]) {
+            Tensor.conv2d($0[0], weight: $0[1], bias: $0[2], geometry: geometry, strategy: ConvStrategy(for: geometry), winograd: true)
+        }
+    }
+
     func testConv2dMatchesReferenceForEveryKernelStrideAndPadding() throws {
         var seed: UInt64 = 100
         // (batch, channels, height, width, out channels): square, non-square and odd sizes.

@@ -1,0 +1,241 @@
+/// The forward pass of a 3×3 convolution with stride 1 and padding 1 by Winograd's minimal
+/// filtering F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+///
+/// Each 2×2 block of outputs is computed from the 4×4 input tile around it as
+/// `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: 16 multiplications per channel pair instead of 36. Summed over
+/// input channels, the element-wise products become 16 independent GEMMs,
+/// `M[ξ] [O × T] = U[ξ] [O × C] · V[ξ] [C × T]` for T tiles, so the convolution does 2.25× fewer
+/// multiply-adds than im2col + one GEMM, at the price of transforming input tiles and outputs (a
+/// few adds per value, memory-bound).
+///
+/// Only the forward pass uses it; gradients still go through im2col (`convBackward`), whose result
+/// is the exact adjoint of the convolution. The transforms use only ±1 and ½, so the result
+/// differs from im2col's by float rounding alone (measured in ConvTests against the direct sum).
+///
+/// Work is split as the side-by-side im2col path splits it: groups of whole images, dealt into
+/// chunks fixed by the shape (never by the thread count), each worker transforming its group's
+/// tiles, running the 16 GEMMs single-threaded and transforming the outputs with buffers that stay
+/// in its core's cache. The result is the same at every thread count.
+struct WinogradF2 {
+    let g: ConvGeometry
+    /// Tiles per image: ⌈H / 2⌉ × ⌈W / 2⌉ (odd sizes pad the last tile row and column with zeros).
+    let tilesHigh: Int, tilesWide: Int
+    /// Images per group (one transform → 16 GEMMs → transform pass).
+    let group: Int
+
+    var tilesPerImage: Int { tilesHigh * tilesWide }
+
+    /// F(2×2, 3×3) applies to 3×3 kernels with stride 1 and padding 1 ("same" convolutions: every
+    /// ResnetBlock2D and Upsample2D convolution, conv_in and conv_out). It is chosen where its
+    /// GEMMs stay wide enough to pay for the transforms: at least 16 input and output channels
+    /// (conv_in's 4 channels and conv_out's 4 outputs go through im2col) and at least 8×8 outputs (at 4×4, four tiles per image, the weight transform costs what the GEMMs save).
+    /// Measured with `customize bench engine` (see README's engine table).
+    static func applies(to g: ConvGeometry) -> Bool {
+        return g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
+            && g.channels >= 16 && g.outChannels >= 16 && g.outHeight >= 8 && g.outWidth >= 8
+    }
+
+    init(_ g: ConvGeometry) {
+        self.g = g
+        tilesHigh = (g.outHeight + 1) / 2
+        tilesWide = (g.outWidth + 1) / 2
+        let tiles = tilesHigh * tilesWide
+        // About 256 tiles per GEMM (wide enough for OpenBLAS's kernels, small enough that a group's
+        // transformed tiles stay near one core's L2), and at least two groups when the batch allows.
+        group = Swift.max(1, Swift.min((256 + tiles - 1) / tiles, g.batch / 2))
+    }
+
+    /// `U[ξ][o][c]`, ξ = 4i + j: the 4×4 transform `G g Gᵀ` of each 3×3 kernel, laid out as 16
+    /// `[O, C]` matrices (the GEMMs' left factors).
+    static func transformWeights(_ weight: UnsafePointer<Float>, outChannels: Int, channels: Int,
+                                 into u: UnsafeMutablePointer<Float>) {
+        let plane = outChannels * channels
+        Parallel.forRanges(count: outChannels, grain: Swift.max(1, 4_096 / Swift.max(1, channels))) { rows in
+            // One output channel's kernels with the tap outermost, so that every loop below runs
+            // unit-stride over the input channels.
+            let taps = Storage(count: 9 * channels, zeroed: false)
+            let k = taps.pointer
+            for o in rows {
+                let source = weight + o * channels * 9
+                for c in 0..<channels {
+                    for tap in 0..<9 { k[tap * channels + c] = source[c * 9 + tap] }
+                }
+                let target = u + o * channels
+                for c in 0..<channels {
+                    // Rows of G g per kernel column q: (k0q, ½(k0q + k1q + k2q), ½(k0q − k1q + k2q), k2q).
+                    let (a0, a1, a2) = (k[c], k[channels + c], k[2 * channels + c])
+                    let (b0, b1, b2) = (k[3 * channels + c], k[4 * channels + c], k[5 * channels + c])
+                    let (d0, d1, d2) = (k[6 * channels + c], k[7 * channels + c], k[8 * channels + c])
+                    let r0 = (a0, a1, a2)
+                    let r1 = (0.5 * (a0 + b0 + d0), 0.5 * (a1 + b1 + d1), 0.5 * (a2 + b2 + d2))
+                    let r2 = (0.5 * (a0 - b0 + d0), 0.5 * (a1 - b1 + d1), 0.5 * (a2 - b2 + d2))
+                    let r3 = (d0, d1, d2)
+                    // Row i of (G g) Gᵀ from row i of G g.
+                    @inline(__always) func write(_ i: Int, _ r: (Float, Float, Float)) {
+                        let t = target + c + 4 * i * plane
+                        t[0] = r.0
+                        t[plane] = 0.5 * (r.0 + r.1 + r.2)
+                        t[2 * plane] = 0.5 * (r.0 - r.1 + r.2)
+                        t[3 * plane] = r.2
+                    }
+                    write(0, r0)
+                    write(1, r1)
+                    write(2, r2)
+                    write(3, r3)
+                }
+            }
+        }
+    }
+
+    /// Scratch floats a worker needs for `transformInput` and `transformOutput`.
+    var scratchCount: Int {
+        let tiles = tilesPerImage
+        return Swift.max(8 * (tilesHigh + 1) * tilesWide + 2 * (tilesWide + 1), 10 * tiles)
+    }
+
+    /// Writes `V[ξ][c][t]` (the transforms `Bᵀ d B` of every tile of `images` images at `input`),
+    /// t = (image · tilesHigh + ty) · tilesWide + tx, rows of `ld` floats.
+    ///
+    /// Laid out so that every loop runs unit-stride over many tiles (and vectorises): each padded
+    /// input row is split into its even and odd columns, so a tile's four columns are
+    /// `even[tx], odd[tx], even[tx + 1], odd[tx + 1]`; the rows' horizontal transforms go to an
+    /// even-row and an odd-row block, so a tile row's four rows are `even[ty], odd[ty],
+    /// even[ty + 1], odd[ty + 1]`, and each of the 16 outputs is one pass over all of an image's
+    /// tiles at once.
+    func transformInput(_ input: UnsafePointer<Float>, images: Int, into v: UnsafeMutablePointer<Float>, ld: Int,
+                        scratch: UnsafeMutablePointer<Float>) {
+        let (channels, height, width) = (g.channels, g.height, g.width)
+        let (tw, th) = (tilesWide, tilesHigh)
+        let tiles = th * tw
+        // hEven[j] / hOdd[j]: [th + 1, tw] blocks, the horizontal transform j of padded rows 2k / 2k + 1
+        // (input rows 2k − 1 / 2k).
+        let block = (th + 1) * tw
+        let hEven = scratch, hOdd = scratch + 4 * block
+        let evenColumns = scratch + 8 * block, oddColumns = evenColumns + tw + 1
+        let planeStride = channels * ld
+        for n in 0..<images {
+            for c in 0..<channels {
+                let source = input + (n * channels + c) * height * width
+                for pr in 0..<(2 * th + 2) {
+                    let y = pr - 1
+                    let h = (pr % 2 == 0 ? hEven : hOdd) + (pr / 2) * tw
+                    guard y >= 0, y < height else {
+                        for j in 0..<4 { (h + j * block).update(repeating: 0, count: tw) }
+                        continue
+                    }
+                    // Padded column q holds input column q − 1: even[k] = x[2k − 1], odd[k] = x[2k].
+                    let row = source + y * width
+                    evenColumns[0] = 0
+                    for k in 1...tw { evenColumns[k] = 2 * k - 1 < width ? row[2 * k - 1] : 0 }
+                    for k in 0...tw { oddColumns[k] = 2 * k < width ? row[2 * k] : 0 }
+                    let (h0, h1, h2, h3) = (h, h + block, h + 2 * block, h + 3 * block)
+                    for tx in 0..<tw {
+                        let (d0, d1, d2, d3) = (evenColumns[tx], oddColumns[tx], evenColumns[tx + 1], oddColumns[tx + 1])
+                        h0[tx] = d0 - d2
+                        h1[tx] = d1 + d2
+                        h2[tx] = d2 - d1
+                        h3[tx] = d1 - d3
+                    }
+                }
+                let target = v + c * ld + n * tiles
+                for j in 0..<4 {
+                    // Rows a, b, c, d of every tile: even[ty], odd[ty], even[ty + 1], odd[ty + 1].
+                    let a = UnsafePointer(hEven + j * block), b = UnsafePointer(hOdd + j * block)
+                    let cc = a + tw, d = b + tw
+                    subtract(a, cc, into: target + j * planeStride, tiles)
+                    add(b, cc, into: target + (4 + j) * planeStride, tiles)
+                    subtract(cc, b, into: target + (8 + j) * planeStride, tiles)
+                    subtract(b, d, into: target + (12 + j) * planeStride, tiles)
+                }
+            }
+        }
+    }
+
+    /// Writes `images` NCHW output images from `M[ξ][o][t]` (rows of `ld` floats): `Aᵀ m A` per
+    /// tile, plus the bias, dropping the padded last row and column of odd sizes. The vertical
+    /// and horizontal halves each run over all of an image's tiles at once; only the final
+    /// interleaving of even and odd output columns is per row.
+    func transformOutput(_ m: UnsafePointer<Float>, ld: Int, images: Int, bias: UnsafePointer<Float>?,
+                         into output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let (outChannels, outHeight, outWidth) = (g.outChannels, g.outHeight, g.outWidth)
+        let (tw, th) = (tilesWide, tilesHigh)
+        let tiles = th * tw
+        let planeStride = outChannels * ld
+        // s[i][l]: Σ_k Aᵀ[i][k] m[k][l] over every tile; then y[i][even/odd].
+        let s = scratch, yEven = scratch + 8 * tiles, yOdd = yEven + tiles
+        for n in 0..<images {
+            for o in 0..<outChannels {
+                let b = bias?[o] ?? 0
+                let source = m + o * ld + n * tiles
+                let target = output + (n * outChannels + o) * outHeight * outWidth
+                for l in 0..<4 {
+                    let m0 = source + l * planeStride, m1 = source + (4 + l) * planeStride
+                    let m2 = source + (8 + l) * planeStride, m3 = source + (12 + l) * planeStride
+                    let s0 = s + l * tiles, s1 = s + (4 + l) * tiles
+                    for t in 0..<tiles { s0[t] = m0[t] + m1[t] + m2[t] }
+                    for t in 0..<tiles { s1[t] = m1[t] - m2[t] - m3[t] }
+                }
+                for i in 0..<2 {
+                    let si = s + i * 4 * tiles
+                    let (s0, s1, s2, s3) = (si, si + tiles, si + 2 * tiles, si + 3 * tiles)
+                    for t in 0..<tiles { yEven[t] = s0[t] + s1[t] + s2[t] + b }
+                    for t in 0..<tiles { yOdd[t] = s1[t] - s2[t] - s3[t] + b }
+                    for ty in 0..<th {
+                        let y = 2 * ty + i
+                        guard y < outHeight else { break }
+                        let out = target + y * outWidth, even = yEven + ty * tw, odd = yOdd + ty * tw
+                        let pairs = outWidth / 2
+                        for tx in 0..<pairs {
+                            out[2 * tx] = even[tx]
+                            out[2 * tx + 1] = odd[tx]
+                        }
+                        if outWidth % 2 == 1 { out[2 * pairs] = even[pairs] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole forward pass: `output` `[N, O, H, W]` = conv(`x`, `weight`) + `bias`.
+    func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>) {
+        let (channels, outChannels) = (g.channels, g.outChannels)
+        let u = Storage(count: 16 * outChannels * channels, zeroed: false)
+        Self.transformWeights(weight, outChannels: outChannels, channels: channels, into: u.pointer)
+        let units = (g.batch + group - 1) / group
+        let chunks = Swift.min(units, ConvStrategy.maxChunks)
+        let ld = group * tilesPerImage
+        let scratchCount = self.scratchCount
+        BLAS.withSingleThreadedCalls {
+            Parallel.forEach(chunks: chunks) { chunk in
+                let v = Storage(count: 16 * channels * ld, zeroed: false)
+                let m = Storage(count: 16 * outChannels * ld, zeroed: false)
+                let scratch = Storage(count: scratchCount, zeroed: false)
+                for unit in (units * chunk / chunks)..<(units * (chunk + 1) / chunks) {
+                    let first = unit * group, images = Swift.min(group, g.batch - unit * group)
+                    let columns = images * tilesPerImage
+                    transformInput(x + first * channels * g.inPlane, images: images, into: v.pointer, ld: ld,
+                                   scratch: scratch.pointer)
+                    for xi in 0..<16 {
+                        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: columns, k: channels,
+                                   a: u.pointer + xi * outChannels * channels, lda: channels,
+                                   b: v.pointer + xi * channels * ld, ldb: ld,
+                                   c: m.pointer + xi * outChannels * ld, ldc: ld)
+                    }
+                    transformOutput(m.pointer, ld: ld, images: images, bias: bias,
+                                    into: output + first * outChannels * g.outPlane, scratch: scratch.pointer)
+                }
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func subtract(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { out[i] = a[i] - b[i] }
+}
+
+@inline(__always)
+private func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { out[i] = a[i] + b[i] }
+}
