@@ -47,8 +47,8 @@ extension Tensor {
                             outWidth: (width + 2 * padding - kernelWidth) / stride + 1)
     }
 
-    /// `winograd`: the forward pass by F(2×2, 3×3) (`WinogradF2`) instead of im2col; by default
-    /// wherever it applies. The backward pass is im2col's either way.
+    /// `winograd`: the forward pass and the input gradient by F(2×2, 3×3) (`WinogradF2`) instead
+    /// of im2col; by default wherever it applies. The weight gradient is im2col's either way.
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, strategy: ConvStrategy,
                        winograd: Bool? = nil) -> Tensor {
         let g = geometry
@@ -65,8 +65,18 @@ extension Tensor {
             let dx = x.needsGrad ? Tensor(uninitialized: x.shape) : nil
             let dw = weight.needsGrad ? Tensor(uninitialized: weight.shape) : nil
             let db = bias?.needsGrad == true ? Tensor(uninitialized: [g.outChannels]) : nil
-            convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
-                         dx: dx?.data, dw: dw?.data, db: db?.data, g, strategy)
+            // dx of a 3x3 'same' convolution is itself one: the output gradient convolved with the
+            // kernels turned by 180° and with input and output channels swapped.
+            let inputGradient = WinogradF2.inputGradientGeometry(of: g, forced: winograd)
+            if let inputGradient, let dx {
+                convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
+                             dx: nil, dw: dw?.data, db: db?.data, g, strategy)
+                let turned = WinogradF2.turnedKernels(weight.data, outChannels: g.outChannels, channels: g.channels)
+                WinogradF2(inputGradient).forward(x: gradient.data, weight: turned.pointer, bias: nil, output: dx.data)
+            } else {
+                convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
+                             dx: dx?.data, dw: dw?.data, db: db?.data, g, strategy)
+            }
             return [dx, dw, db]
         }
     }

@@ -8,9 +8,11 @@
 /// multiply-adds than im2col + one GEMM, at the price of transforming input tiles and outputs (a
 /// few adds per value, memory-bound).
 ///
-/// Only the forward pass uses it; gradients still go through im2col (`convBackward`), whose result
-/// is the exact adjoint of the convolution. The transforms use only ±1 and ½, so the result
-/// differs from im2col's by float rounding alone (measured in ConvTests against the direct sum).
+/// The forward pass uses it, and so does the input gradient of the backward pass, which for a
+/// 3×3 'same' convolution is itself one (the output gradient convolved with the kernels turned by
+/// 180°, input and output channels swapped). The weight gradient stays im2col's. The transforms use
+/// only ±1 and ½, so results differ from im2col's by float rounding alone (ConvTests checks them
+/// against the direct sum and the gradients by finite differences).
 ///
 /// Work is split as the side-by-side im2col path splits it: groups of whole images, dealt into
 /// chunks fixed by the shape (never by the thread count), each worker transforming its group's
@@ -43,6 +45,30 @@ struct WinogradF2 {
         // About 256 tiles per GEMM (wide enough for OpenBLAS's kernels, small enough that a group's
         // transformed tiles stay near one core's L2), and at least two groups when the batch allows.
         group = Swift.max(1, Swift.min((256 + tiles - 1) / tiles, g.batch / 2))
+    }
+
+    /// The convolution whose forward pass is the input gradient of `g`'s: the output gradient
+    /// `[N, O, H, W]` in, `[N, C, H, W]` out, with `turnedKernels`. By default only where both `g`
+    /// and that convolution take F(2×2, 3×3); `forced` true or false decides instead (tests).
+    static func inputGradientGeometry(of g: ConvGeometry, forced: Bool? = nil) -> ConvGeometry? {
+        guard g.kernelHeight == 3, g.kernelWidth == 3, g.stride == 1, g.padding == 1, forced != false else { return nil }
+        let turned = ConvGeometry(batch: g.batch, channels: g.outChannels, height: g.outHeight, width: g.outWidth,
+                                  outChannels: g.channels, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1,
+                                  outHeight: g.height, outWidth: g.width)
+        return forced == true || (applies(to: g) && applies(to: turned)) ? turned : nil
+    }
+
+    /// `[C, O, 3, 3]` kernels w'[c][o][i][j] = w[o][c][2 − i][2 − j]: the transposed convolution of a
+    /// 3×3 'same' convolution as a convolution.
+    static func turnedKernels(_ weight: UnsafePointer<Float>, outChannels: Int, channels: Int) -> Storage {
+        let turned = Storage(count: channels * outChannels * 9, zeroed: false)
+        for c in 0..<channels {
+            for o in 0..<outChannels {
+                let source = weight + (o * channels + c) * 9, target = turned.pointer + (c * outChannels + o) * 9
+                for tap in 0..<9 { target[tap] = source[8 - tap] }
+            }
+        }
+        return turned
     }
 
     /// `U[ξ][o][c]`, ξ = 4i + j: the 4×4 transform `G g Gᵀ` of each 3×3 kernel, laid out as 16

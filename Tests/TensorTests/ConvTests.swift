@@ -180,6 +180,32 @@ final class ConvTests: XCTestCase {
         XCTAssertFalse(try chosen([16, 64, 16, 16], [64, 64, 1, 1], padding: 0), "a pointwise convolution")
     }
 
+    func testWinogradInputGradientMatchesIm2colsAndIsTheSameAtEveryThreadCount() throws {
+        // 16 channels at 8x8 (odd 9x11 too): the default path takes F(2x2, 3x3) for dx as well.
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        for (h, w) in [(8, 8), (9, 11)] {
+            let x = GradCheck.tensor([3, 16, h, w], seed: 780)
+            let weight = GradCheck.tensor([20, 16, 3, 3], seed: 781)
+            let seed = GradCheck.tensor([3, 20, h, w], seed: 782)
+            let geometry = try Tensor.convGeometry(x, weight: weight, bias: nil, stride: 1, padding: 1)
+            XCTAssertNotNil(WinogradF2.inputGradientGeometry(of: geometry))
+            func gradients(winograd: Bool?, threads: Int) throws -> [[Float]] {
+                Parallel.threadCount = threads
+                let leaves = [x, weight].map { leaf in let t = leaf.copy(); t.requiresGrad = true; return t }
+                try Tensor.conv2d(leaves[0], weight: leaves[1], bias: nil, geometry: geometry,
+                                  strategy: ConvStrategy(for: geometry), winograd: winograd).backward(gradient: seed)
+                return leaves.map { $0.grad?.values ?? [] }
+            }
+            let im2col = try gradients(winograd: false, threads: 2)
+            let runs = try [1, 2, 3].map { try gradients(winograd: nil, threads: $0) }
+            Self.assertClose(runs[0][0], im2col[0], "dx \(h)x\(w) against im2col's")
+            XCTAssertEqual(runs[0][1], im2col[1], "dw \(h)x\(w) is im2col's own")
+            XCTAssertEqual(runs[0], runs[1], "\(h)x\(w): 1 and 2 threads")
+            XCTAssertEqual(runs[0], runs[2], "\(h)x\(w): 1 and 3 threads")
+        }
+    }
+
     func testWinogradForwardKeepsExactGradients() throws {
         // The forward pass by Winograd, the backward by im2col: finite differences of the one
         // agree with the other.
