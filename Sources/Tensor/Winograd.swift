@@ -87,30 +87,46 @@ struct WinogradF2 {
                     for tap in 0..<9 { k[tap * channels + c] = source[c * 9 + tap] }
                 }
                 let target = u + o * channels
-                for c in 0..<channels {
-                    // Rows of G g per kernel column q: (k0q, ½(k0q + k1q + k2q), ½(k0q − k1q + k2q), k2q).
-                    let (a0, a1, a2) = (k[c], k[channels + c], k[2 * channels + c])
-                    let (b0, b1, b2) = (k[3 * channels + c], k[4 * channels + c], k[5 * channels + c])
-                    let (d0, d1, d2) = (k[6 * channels + c], k[7 * channels + c], k[8 * channels + c])
-                    let r0 = (a0, a1, a2)
-                    let r1 = (0.5 * (a0 + b0 + d0), 0.5 * (a1 + b1 + d1), 0.5 * (a2 + b2 + d2))
-                    let r2 = (0.5 * (a0 - b0 + d0), 0.5 * (a1 - b1 + d1), 0.5 * (a2 - b2 + d2))
-                    let r3 = (d0, d1, d2)
-                    // Row i of (G g) Gᵀ from row i of G g.
-                    @inline(__always) func write(_ i: Int, _ r: (Float, Float, Float)) {
-                        let t = target + c + 4 * i * plane
-                        t[0] = r.0
-                        t[plane] = 0.5 * (r.0 + r.1 + r.2)
-                        t[2 * plane] = 0.5 * (r.0 - r.1 + r.2)
-                        t[3 * plane] = r.2
-                    }
-                    write(0, r0)
-                    write(1, r1)
-                    write(2, r2)
-                    write(3, r3)
+                // Eight input channels at a time, then the rest one by one: the same arithmetic.
+                var c = 0
+                while c + 8 <= channels {
+                    transformKernels(k + c, stride: channels, into: target + c, plane: plane,
+                                     load: { Tensor.load($0) }, store: { Tensor.store($0, $1) })
+                    c += 8
+                }
+                while c < channels {
+                    transformKernels(k + c, stride: channels, into: target + c, plane: plane,
+                                     load: { $0.pointee }, store: { $1.pointee = $0 })
+                    c += 1
                 }
             }
         }
+    }
+
+    /// `G g Gᵀ` of the kernels whose nine taps are `stride` apart at `k`, written to the 16
+    /// planes of `u` (`plane` apart): one kernel (V = Float) or eight side by side (V = SIMD8).
+    @inline(__always)
+    private static func transformKernels<V: WinogradLanes>(_ k: UnsafePointer<Float>, stride: Int,
+                                                  into u: UnsafeMutablePointer<Float>, plane: Int,
+                                                  load: (UnsafePointer<Float>) -> V,
+                                                  store: (V, UnsafeMutablePointer<Float>) -> Void) {
+        let half = V(repeating: 0.5)
+        let (a0, a1, a2) = (load(k), load(k + stride), load(k + 2 * stride))
+        let (b0, b1, b2) = (load(k + 3 * stride), load(k + 4 * stride), load(k + 5 * stride))
+        let (d0, d1, d2) = (load(k + 6 * stride), load(k + 7 * stride), load(k + 8 * stride))
+        // Rows of G g per kernel column q: (k0q, ½(k0q + k1q + k2q), ½(k0q − k1q + k2q), k2q);
+        // then row i of (G g) Gᵀ from row i of G g.
+        @inline(__always) func write(_ i: Int, _ x0: V, _ x1: V, _ x2: V) {
+            let t = u + 4 * i * plane
+            store(x0, t)
+            store(half * (x0 + x1 + x2), t + plane)
+            store(half * (x0 - x1 + x2), t + 2 * plane)
+            store(x2, t + 3 * plane)
+        }
+        write(0, a0, a1, a2)
+        write(1, half * (a0 + b0 + d0), half * (a1 + b1 + d1), half * (a2 + b2 + d2))
+        write(2, half * (a0 - b0 + d0), half * (a1 - b1 + d1), half * (a2 - b2 + d2))
+        write(3, d0, d1, d2)
     }
 
     /// Scratch floats a worker needs for `transformInput` and `transformOutput`.
@@ -151,9 +167,13 @@ struct WinogradF2 {
                     }
                     // Padded column q holds input column q − 1: even[k] = x[2k − 1], odd[k] = x[2k].
                     let row = source + y * width
+                    // Columns past the image (even[tw] for odd widths, odd[tw] always) are zero.
+                    let evenCount = width / 2, oddCount = (width + 1) / 2
                     evenColumns[0] = 0
-                    for k in 1...tw { evenColumns[k] = 2 * k - 1 < width ? row[2 * k - 1] : 0 }
-                    for k in 0...tw { oddColumns[k] = 2 * k < width ? row[2 * k] : 0 }
+                    for k in 0..<evenCount { evenColumns[k + 1] = row[2 * k + 1] }
+                    if evenCount < tw { evenColumns[tw] = 0 }
+                    for k in 0..<oddCount { oddColumns[k] = row[2 * k] }
+                    oddColumns[tw] = 0
                     let (h0, h1, h2, h3) = (h, h + block, h + 2 * block, h + 3 * block)
                     for tx in 0..<tw {
                         let (d0, d1, d2, d3) = (evenColumns[tx], oddColumns[tx], evenColumns[tx + 1], oddColumns[tx + 1])
@@ -265,3 +285,17 @@ private func subtract(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into
 private func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { out[i] = a[i] + b[i] }
 }
+
+/// One float or eight side by side: what the weight transform's arithmetic needs of either.
+protocol WinogradLanes {
+    init(repeating value: Float)
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Self, rhs: Self) -> Self
+}
+
+extension Float: WinogradLanes {
+    init(repeating value: Float) { self = value }
+}
+
+extension SIMD8: WinogradLanes where Scalar == Float {}
