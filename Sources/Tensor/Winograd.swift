@@ -30,12 +30,22 @@ struct WinogradF2 {
     /// F(2×2, 3×3) applies to 3×3 kernels with stride 1 and padding 1 ("same" convolutions: every
     /// ResnetBlock2D and Upsample2D convolution, conv_in and conv_out). It is chosen where its
     /// GEMMs stay wide enough to pay for the transforms: at least 16 input and output channels
-    /// (conv_in's 4 channels and conv_out's 4 outputs go through im2col) and at least 8×8 outputs (at 4×4, four tiles per image, the weight transform costs what the GEMMs save).
-    /// Measured with `customize bench engine` (see README's engine table).
+    /// (conv_in's 4 channels and conv_out's 4 outputs go through im2col) and at least 4×4 outputs.
+    /// Measured in one process, 2 threads, alternating 30 rounds (2-core AMD EPYC Zen 4, OpenBLAS
+    /// SkylakeX): Winograd's time over im2col's 0.64 for 16 images of 128 channels at 4×4, 0.65 at
+    /// 8×8, 0.57 for 8 images of 64 channels at 32×32, 0.68–0.69 at 64×64 (the autoencoder's sizes).
     static func applies(to g: ConvGeometry) -> Bool {
-        return g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
-            && g.channels >= 16 && g.outChannels >= 16 && g.outHeight >= 8 && g.outWidth >= 8
+        guard g.kernelHeight == 3, g.kernelWidth == 3, g.stride == 1, g.padding == 1,
+              g.channels >= 16, g.outChannels >= 16, g.outHeight >= 4, g.outWidth >= 4 else { return false }
+        // A worker holds one image's transformed tiles and products at least: 16 · (C + O) floats
+        // per tile. Larger images (beyond 16 MB, e.g. 128 channels at 128×128) go through im2col,
+        // whose column buffers are capped.
+        let tiles = ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2)
+        return 16 * (g.channels + g.outChannels) * tiles <= maxBufferFloats
     }
+
+    /// The most floats a worker's transformed tiles and products may take (16 MB).
+    static let maxBufferFloats = 1 << 22
 
     init(_ g: ConvGeometry) {
         self.g = g
@@ -43,8 +53,10 @@ struct WinogradF2 {
         tilesWide = (g.outWidth + 1) / 2
         let tiles = tilesHigh * tilesWide
         // About 256 tiles per GEMM (wide enough for OpenBLAS's kernels, small enough that a group's
-        // transformed tiles stay near one core's L2), and at least two groups when the batch allows.
-        group = Swift.max(1, Swift.min((256 + tiles - 1) / tiles, g.batch / 2))
+        // transformed tiles stay near one core's L2), at least two groups when the batch allows, and
+        // within `maxBufferFloats`.
+        group = Swift.max(1, Swift.min((256 + tiles - 1) / tiles, g.batch / 2,
+                                       Self.maxBufferFloats / Swift.max(1, 16 * (g.channels + g.outChannels) * tiles)))
     }
 
     /// The convolution whose forward pass is the input gradient of `g`'s: the output gradient
