@@ -1,5 +1,7 @@
 /// 2-D convolution as torch.nn.functional.conv2d (diffusers' `nn.Conv2d` in ResnetBlock2D,
-/// Downsample2D, Upsample2D, conv_in/conv_out), lowered to OpenBLAS sgemm through column buffers.
+/// Downsample2D, Upsample2D, conv_in/conv_out), lowered to OpenBLAS sgemm through column buffers,
+/// or, for 3×3 'same' convolutions with enough channels, by Winograd F(2×2, 3×3) (`WinogradF2`:
+/// the forward pass and the input gradient).
 extension Tensor {
     /// Cross-correlation of `x` `[N, C, H, W]` with `weight` `[O, C, kh, kw]`, plus `bias` `[O]`,
     /// with zero padding on all four sides; the result is `[N, O, Ho, Wo]` with

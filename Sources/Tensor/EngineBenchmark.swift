@@ -237,6 +237,8 @@ extension EngineBenchmark {
             }
             x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
             let seed = Tensor(repeating: 0.01, shape: x.shape)
+            // Forward and input gradient by Winograd where it applies, weight gradient by im2col;
+            // FLOPs counted as three direct convolutions'.
             try gemmResult("\(label) forward+backward", flops: 3 * flops, against: baseline, bar: 0.6) {
                 x.grad = nil; w.grad = nil; b.grad = nil
                 try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1).backward(gradient: seed)

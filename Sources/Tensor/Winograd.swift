@@ -157,7 +157,7 @@ struct WinogradF2 {
     /// even[ty + 1], odd[ty + 1]`, and each of the 16 outputs is one pass over all of an image's
     /// tiles at once.
     func transformInput(_ input: UnsafePointer<Float>, images: Int, into v: UnsafeMutablePointer<Float>, ld: Int,
-                        scratch: UnsafeMutablePointer<Float>) {
+                        scratch: UnsafeMutablePointer<Float>, channelRange: Range<Int>? = nil) {
         let (channels, height, width) = (g.channels, g.height, g.width)
         let (tw, th) = (tilesWide, tilesHigh)
         let tiles = th * tw
@@ -168,7 +168,7 @@ struct WinogradF2 {
         let evenColumns = scratch + 8 * block, oddColumns = evenColumns + tw + 1
         let planeStride = channels * ld
         for n in 0..<images {
-            for c in 0..<channels {
+            for c in channelRange ?? 0..<channels {
                 let source = input + (n * channels + c) * height * width
                 for pr in 0..<(2 * th + 2) {
                     let y = pr - 1
@@ -214,7 +214,8 @@ struct WinogradF2 {
     /// and horizontal halves each run over all of an image's tiles at once; only the final
     /// interleaving of even and odd output columns is per row.
     func transformOutput(_ m: UnsafePointer<Float>, ld: Int, images: Int, bias: UnsafePointer<Float>?,
-                         into output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+                         into output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                         channelRange: Range<Int>? = nil) {
         let (outChannels, outHeight, outWidth) = (g.outChannels, g.outHeight, g.outWidth)
         let (tw, th) = (tilesWide, tilesHigh)
         let tiles = th * tw
@@ -222,7 +223,7 @@ struct WinogradF2 {
         // s[i][l]: Σ_k Aᵀ[i][k] m[k][l] over every tile; then y[i][even/odd].
         let s = scratch, yEven = scratch + 8 * tiles, yOdd = yEven + tiles
         for n in 0..<images {
-            for o in 0..<outChannels {
+            for o in channelRange ?? 0..<outChannels {
                 let b = bias?[o] ?? 0
                 let source = m + o * ld + n * tiles
                 let target = output + (n * outChannels + o) * outHeight * outWidth
@@ -264,6 +265,33 @@ struct WinogradF2 {
         let chunks = Swift.min(units, ConvStrategy.maxChunks)
         let ld = group * tilesPerImage
         let scratchCount = self.scratchCount
+        if units == 1 {
+            // One group (a batch of one, or a few large images): its steps are split instead —
+            // the transforms by channel, the GEMMs by ξ — in pieces fixed by the shape.
+            let v = Storage(count: 16 * channels * ld, zeroed: false)
+            let m = Storage(count: 16 * outChannels * ld, zeroed: false)
+            let columns = g.batch * tilesPerImage
+            let inPieces = Swift.min(ConvStrategy.maxChunks, channels), outPieces = Swift.min(ConvStrategy.maxChunks, outChannels)
+            BLAS.withSingleThreadedCalls {
+                Parallel.forEach(chunks: inPieces) { piece in
+                    let scratch = Storage(count: scratchCount, zeroed: false)
+                    transformInput(x, images: g.batch, into: v.pointer, ld: ld, scratch: scratch.pointer,
+                                   channelRange: (channels * piece / inPieces)..<(channels * (piece + 1) / inPieces))
+                }
+                Parallel.forEach(chunks: 16) { xi in
+                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: columns, k: channels,
+                               a: u.pointer + xi * outChannels * channels, lda: channels,
+                               b: v.pointer + xi * channels * ld, ldb: ld,
+                               c: m.pointer + xi * outChannels * ld, ldc: ld)
+                }
+                Parallel.forEach(chunks: outPieces) { piece in
+                    let scratch = Storage(count: scratchCount, zeroed: false)
+                    transformOutput(m.pointer, ld: ld, images: g.batch, bias: bias, into: output, scratch: scratch.pointer,
+                                    channelRange: (outChannels * piece / outPieces)..<(outChannels * (piece + 1) / outPieces))
+                }
+            }
+            return
+        }
         BLAS.withSingleThreadedCalls {
             Parallel.forEach(chunks: chunks) { chunk in
                 let v = Storage(count: 16 * channels * ld, zeroed: false)

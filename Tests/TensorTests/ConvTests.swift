@@ -137,7 +137,10 @@ final class ConvTests: XCTestCase {
     func testWinogradForwardMatchesReference() throws {
         // (batch, channels, height, width, out channels): even and odd sizes, one and several
         // groups, tiny channel counts forced through it as well as the sizes it is chosen for.
-        let sizes = [(5, 16, 8, 8, 16), (3, 17, 7, 9, 20), (2, 3, 5, 4, 2), (1, 4, 4, 4, 4), (9, 16, 6, 11, 18), (2, 2, 3, 3, 3)]
+        // Batches of one take the one-group path (transforms split by channel, GEMMs by ξ); 18
+        // images of 32x32 make 9 groups over 8 chunks; 23 channels leave a SIMD tail of 7.
+        let sizes = [(5, 16, 8, 8, 16), (3, 17, 7, 9, 20), (2, 3, 5, 4, 2), (1, 4, 4, 4, 4), (9, 16, 6, 11, 18), (2, 2, 3, 3, 3),
+                     (1, 23, 9, 10, 19), (1, 3, 1, 2, 5), (2, 4, 2, 1, 3), (18, 16, 32, 32, 16)]
         let saved = Parallel.threadCount
         defer { Parallel.threadCount = saved }
         var seed: UInt64 = 700
@@ -211,8 +214,8 @@ final class ConvTests: XCTestCase {
     }
 
     func testWinogradForwardKeepsExactGradients() throws {
-        // The forward pass by Winograd, the backward by im2col: finite differences of the one
-        // agree with the other.
+        // Forced through Winograd at tiny channel counts, the forward pass and the input gradient
+        // (the weight gradient is im2col's): finite differences agree with the gradients.
         let x = GradCheck.tensor([2, 3, 5, 6], seed: 760)
         let w = GradCheck.tensor([4, 3, 3, 3], seed: 761)
         let b = GradCheck.tensor([4], seed: 762)
