@@ -56,8 +56,7 @@ extension Tensor {
         let g = geometry
         let result = Tensor(uninitialized: [g.batch, g.outChannels, g.outHeight, g.outWidth])
         if winograd ?? WinogradF2.applies(to: g) {
-            precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1,
-                         "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding 1")
+            precondition(g.isSame3x3, "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding 1")
             WinogradF2(g).forward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data)
         } else {
             convForward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g, strategy)

@@ -18,6 +18,8 @@ struct ConvGeometry: Equatable {
     var inPlane: Int { height * width }
     /// A 1×1 kernel with stride 1 and no padding: the input image is its own column buffer.
     var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 }
+    /// A 3×3 kernel with stride 1 and padding 1: a 'same' convolution, the shape Winograd F(2×2, 3×3) takes.
+    var isSame3x3: Bool { kernelHeight == 3 && kernelWidth == 3 && stride == 1 && padding == 1 }
 
     /// Output columns `lo..<hi` whose input column `ox·stride − padding + kj` lies inside the image.
     @inline(__always)

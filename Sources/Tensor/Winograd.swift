@@ -35,8 +35,7 @@ struct WinogradF2 {
     /// SkylakeX): Winograd's time over im2col's 0.64 for 16 images of 128 channels at 4×4, 0.65 at
     /// 8×8, 0.57 for 8 images of 64 channels at 32×32, 0.68–0.69 at 64×64 (the autoencoder's sizes).
     static func applies(to g: ConvGeometry) -> Bool {
-        guard g.kernelHeight == 3, g.kernelWidth == 3, g.stride == 1, g.padding == 1,
-              g.channels >= 16, g.outChannels >= 16, g.outHeight >= 4, g.outWidth >= 4 else { return false }
+        guard g.isSame3x3, g.channels >= 16, g.outChannels >= 16, g.outHeight >= 4, g.outWidth >= 4 else { return false }
         // A worker holds one image's transformed tiles and products at least: 16 · (C + O) floats
         // per tile. Larger images (beyond 16 MB, e.g. 128 channels at 128×128) go through im2col,
         // whose column buffers are capped.
@@ -63,7 +62,7 @@ struct WinogradF2 {
     /// `[N, O, H, W]` in, `[N, C, H, W]` out, with `turnedKernels`. By default only where both `g`
     /// and that convolution take F(2×2, 3×3); `forced` true or false decides instead (tests).
     static func inputGradientGeometry(of g: ConvGeometry, forced: Bool? = nil) -> ConvGeometry? {
-        guard g.kernelHeight == 3, g.kernelWidth == 3, g.stride == 1, g.padding == 1, forced != false else { return nil }
+        guard g.isSame3x3, forced != false else { return nil }
         let turned = ConvGeometry(batch: g.batch, channels: g.outChannels, height: g.outHeight, width: g.outWidth,
                                   outChannels: g.channels, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1,
                                   outHeight: g.height, outWidth: g.width)
@@ -167,6 +166,9 @@ struct WinogradF2 {
         let hEven = scratch, hOdd = scratch + 4 * block
         let evenColumns = scratch + 8 * block, oddColumns = evenColumns + tw + 1
         let planeStride = channels * ld
+        // Input columns landing in even[1...] and odd[0...]; those past the image (even[tw] for
+        // odd widths, odd[tw] always) are zero.
+        let evenCount = width / 2, oddCount = (width + 1) / 2
         for n in 0..<images {
             for c in channelRange ?? 0..<channels {
                 let source = input + (n * channels + c) * height * width
@@ -179,8 +181,6 @@ struct WinogradF2 {
                     }
                     // Padded column q holds input column q − 1: even[k] = x[2k − 1], odd[k] = x[2k].
                     let row = source + y * width
-                    // Columns past the image (even[tw] for odd widths, odd[tw] always) are zero.
-                    let evenCount = width / 2, oddCount = (width + 1) / 2
                     evenColumns[0] = 0
                     for k in 0..<evenCount { evenColumns[k + 1] = row[2 * k + 1] }
                     if evenCount < tw { evenColumns[tw] = 0 }
@@ -200,10 +200,10 @@ struct WinogradF2 {
                     // Rows a, b, c, d of every tile: even[ty], odd[ty], even[ty + 1], odd[ty + 1].
                     let a = UnsafePointer(hEven + j * block), b = UnsafePointer(hOdd + j * block)
                     let cc = a + tw, d = b + tw
-                    subtract(a, cc, into: target + j * planeStride, tiles)
-                    add(b, cc, into: target + (4 + j) * planeStride, tiles)
-                    subtract(cc, b, into: target + (8 + j) * planeStride, tiles)
-                    subtract(b, d, into: target + (12 + j) * planeStride, tiles)
+                    VectorMath.apply(a, cc, target + j * planeStride, tiles) { $0 - $1 }
+                    VectorMath.apply(b, cc, target + (4 + j) * planeStride, tiles) { $0 + $1 }
+                    VectorMath.apply(cc, b, target + (8 + j) * planeStride, tiles) { $0 - $1 }
+                    VectorMath.apply(b, d, target + (12 + j) * planeStride, tiles) { $0 - $1 }
                 }
             }
         }
@@ -255,6 +255,16 @@ struct WinogradF2 {
         }
     }
 
+    /// `M[ξ] = U[ξ] · V[ξ]` over `columns` tiles (rows of V and M `ld` floats apart).
+    @inline(__always)
+    func multiply(_ xi: Int, _ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>,
+                  columns: Int, ld: Int) {
+        let (channels, outChannels) = (g.channels, g.outChannels)
+        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: columns, k: channels,
+                   a: u + xi * outChannels * channels, lda: channels, b: v + xi * channels * ld, ldb: ld,
+                   c: m + xi * outChannels * ld, ldc: ld)
+    }
+
     /// The whole forward pass: `output` `[N, O, H, W]` = conv(`x`, `weight`) + `bias`.
     func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  output: UnsafeMutablePointer<Float>) {
@@ -279,10 +289,7 @@ struct WinogradF2 {
                                    channelRange: (channels * piece / inPieces)..<(channels * (piece + 1) / inPieces))
                 }
                 Parallel.forEach(chunks: 16) { xi in
-                    BLAS.sgemm(transA: false, transB: false, m: outChannels, n: columns, k: channels,
-                               a: u.pointer + xi * outChannels * channels, lda: channels,
-                               b: v.pointer + xi * channels * ld, ldb: ld,
-                               c: m.pointer + xi * outChannels * ld, ldc: ld)
+                    multiply(xi, u.pointer, v.pointer, into: m.pointer, columns: columns, ld: ld)
                 }
                 Parallel.forEach(chunks: outPieces) { piece in
                     let scratch = Storage(count: scratchCount, zeroed: false)
@@ -303,10 +310,7 @@ struct WinogradF2 {
                     transformInput(x + first * channels * g.inPlane, images: images, into: v.pointer, ld: ld,
                                    scratch: scratch.pointer)
                     for xi in 0..<16 {
-                        BLAS.sgemm(transA: false, transB: false, m: outChannels, n: columns, k: channels,
-                                   a: u.pointer + xi * outChannels * channels, lda: channels,
-                                   b: v.pointer + xi * channels * ld, ldb: ld,
-                                   c: m.pointer + xi * outChannels * ld, ldc: ld)
+                        multiply(xi, u.pointer, v.pointer, into: m.pointer, columns: columns, ld: ld)
                     }
                     transformOutput(m.pointer, ld: ld, images: images, bias: bias,
                                     into: output + first * outChannels * g.outPlane, scratch: scratch.pointer)
@@ -314,16 +318,6 @@ struct WinogradF2 {
             }
         }
     }
-}
-
-@inline(__always)
-private func subtract(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { out[i] = a[i] - b[i] }
-}
-
-@inline(__always)
-private func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { out[i] = a[i] + b[i] }
 }
 
 /// One float or eight side by side: what the weight transform's arithmetic needs of either.
