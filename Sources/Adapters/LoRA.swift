@@ -92,6 +92,9 @@ public final class LoRA: LayerDelta {
         set { down.requiresGrad = newValue; up.requiresGrad = newValue }
     }
 
+    /// Per sample unless dropout is drawing masks (training), which advances the generator.
+    public var isPerSample: Bool { dropout == 0 || dropoutGenerator == nil }
+
     /// scale · multiplier · B(A(dropout(x))) for the adapted layer's input `x`, or nil when the
     /// adapter is disabled, merged, or at zero strength.
     public func delta(_ x: Tensor) throws -> Tensor? {

@@ -7,6 +7,14 @@ public protocol LayerDelta: AnyObject {
     var adapterName: String { get }
     /// The delta for input `x` (already scaled), or nil when the adapter is disabled.
     func delta(_ x: Tensor) throws -> Tensor?
+    /// True when the delta of a batch is the batch of each sample's deltas and computing it changes
+    /// no state, so inference may run the samples of a batch apart (see `inferInGroups`).
+    var isPerSample: Bool { get }
+}
+
+extension LayerDelta {
+    /// Unknown deltas keep batches whole.
+    public var isPerSample: Bool { false }
 }
 
 /// torch.nn.Linear: y = x Wᵀ + b, weight [out, in].

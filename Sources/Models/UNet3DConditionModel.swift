@@ -116,6 +116,9 @@ public final class UNet3DConditionModel: Module {
         let (batch, channels, frames, height, width) = try checkDenoiserInputs(
             "UNet3D", sample: sample, inChannels: config.inChannels, encoderHiddenStates: encoderHiddenStates,
             crossAttentionDim: config.crossAttentionDim, timesteps: timesteps)
+        if dropoutGenerator == nil, let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
+            try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
+        }) { return (output, nil) }
         // Sides that are not multiples of 2^upsamplers: each upsampler resizes to its skip's size (diffusers).
         let upsamplers = config.blockOutChannels.count - 1
         let forwardUpsampleSize = height % (1 << upsamplers) != 0 || width % (1 << upsamplers) != 0

@@ -10,13 +10,47 @@ import Synchronization
 public enum Parallel {
     nonisolated(unsafe) private static var configuredThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// Set on the threads of `independentGroups`: each runs its group alone, as a one-thread run would.
+    @TaskLocal static var isGroupWorker = false
+
     /// The number of worker threads. Set it once at start-up (the CLI's `--threads`), before any work.
+    /// Inside `independentGroups` it reads 1: each group has one thread to itself.
     public static var threadCount: Int {
-        get { configuredThreads }
+        get { isGroupWorker ? 1 : configuredThreads }
         set {
             configuredThreads = max(1, newValue)
             BLAS.setThreads(configuredThreads)
         }
+    }
+
+    /// Runs `body` on `count` items split into one group per worker thread, the groups side by side,
+    /// each on its own thread as a one-thread run would compute it (`threadCount` reads 1 there and
+    /// OpenBLAS runs single-threaded); returns the groups' results in order. For work made of
+    /// independent items (the samples of an inference batch) this spends no time waking threads or
+    /// waiting at the end of each small operation, which on small models is a large share of a
+    /// split-by-operation run. Returns nil, running nothing, when there is one thread or fewer items
+    /// than threads. Item ranges depend only on `count` and the thread count, so results do too.
+    /// The caller's grad mode holds on the worker threads; an error of the lowest failing group is rethrown.
+    public static func independentGroups<T>(count: Int, _ body: (Range<Int>) throws -> T) throws -> [T]? {
+        let groups = threadCount
+        guard groups > 1, count >= groups else { return nil }
+        let gradEnabled = GradMode.isEnabled
+        var outcomes = [Result<T, Error>?](repeating: nil, count: groups)
+        let lock = NSLock()
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(configuredThreads) }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: groups) { group in
+                let range = count * group / groups..<count * (group + 1) / groups
+                let outcome = Result {
+                    try $isGroupWorker.withValue(true) {
+                        try GradMode.$isEnabled.withValue(gradEnabled) { try body(range) }
+                    }
+                }
+                lock.withLock { outcomes[group] = outcome }
+            }
+        }
+        return try outcomes.map { try $0!.get() }
     }
 
     /// Runs `body(chunkIndex)` for every chunk in `0..<chunks`, spread over the worker threads.

@@ -1,0 +1,42 @@
+import Tensor
+
+extension Module {
+    /// True when this model's inference on a batch is the batch of its inferences on each sample and
+    /// changes no state: every attention layer runs the default processor and every adapter delta is
+    /// per sample (`LayerDelta.isPerSample`). Methods that install their own processors or deltas
+    /// (masks by batch position, recorded attention maps, pending region terms) make it false, and
+    /// their batches stay whole.
+    public var infersSamplesIndependently: Bool {
+        if let attention = self as? Attention, attention.processor !== ScaledDotProductAttentionProcessor.shared { return false }
+        let deltas: [LayerDelta]
+        switch self {
+        case let layer as Linear: deltas = layer.deltas
+        case let layer as Conv2d: deltas = layer.deltas
+        case let layer as Conv3dTemporal: deltas = layer.deltas
+        default: deltas = []
+        }
+        guard deltas.allSatisfy({ $0.isPerSample }) else { return false }
+        return children.allSatisfy { $0.module.infersSamplesIndependently }
+    }
+}
+
+/// A denoiser's inference with the batch split into one group of samples per engine thread, the
+/// groups run side by side (`Parallel.independentGroups`), then joined: on a small model most of a
+/// split-by-operation pass goes to waking threads and waiting at the end of each operation, which
+/// whole samples per thread avoid. Classifier-free guidance's batch of two (unconditional and
+/// conditional) takes two threads this way. Nil, running nothing, while gradients are recorded,
+/// when `model` does not infer samples independently, or when there are fewer samples than threads;
+/// the caller then runs the batch whole. Each group computes what a one-thread run of its samples
+/// computes, so the same thread count gives the same bytes.
+func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
+                   _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
+    let batch = sample.shape.first ?? 0
+    guard !GradMode.isEnabled, Parallel.threadCount > 1, batch >= Parallel.threadCount,
+          encoderHiddenStates.shape.first == batch, timesteps.count == batch || timesteps.count == 1,
+          model.infersSamplesIndependently else { return nil }
+    guard let parts = try Parallel.independentGroups(count: batch, { range in
+        try infer(sample.slice(rows: range), timesteps.count == 1 ? timesteps : Array(timesteps[range]),
+                  encoderHiddenStates.slice(rows: range))
+    }) else { return nil }
+    return try Tensor.concat(parts, axis: 0)
+}

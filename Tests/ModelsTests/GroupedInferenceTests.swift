@@ -1,0 +1,77 @@
+import Foundation
+import Models
+import Tensor
+import XCTest
+
+/// Inference splits a batch into one group of samples per thread (`inferInGroups`) only where the
+/// samples are independent, and each group computes what a one-thread run of its samples computes.
+final class GroupedInferenceTests: XCTestCase {
+    /// Records the batch size and thread count every call sees; adds nothing.
+    final class Recorder: LayerDelta {
+        let adapterName = "recorder"
+        let isPerSample: Bool
+        let lock = NSLock()
+        var calls: [(batch: Int, threads: Int)] = []
+        init(isPerSample: Bool) { self.isPerSample = isPerSample }
+        func delta(_ x: Tensor) throws -> Tensor? {
+            lock.withLock { calls.append((x.shape[0], Parallel.threadCount)) }
+            return nil
+        }
+    }
+
+    final class PlainProcessor: AttentionProcessor {
+        func attend(_ attention: Attention, query: Tensor, key: Tensor, value: Tensor, call: AttentionCall) throws -> Tensor {
+            try ScaledDotProductAttentionProcessor.shared.attend(attention, query: query, key: key, value: value, call: call)
+        }
+    }
+
+    func makeModel() throws -> (UNet3DConditionModel, Tensor, Tensor) {
+        let model = try UNet3DConditionModel(config: UNet3DConfig(blockOutChannels: [8, 16], layersPerBlock: 1, normNumGroups: 4,
+                                                                  crossAttentionDim: 8, attentionHeadDim: 4))
+        ModelFixtures.randomise(model, seed: 11)
+        var generator = RandomGenerator(seed: 5)
+        return (model, generator.normal([2, 4, 3, 4, 4]), generator.normal([2, 2, 8]))
+    }
+
+    func testEachGroupComputesWhatAOneThreadRunOfItsSamplesComputes() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        let (model, sample, text) = try makeModel()
+        let timesteps: [Float] = [250, 700]
+        Parallel.threadCount = 1
+        let alone = try Tensor.withoutGrad {
+            try (0..<2).map { i in
+                try model(sample: sample.slice(rows: i..<i + 1), timesteps: [timesteps[i]], encoderHiddenStates: text.slice(rows: i..<i + 1)).values
+            }
+        }
+        Parallel.threadCount = 2
+        let grouped = try Tensor.withoutGrad { try model(sample: sample, timesteps: timesteps, encoderHiddenStates: text).values }
+        XCTAssertEqual(grouped, alone[0] + alone[1])
+    }
+
+    func testOnlyIndependentSamplesAreSplit() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 2
+        let (model, sample, text) = try makeModel()
+        func calls(_ recorder: Recorder, grad: Bool = false) throws -> [String] {
+            model.convIn.deltas = [recorder]
+            defer { model.convIn.deltas = [] }
+            if grad {
+                _ = try model(sample: sample, timesteps: [500], encoderHiddenStates: text)
+            } else {
+                _ = try Tensor.withoutGrad { try model(sample: sample, timesteps: [500], encoderHiddenStates: text) }
+            }
+            // conv_in sees each clip's 3 frames as images: one clip alone is a batch of 3.
+            return recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }
+        }
+        XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 3 on 1 threads", "batch 3 on 1 threads"])
+        XCTAssertEqual(try calls(Recorder(isPerSample: false)), ["batch 6 on 2 threads"], "a delta that is not per sample keeps the batch")
+        XCTAssertEqual(try calls(Recorder(isPerSample: true), grad: true), ["batch 6 on 2 threads"], "training keeps the batch")
+
+        let attention = try XCTUnwrap(model.attentionLayers().first?.attention)
+        attention.processor = PlainProcessor()
+        XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 6 on 2 threads"], "a method's processor keeps the batch")
+        attention.processor = ScaledDotProductAttentionProcessor.shared
+    }
+}
