@@ -31,18 +31,14 @@ public protocol AttentionProcessor: AnyObject {
     func attend(_ attention: Attention, query: Tensor, key: Tensor, value: Tensor, call: AttentionCall) throws -> Tensor
 }
 
-/// diffusers' `AttnProcessor2_0`: heads folded into the batch, fused scaled-dot-product attention.
+/// diffusers' `AttnProcessor2_0`: fused scaled-dot-product attention over the heads
+/// (`Tensor.multiHeadAttention`, which reads the heads in place when no gradient is recorded).
 public final class ScaledDotProductAttentionProcessor: AttentionProcessor, @unchecked Sendable {
     public static let shared = ScaledDotProductAttentionProcessor()
 
     public init() {}
 
     public func attend(_ attention: Attention, query: Tensor, key: Tensor, value: Tensor, call: AttentionCall) throws -> Tensor {
-        let heads = attention.heads
-        let q = try Attention.splitHeads(query, heads: heads)
-        let k = try Attention.splitHeads(key, heads: heads)
-        let v = try Attention.splitHeads(value, heads: heads)
-        let attended = try Tensor.attention(query: q, key: k, value: v, scale: attention.scale, mask: nil)
-        return try Attention.mergeHeads(attended, heads: heads)
+        try Tensor.multiHeadAttention(query: query, key: key, value: value, heads: attention.heads, scale: attention.scale)
     }
 }

@@ -20,21 +20,29 @@ extension Tensor {
     /// Which kernel computes attention; `.automatic` picks by the head dimensions and the number of keys.
     enum AttentionKernel { case automatic, blocked, direct, smallHead }
 
-    /// Keys up to which `.automatic` uses the direct kernel. Measured on 2048 sequences of 8 frames
+    /// Head dimensions up to which `.automatic`'s forward pass uses the small-head kernel; beyond, the
+    /// blocked one. Measured forward passes, one thread, median of 15 (2-core AMD EPYC Zen 4, OpenBLAS
+    /// SkylakeX), ns per query row small-head / blocked / direct: 256 queries × 256 keys at head dim 12
+    /// 364 / 300 / 1181, at dim 8 407 / 334 / 488, at dim 4 223 / 199 / 935, at dim 2 227 / 234 / 586;
+    /// 64 × 64 at dim 24 196 / 118 / 237; 8 frames × 8 at dim 12 58 / 38 / 62, dim 24 90 / 50 / 61,
+    /// dim 64 402 / 54 / 143, dim 2 41 / 49 / 56; 256 queries × 16 text tokens at dim 12 53 / 31 / 80.
+    /// The blocked kernel's sgemm calls pay off from dimension 4 up, even for 8 keys.
+    static let smallHeadForwardMaxDepth = 2
+
+    /// Keys up to which `.automatic`'s backward pass uses the direct kernel. Measured on 2048 sequences of 8 frames
     /// (2 shared cores, noisy): the direct forward is on par with or faster than per-sequence sgemm
     /// (sgemm calls of 8×8×D cost mostly call overhead), forward + backward is 1.8x faster at D = 64
     /// and about 1.6x slower at D = 32; beyond 16 keys the blocked kernel wins clearly.
     static let directAttentionMaxKeys = 16
 
-    /// Keys up to which `.automatic` also takes the small-head kernel's backward pass; beyond, the
-    /// blocked kernel's (sgemm) backward runs on the small-head forward's output and logsumexp.
+    /// Keys up to which `.automatic` takes the small-head kernel's backward pass for head dimensions
+    /// up to 16; beyond, the blocked kernel's (sgemm) backward.
     /// The small-head backward accumulates dK and dV per query row in memory, which stops fitting
     /// L1 as keys grow. Measured (2 cores shared with a training run, forward + backward, 5 runs):
     /// 64 × 256 keys at head dim 12, 47–52 ms small-head against 15–18 ms blocked; 128 × 256 at
     /// dim 8, 28–38 against 22–23; 64 × 1024 at dim 8, 1 180–1 270 against 180–220; 256 × 64 at
     /// dim 12, 3.3–6.5 against 3.5–6.0 (even); 2048 × 8 at dims 4 and 12, small-head on par with
-    /// or faster than the direct kernel. Forward passes are on par at 256 keys, so the forward
-    /// stays small-head.
+    /// or faster than the direct kernel.
     static let smallHeadBackwardMaxKeys = 64
 
     /// softmax(query · keyᵀ · scale + mask) · value for query `[B, Lq, D]`, key `[B, Lk, D]`,
@@ -50,26 +58,11 @@ extension Tensor {
                           kernel: AttentionKernel) throws -> Tensor {
         let geometry = try AttentionGeometry(query: query, key: key, value: value, mask: mask, op: "attention")
         let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
-        var chosen = kernel
-        if chosen == .automatic {
-            if geometry.depth <= smallHeadAttentionMaxDepth && geometry.valueDepth <= smallHeadAttentionMaxDepth {
-                chosen = .smallHead
-            } else {
-                chosen = geometry.keys <= directAttentionMaxKeys ? .direct : .blocked
-            }
-        }
+        let chosen = kernel == .automatic ? automaticKernel(geometry) : kernel
         let output = Tensor(uninitialized: [geometry.batches, geometry.queries, geometry.valueDepth])
         let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
-        switch chosen {
-        case .smallHead:
-            smallHeadAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
-        case .direct:
-            directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
-        case .blocked, .automatic:
-            blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
-        }
-        let backwardKernel: AttentionKernel =
-            kernel == .automatic && chosen == .smallHead && geometry.keys > smallHeadBackwardMaxKeys ? .blocked : chosen
+        attentionForward(chosen, geometry, scale, query, key, value, output, logSumExp)
+        let backwardKernel = kernel == .automatic ? automaticBackwardKernel(geometry) : chosen
         return record(output, op: "attention", inputs: [query, key, value]) { g, output in
             let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil
             let dk = key.needsGrad ? Tensor(uninitialized: key.shape) : nil
@@ -88,6 +81,72 @@ extension Tensor {
             }
             return [dq, dk, dv]
         }
+    }
+
+    /// The forward kernel `.automatic` takes: small-head for heads of at most `smallHeadForwardMaxDepth`
+    /// channels, else blocked.
+    static func automaticKernel(_ geometry: AttentionGeometry) -> AttentionKernel {
+        let small = smallHeadForwardMaxDepth
+        return geometry.depth <= small && geometry.valueDepth <= small ? .smallHead : .blocked
+    }
+
+    /// The backward kernel `.automatic` takes (it reads only the forward's output and logsumexp, so
+    /// any forward kernel may precede it): small-head for head dimensions up to 16 and at most
+    /// `smallHeadBackwardMaxKeys` keys, else direct for at most `directAttentionMaxKeys` keys, else blocked.
+    static func automaticBackwardKernel(_ geometry: AttentionGeometry) -> AttentionKernel {
+        if geometry.depth <= smallHeadAttentionMaxDepth && geometry.valueDepth <= smallHeadAttentionMaxDepth {
+            return geometry.keys > smallHeadBackwardMaxKeys ? .blocked : .smallHead
+        }
+        return geometry.keys <= directAttentionMaxKeys ? .direct : .blocked
+    }
+
+    static func attentionForward(_ kernel: AttentionKernel, _ geometry: AttentionGeometry, _ scale: Float,
+                                 _ query: Tensor, _ key: Tensor, _ value: Tensor, _ output: Tensor, _ logSumExp: Tensor) {
+        switch kernel {
+        case .smallHead:
+            smallHeadAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        case .direct:
+            directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        case .blocked, .automatic:
+            blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+        }
+    }
+
+    /// Multi-head attention on the projections as linear layers make them: query `[B, Lq, heads·D]`,
+    /// key `[B, Lk, heads·D]` and value `[B, Lk, heads·Dv]` give `[B, Lq, heads·Dv]`, the result of
+    /// folding the heads into the batch (diffusers' `head_to_batch_dim`), `attention`, and laying
+    /// them back side by side (`batch_to_head_dim`). When no gradient is recorded the kernels read
+    /// and write each head's columns in place, without those four copies; otherwise this is that
+    /// composition, with its gradients. `mask` is as `attention`'s, over the folded batch B·heads.
+    public static func multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, heads: Int,
+                                          scale: Float? = nil, mask: Tensor? = nil) throws -> Tensor {
+        try multiHeadAttention(query: query, key: key, value: value, heads: heads, scale: scale, mask: mask, kernel: .automatic)
+    }
+
+    static func multiHeadAttention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float?,
+                                   mask: Tensor?, kernel: AttentionKernel) throws -> Tensor {
+        let operands = [("query", query), ("key", key), ("value", value)]
+        for (name, x) in operands where x.rank != 3 || heads < 1 || x.shape[2] % heads != 0 {
+            throw TensorError.invalidArgument(op: "multiHeadAttention",
+                                              reason: "\(name) \(x.shape) must be [batch, length, heads·dim] with \(heads) heads")
+        }
+        if heads == 1 { return try attention(query: query, key: key, value: value, scale: scale, mask: mask, kernel: kernel) }
+        func fold(_ x: Tensor) -> [Int] { [x.shape[0] * heads, x.shape[1], x.shape[2] / heads] }
+        if GradMode.isEnabled && operands.contains(where: { $0.1.needsGrad }) {
+            func split(_ x: Tensor) throws -> Tensor {
+                try x.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads]).permuted([0, 2, 1, 3]).reshaped(fold(x))
+            }
+            let attended = try attention(query: split(query), key: split(key), value: split(value), scale: scale, mask: mask, kernel: kernel)
+            let (batch, length, depth) = (query.shape[0], query.shape[1], value.shape[2] / heads)
+            return try attended.reshaped([batch, heads, length, depth]).permuted([0, 2, 1, 3]).reshaped([batch, length, heads * depth])
+        }
+        var geometry = try AttentionGeometry(query: fold(query), key: fold(key), value: fold(value), mask: mask, op: "multiHeadAttention")
+        geometry.heads = heads
+        let output = Tensor(uninitialized: [query.shape[0], query.shape[1], value.shape[2]])
+        let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
+        let chosen = kernel == .automatic ? automaticKernel(geometry) : kernel
+        attentionForward(chosen, geometry, scale ?? 1 / Float(geometry.depth).squareRoot(), query, key, value, output, logSumExp)
+        return output
     }
 
     /// softmax(query · keyᵀ · scale + mask) `[B, Lq, Lk]`: the attention maps themselves, for methods
@@ -171,9 +230,9 @@ extension Tensor {
                 for unit in (units * group / groups)..<(units * (group + 1) / groups) {
                     let b = unit / blocks, first = (unit % blocks) * blockRows
                     let rows = Swift.min(blockRows, queries - first)
-                    let qRows = q + (b * queries + first) * depth
                     BLAS.sgemm(transA: false, transB: true, m: rows, n: keys, k: depth, alpha: scale,
-                               a: qRows, lda: depth, b: k + b * keys * depth, ldb: depth, c: scores, ldc: keys)
+                               a: geo.queryRow(q, b, first), lda: geo.queryStride, b: geo.keyRows(k, b), ldb: geo.keyStride,
+                               c: scores, ldc: keys)
                     for r in 0..<rows {
                         let row = scores + r * keys
                         if let mask = geo.mask { addRun(mask.row(b, first + r), into: row, keys) }
@@ -183,8 +242,8 @@ extension Tensor {
                         scaleRun(row, keys, 1 / total)
                     }
                     BLAS.sgemm(transA: false, transB: false, m: rows, n: valueDepth, k: keys,
-                               a: scores, lda: keys, b: v + b * keys * valueDepth, ldb: valueDepth,
-                               c: out + (b * queries + first) * valueDepth, ldc: valueDepth)
+                               a: scores, lda: keys, b: geo.valueRows(v, b), ldb: geo.valueStride,
+                               c: geo.outputRow(out, b, first), ldc: geo.outputStride)
                 }
             }
         }
@@ -263,17 +322,16 @@ extension Tensor {
             defer { p.deallocate() }
             let kt = p + padded
             for b in range {
-                let kb = k + b * keys * depth, vb = v + b * keys * valueDepth
-                packTransposed(kb, keys, depth, into: kt, padded)
+                let vb = geo.valueRows(v, b)
+                packTransposed(geo.keyRows(k, b), keys, depth, into: kt, padded, rowStride: geo.keyStride)
                 for i in 0..<queries {
-                    let qi = q + (b * queries + i) * depth
-                    rowTimesPacked(qi, depth, kt, padded, scale, into: p)
+                    rowTimesPacked(geo.queryRow(q, b, i), depth, kt, padded, scale, into: p)
                     if let mask = geo.mask { addRun(mask.row(b, i), into: p, keys) }
                     let shift = safeShift(rowMax(p, keys))
                     let total = expShifted(p, p, keys, shift: shift)
                     lse[b * queries + i] = shift + Foundation.log(total)
                     scaleRun(p, keys, 1 / total)
-                    weightedRowSum(p, vb, keys, valueDepth, into: out + (b * queries + i) * valueDepth)
+                    weightedRowSum(p, vb, keys, valueDepth, into: geo.outputRow(out, b, i), rowStride: geo.valueStride)
                 }
             }
         }
@@ -328,10 +386,11 @@ extension Tensor {
     /// a query's scores against all keys come out eight lanes at a time without horizontal sums.
     @inline(__always)
     static func packTransposed(_ rows: UnsafePointer<Float>, _ count: Int, _ width: Int,
-                               into packed: UnsafeMutablePointer<Float>, _ padded: Int) {
+                               into packed: UnsafeMutablePointer<Float>, _ padded: Int, rowStride: Int? = nil) {
+        let stride = rowStride ?? width
         for c in 0..<width {
             let column = packed + c * padded
-            for j in 0..<count { column[j] = rows[j * width + c] }
+            for j in 0..<count { column[j] = rows[j * stride + c] }
             for j in count..<padded { column[j] = 0 }
         }
     }
@@ -386,18 +445,19 @@ extension Tensor {
     /// out = Σ_j w[j] · rows[j] for `count` rows of `width`.
     @inline(__always)
     static func weightedRowSum(_ w: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, _ count: Int, _ width: Int,
-                               into out: UnsafeMutablePointer<Float>) {
+                               into out: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
         typealias V = SIMD8<Float>
+        let stride = rowStride ?? width
         var c = 0
         while c + 8 <= width {
             var acc = V()
-            for j in 0..<count { acc += V(repeating: w[j]) * UnsafeRawPointer(rows + j * width + c).loadUnaligned(as: V.self) }
+            for j in 0..<count { acc += V(repeating: w[j]) * UnsafeRawPointer(rows + j * stride + c).loadUnaligned(as: V.self) }
             UnsafeMutableRawPointer(out + c).storeBytes(of: acc, as: V.self)
             c += 8
         }
         while c < width {
             var acc: Float = 0
-            for j in 0..<count { acc += w[j] * rows[j * width + c] }
+            for j in 0..<count { acc += w[j] * rows[j * stride + c] }
             out[c] = acc
             c += 1
         }
@@ -440,6 +500,38 @@ struct AttentionGeometry {
 
     let batches: Int, queries: Int, keys: Int, depth: Int, valueDepth: Int
     let mask: Mask?
+    /// How the operands hold the heads. 1: folded into the batch, `[B, L, D]` with B = batch × heads
+    /// (`attention`). More: side by side in each row, `[batch, L, heads·D]` as the projections make
+    /// them (`multiHeadAttention`, forward kernels only); head h of folded batch b = batch·heads + h
+    /// is then columns h·D..<(h+1)·D of its rows.
+    var heads = 1
+
+    /// Floats between consecutive rows of each operand.
+    var queryStride: Int { heads * depth }
+    var keyStride: Int { heads * depth }
+    var valueStride: Int { heads * valueDepth }
+    var outputStride: Int { heads * valueDepth }
+
+    /// Query row `i` of folded batch `b`.
+    @inline(__always)
+    func queryRow(_ q: UnsafeMutablePointer<Float>, _ b: Int, _ i: Int) -> UnsafeMutablePointer<Float> {
+        q + ((b / heads) * queries + i) * queryStride + (b % heads) * depth
+    }
+    /// The first key row of folded batch `b` (rows `keyStride` apart).
+    @inline(__always)
+    func keyRows(_ k: UnsafeMutablePointer<Float>, _ b: Int) -> UnsafeMutablePointer<Float> {
+        k + (b / heads) * keys * keyStride + (b % heads) * depth
+    }
+    /// The first value row of folded batch `b` (rows `valueStride` apart).
+    @inline(__always)
+    func valueRows(_ v: UnsafeMutablePointer<Float>, _ b: Int) -> UnsafeMutablePointer<Float> {
+        v + (b / heads) * keys * valueStride + (b % heads) * valueDepth
+    }
+    /// Output row `i` of folded batch `b`.
+    @inline(__always)
+    func outputRow(_ out: UnsafeMutablePointer<Float>, _ b: Int, _ i: Int) -> UnsafeMutablePointer<Float> {
+        out + ((b / heads) * queries + i) * outputStride + (b % heads) * valueDepth
+    }
 
     /// Query rows per block: the block's scores (rows × keys floats) stay within about 128 KiB (L2).
     var blockRows: Int {
@@ -447,26 +539,31 @@ struct AttentionGeometry {
     }
 
     init(query: Tensor, key: Tensor, value: Tensor?, mask: Tensor?, op: String) throws {
-        let names = "query \(query.shape), key \(key.shape)" + (value.map { ", value \($0.shape)" } ?? "")
-        guard query.rank == 3, key.rank == 3, value.map({ $0.rank == 3 }) ?? true else {
+        try self.init(query: query.shape, key: key.shape, value: value?.shape, mask: mask, op: op)
+    }
+
+    /// From the operands' shapes, heads folded into the batch.
+    init(query: [Int], key: [Int], value: [Int]?, mask: Tensor?, op: String) throws {
+        let names = "query \(query), key \(key)" + (value.map { ", value \($0)" } ?? "")
+        guard query.count == 3, key.count == 3, value.map({ $0.count == 3 }) ?? true else {
             throw TensorError.invalidArgument(op: op, reason: "expects [B, L, D] operands (heads folded into B), got \(names)")
         }
-        guard query.shape[0] == key.shape[0], query.shape[2] == key.shape[2] else {
-            throw TensorError.shapeMismatch(op: "\(op) (query and key must share batch and head dim)", lhs: query.shape, rhs: key.shape)
+        guard query[0] == key[0], query[2] == key[2] else {
+            throw TensorError.shapeMismatch(op: "\(op) (query and key must share batch and head dim)", lhs: query, rhs: key)
         }
-        if let value, value.shape[0] != key.shape[0] || value.shape[1] != key.shape[1] {
-            throw TensorError.shapeMismatch(op: "\(op) (key and value must share batch and length)", lhs: key.shape, rhs: value.shape)
+        if let value, value[0] != key[0] || value[1] != key[1] {
+            throw TensorError.shapeMismatch(op: "\(op) (key and value must share batch and length)", lhs: key, rhs: value)
         }
-        batches = query.shape[0]
-        queries = query.shape[1]
-        keys = key.shape[1]
-        depth = query.shape[2]
-        valueDepth = value?.shape[2] ?? 0
+        batches = query[0]
+        queries = query[1]
+        keys = key[1]
+        depth = query[2]
+        valueDepth = value?[2] ?? 0
         guard keys > 0 else {
             throw TensorError.invalidArgument(op: op, reason: "needs at least one key, got \(names)")
         }
         guard let mask else { self.mask = nil; return }
-        let keys = key.shape[1], source = mask
+        let keys = key[1], source = mask
         let full = [batches, queries, keys]
         guard mask.rank <= 3 else {
             throw TensorError.shapeMismatch(op: "\(op) (mask must broadcast to [B, Lq, Lk])", lhs: full, rhs: mask.shape)

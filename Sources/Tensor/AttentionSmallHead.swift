@@ -13,7 +13,8 @@ import Foundation
 /// exponentiated once. The backward pass recomputes P = e^(S − lse) from the saved logsumexp
 /// (FlashAttention-2) and accumulates dK, dV transposed per batch.
 extension Tensor {
-    /// Head dimensions (of queries/keys and of values) up to which `.automatic` uses this kernel.
+    /// Head dimensions (of queries/keys and of values) up to which `.automatic` uses this kernel's
+    /// backward pass (its forward pass: `smallHeadForwardMaxDepth`).
     static let smallHeadAttentionMaxDepth = 16
 
     /// Value channels handled per pass over a row (register accumulators).
@@ -77,18 +78,18 @@ extension Tensor {
             for unit in (units * group / groups)..<(units * (group + 1) / groups) {
                 let b = unit / blocks, first = (unit % blocks) * rowsPerUnit
                 if b != packedBatch {
-                    packTransposed(k + b * keys * depth, keys, depth, into: kt, padded)
-                    packTransposed(v + b * keys * valueDepth, keys, valueDepth, into: vt, padded)
+                    packTransposed(geo.keyRows(k, b), keys, depth, into: kt, padded, rowStride: geo.keyStride)
+                    packTransposed(geo.valueRows(v, b), keys, valueDepth, into: vt, padded, rowStride: geo.valueStride)
                     for c in valueDepth..<layout.valueRows { (vt + c * padded).update(repeating: 0, count: padded) }
                     packedBatch = b
                 }
                 for i in first..<Swift.min(queries, first + rowsPerUnit) {
-                    let index = b * queries + i
-                    for c in 0..<depth { scaledQuery[c] = q[index * depth + c] * scale }
+                    let queryRow = geo.queryRow(q, b, i)
+                    for c in 0..<depth { scaledQuery[c] = queryRow[c] * scale }
                     let shift = smallHeadScores(scaledQuery, kt, layout,
                                                 geo.mask.map { $0.row(b, i) }, into: row)
-                    let total = smallHeadWeightedValues(row, shift, vt, layout, into: out + index * valueDepth)
-                    lse[index] = shift + Foundation.log(total)
+                    let total = smallHeadWeightedValues(row, shift, vt, layout, into: geo.outputRow(out, b, i))
+                    lse[b * queries + i] = shift + Foundation.log(total)
                 }
             }
         }

@@ -62,31 +62,34 @@ final class AttentionSmallHeadTests: XCTestCase {
         }
     }
 
-    func testAutomaticChoosesSmallHeadForTinyHeads() throws {
+    func testAutomaticForwardTakesSmallHeadOnlyForTheTiniestHeads() throws {
         // Same results either way; this pins the automatic choice to agree with the explicit kernel bit for bit.
-        let q = plain([4, 10, 4], seed: 20), k = plain([4, 12, 4], seed: 21), v = plain([4, 12, 4], seed: 22)
-        let automatic = try Tensor.attention(query: q, key: k, value: v)
-        let small = try Tensor.attention(query: q, key: k, value: v, scale: nil, mask: nil, kernel: .smallHead)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: automatic.data, count: automatic.count)),
-                       Array(UnsafeBufferPointer(start: small.data, count: small.count)))
+        for (depth, expected) in [(2, Tensor.AttentionKernel.smallHead), (4, .blocked), (12, .blocked)] {
+            let q = plain([4, 10, depth], seed: 20), k = plain([4, 12, depth], seed: 21), v = plain([4, 12, depth], seed: 22)
+            let automatic = try Tensor.attention(query: q, key: k, value: v)
+            let explicit = try Tensor.attention(query: q, key: k, value: v, scale: nil, mask: nil, kernel: expected)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: automatic.data, count: automatic.count)),
+                           Array(UnsafeBufferPointer(start: explicit.data, count: explicit.count)), "head dim \(depth)")
+        }
     }
 
-    /// Beyond `smallHeadBackwardMaxKeys` keys the automatic choice keeps the small-head forward
-    /// and runs the blocked backward on its output and logsumexp: the gradients are, bit for bit,
-    /// the blocked backward's on the small-head forward (and within rounding of the small-head
-    /// backward's); up to that many keys the small-head backward stays.
-    func testAutomaticTakesTheBlockedBackwardBeyondSixtyFourKeys() throws {
+    /// Head dimension 12: the automatic choice runs the blocked forward, then the small-head backward
+    /// up to `smallHeadBackwardMaxKeys` keys and the blocked backward beyond, on the forward's output
+    /// and logsumexp: the gradients are, bit for bit, those kernels' (and within rounding of the
+    /// small-head kernel's forward and backward).
+    func testAutomaticBackwardTakesSmallHeadUpToSixtyFourKeys() throws {
         for keys in [Tensor.smallHeadBackwardMaxKeys + 13, 40] {
             let q = plain([3, 9, 12], seed: 40), k = plain([3, keys, 12], seed: 41), v = plain([3, keys, 12], seed: 42)
             let (output, grads) = try run(q, k, v, mask: nil, scale: nil, kernel: .automatic)
-            let (smallOutput, smallGrads) = try run(q, k, v, mask: nil, scale: nil, kernel: .smallHead)
+            let (blockedOutput, _) = try run(q, k, v, mask: nil, scale: nil, kernel: .blocked)
+            let (_, smallGrads) = try run(q, k, v, mask: nil, scale: nil, kernel: .smallHead)
             XCTAssertEqual(Array(UnsafeBufferPointer(start: output.data, count: output.count)),
-                           Array(UnsafeBufferPointer(start: smallOutput.data, count: smallOutput.count)))
-            // The blocked backward by hand on the small-head forward's output and logsumexp.
+                           Array(UnsafeBufferPointer(start: blockedOutput.data, count: blockedOutput.count)))
+            // The backward by hand on the blocked forward's output and logsumexp.
             let geometry = try AttentionGeometry(query: q, key: k, value: v, mask: nil, op: "attention")
             let out = Tensor(uninitialized: [3, 9, 12]), lse = Tensor(uninitialized: [3, 9])
             let scale = 1 / Float(12).squareRoot()
-            Tensor.smallHeadAttentionForward(geometry, scale, q.data, k.data, v.data, out.data, lse.data)
+            Tensor.blockedAttentionForward(geometry, scale, q.data, k.data, v.data, out.data, lse.data)
             let weights = plain(out.shape, seed: 91)
             let dq = Tensor(uninitialized: q.shape), dk = Tensor(uninitialized: k.shape), dv = Tensor(uninitialized: v.shape)
             let gradients = AttentionGradients(dq: dq.data, dk: dk.data, dv: dv.data)
@@ -100,7 +103,7 @@ final class AttentionSmallHeadTests: XCTestCase {
                                Array(UnsafeBufferPointer(start: expected.data, count: expected.count)), "\(keys) keys: \(name)")
             }
             for (name, (grad, reference)) in zip(["dq", "dk", "dv"], zip(grads, smallGrads)) {
-                assertClose(grad!, reference!, tolerance: 2e-5, "\(keys) keys: \(name) against the small-head backward")
+                assertClose(grad!, reference!, tolerance: 2e-5, "\(keys) keys: \(name) against the small-head kernel's")
             }
         }
     }

@@ -286,6 +286,46 @@ final class NormAttentionTests: XCTestCase {
         try GradCheck.check([q, k, constantV]) { try Tensor.attention(query: $0[0], key: $0[1], value: $0[2]) }
     }
 
+    /// multiHeadAttention reads each head's columns in place; it must give exactly what folding the
+    /// heads into the batch, attention and laying them back out gives, for every kernel.
+    func testMultiHeadAttentionReadsHeadsInPlace() throws {
+        func fold(_ x: Tensor, _ heads: Int) throws -> Tensor {
+            try x.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads]).permuted([0, 2, 1, 3])
+                .reshaped([x.shape[0] * heads, x.shape[1], x.shape[2] / heads])
+        }
+        func unfold(_ x: Tensor, _ heads: Int) throws -> Tensor {
+            try x.reshaped([x.shape[0] / heads, heads, x.shape[1], x.shape[2]]).permuted([0, 2, 1, 3])
+                .reshaped([x.shape[0] / heads, x.shape[1], heads * x.shape[2]])
+        }
+        let cases: [(b: Int, lq: Int, lk: Int, d: Int, dv: Int, kernel: Tensor.AttentionKernel)] = [
+            (2, 5, 7, 4, 6, .smallHead), (2, 9, 37, 8, 8, .automatic), (2, 6, 8, 20, 12, .direct),
+            (3, 40, 30, 24, 24, .blocked), (2, 17, 5, 2, 2, .automatic),
+        ]
+        try Tensor.withoutGrad {
+            for c in cases {
+                for heads in [1, 2, 3] {
+                    let q = plain([c.b, c.lq, heads * c.d], seed: 150), k = plain([c.b, c.lk, heads * c.d], seed: 151)
+                    let v = plain([c.b, c.lk, heads * c.dv], seed: 152)
+                    for mask in [nil, plain([c.b * heads, 1, c.lk], seed: 153)] {
+                        let expected = try unfold(Tensor.attention(query: fold(q, heads), key: fold(k, heads), value: fold(v, heads),
+                                                                   scale: 0.4, mask: mask, kernel: c.kernel), heads)
+                        let output = try Tensor.multiHeadAttention(query: q, key: k, value: v, heads: heads, scale: 0.4,
+                                                                   mask: mask, kernel: c.kernel)
+                        XCTAssertEqual(output.shape, expected.shape)
+                        XCTAssertEqual(output.values, expected.values, "case \(c) heads \(heads) mask \(mask != nil)")
+                    }
+                }
+            }
+        }
+        // While gradients are recorded it is the composition itself, gradients included.
+        let q = GradCheck.tensor([2, 3, 6], seed: 160), k = GradCheck.tensor([2, 4, 6], seed: 161)
+        let v = GradCheck.tensor([2, 4, 4], seed: 162)
+        try GradCheck.check([q, k, v]) { try Tensor.multiHeadAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2) }
+        XCTAssertThrowsError(try Tensor.multiHeadAttention(query: q, key: k, value: v, heads: 4)) { error in
+            XCTAssertTrue("\(error)".contains("heads"), "\(error)")
+        }
+    }
+
     func testAttentionProbabilities() throws {
         let q = plain([3, 6, 4], seed: 80), k = plain([3, 5, 4], seed: 81)
         for mask in try masks(batches: 3, queries: 6, keys: 5) {
