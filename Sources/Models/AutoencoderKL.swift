@@ -55,8 +55,12 @@ public final class AutoencoderKL: Module {
         guard images.rank == 4, images.shape[1] == config.inChannels else {
             throw ModelError.badInput("VAE encode: expected images [N, \(config.inChannels), H, W], got \(images.shape)")
         }
-        var moments = try encoder(images, context: context)
-        if let quantConv { moments = try quantConv(moments) }
+        let encode = { (images: Tensor) throws -> Tensor in
+            let moments = try self.encoder(images, context: context)
+            return try self.quantConv.map { try $0(moments) } ?? moments
+        }
+        // Inference runs its images in one group per engine thread (see `inferInGroups`).
+        let moments = try inferInGroups(self, images: images, context: context, encode) ?? encode(images)
         return try DiagonalGaussianDistribution(moments: moments)
     }
 
@@ -66,9 +70,10 @@ public final class AutoencoderKL: Module {
         guard latents.rank == 4, latents.shape[1] == config.latentChannels else {
             throw ModelError.badInput("VAE decode: expected latents [N, \(config.latentChannels), h, w], got \(latents.shape)")
         }
-        var z = latents
-        if let postQuantConv { z = try postQuantConv(z) }
-        return try decoder(z, context: context)
+        let decode = { (latents: Tensor) throws -> Tensor in
+            try self.decoder(self.postQuantConv.map { try $0(latents) } ?? latents, context: context)
+        }
+        return try inferInGroups(self, images: latents, context: context, decode) ?? decode(latents)
     }
 
     /// Latents as the diffusion model sees them: (z − shift_factor) · scaling_factor (pipelines' convention).

@@ -31,12 +31,23 @@ extension Module {
 func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                    _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
-    guard !GradMode.isEnabled, Parallel.threadCount > 1, batch >= Parallel.threadCount,
-          encoderHiddenStates.shape.first == batch, timesteps.count == batch || timesteps.count == 1,
-          model.infersSamplesIndependently else { return nil }
-    guard let parts = try Parallel.independentGroups(count: batch, { range in
+    guard encoderHiddenStates.shape.first == batch, timesteps.count == batch || timesteps.count == 1 else { return nil }
+    return try inferInGroups(model, count: batch) { range in
         try infer(sample.slice(rows: range), timesteps.count == 1 ? timesteps : Array(timesteps[range]),
                   encoderHiddenStates.slice(rows: range))
-    }) else { return nil }
+    }
+}
+
+/// Image-wise inference (the autoencoder's encoder or decoder) on the rows of `images` in groups,
+/// as `inferInGroups` above; nil in the same cases, and while `context` is training.
+func inferInGroups(_ model: Module, images: Tensor, context: ForwardContext, _ infer: (Tensor) throws -> Tensor) throws -> Tensor? {
+    guard !context.isTraining else { return nil }
+    return try inferInGroups(model, count: images.shape.first ?? 0) { try infer(images.slice(rows: $0)) }
+}
+
+private func inferInGroups(_ model: Module, count: Int, _ infer: (Range<Int>) throws -> Tensor) throws -> Tensor? {
+    guard !GradMode.isEnabled, Parallel.threadCount > 1, count >= Parallel.threadCount,
+          model.infersSamplesIndependently,
+          let parts = try Parallel.independentGroups(count: count, infer) else { return nil }
     return try Tensor.concat(parts, axis: 0)
 }

@@ -49,6 +49,37 @@ final class GroupedInferenceTests: XCTestCase {
         XCTAssertEqual(grouped, alone[0] + alone[1])
     }
 
+    /// The autoencoder's encoder and decoder run their images in groups the same way.
+    func testAutoencoderRunsImagesInGroups() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        let config = try JSONDecoder().decode(AutoencoderKLConfig.self, from: Data("""
+            {"block_out_channels": [8, 16], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+             "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"], "layers_per_block": 1, "latent_channels": 4,
+             "norm_num_groups": 4}
+            """.utf8))
+        let vae = try AutoencoderKL(config: config)
+        ModelFixtures.randomise(vae, seed: 12)
+        var generator = RandomGenerator(seed: 6)
+        let images = generator.normal([3, 3, 8, 8]), latents = generator.normal([3, 4, 4, 4])
+        Parallel.threadCount = 1
+        let (alone, aloneDecoded) = try Tensor.withoutGrad {
+            (try (0..<3).flatMap { try vae.encodeDistribution(images.slice(rows: $0..<$0 + 1)).mean.values },
+             try (0..<3).flatMap { try vae.decode(latents.slice(rows: $0..<$0 + 1)).values })
+        }
+        Parallel.threadCount = 2
+        let recorder = Recorder(isPerSample: true)
+        vae.decoder.convIn.deltas = [recorder]
+        let (grouped, groupedDecoded) = try Tensor.withoutGrad {
+            (try vae.encodeDistribution(images).mean.values, try vae.decode(latents).values)
+        }
+        vae.decoder.convIn.deltas = []
+        XCTAssertEqual(grouped, alone)
+        XCTAssertEqual(groupedDecoded, aloneDecoded)
+        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }.sorted(),
+                       ["batch 1 on 1 threads", "batch 2 on 1 threads"])
+    }
+
     func testOnlyIndependentSamplesAreSplit() throws {
         let saved = Parallel.threadCount
         defer { Parallel.threadCount = saved }
