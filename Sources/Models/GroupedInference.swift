@@ -20,14 +20,15 @@ extension Module {
     }
 }
 
-/// A denoiser's inference with the batch split into one group of samples per engine thread, the
-/// groups run side by side (`Parallel.independentGroups`), then joined: on a small model most of a
-/// split-by-operation pass goes to waking threads and waiting at the end of each operation, which
+/// A denoiser's inference sample by sample, the samples dealt into one group per engine thread and
+/// the groups run side by side (`Parallel.independentGroups`), then joined: on a small model most of
+/// a split-by-operation pass goes to waking threads and waiting at the end of each operation, which
 /// whole samples per thread avoid. Classifier-free guidance's batch of two (unconditional and
-/// conditional) takes two threads this way. Nil, running nothing, while gradients are recorded,
-/// when `model` does not infer samples independently, or when there are fewer samples than threads;
-/// the caller then runs the batch whole. Each group computes what a one-thread run of its samples
-/// computes, so the same thread count gives the same bytes.
+/// conditional) takes two threads this way. Every sample runs alone on one thread, also with one
+/// thread in all, so its bytes depend neither on the thread count nor on what else is in its batch
+/// (DESIGN principle 8). Nil, running nothing, while gradients are recorded, when `model` does not
+/// infer samples independently, or when there are fewer samples than threads (more than one): the
+/// caller then runs the batch whole, each operation split over the threads.
 func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                    _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
@@ -38,16 +39,17 @@ func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderH
     }
 }
 
-/// Image-wise inference (the autoencoder's encoder or decoder) on the rows of `images` in groups,
-/// as `inferInGroups` above; nil in the same cases, and while `context` is training.
+/// Image-wise inference (the autoencoder's encoder or decoder) on the rows of `images` one by one in
+/// groups, as `inferInGroups` above; nil in the same cases, and while `context` is training.
 func inferInGroups(_ model: Module, images: Tensor, context: ForwardContext, _ infer: (Tensor) throws -> Tensor) throws -> Tensor? {
     guard !context.isTraining else { return nil }
     return try inferInGroups(model, count: images.shape.first ?? 0) { try infer(images.slice(rows: $0)) }
 }
 
 private func inferInGroups(_ model: Module, count: Int, _ infer: (Range<Int>) throws -> Tensor) throws -> Tensor? {
-    guard !GradMode.isEnabled, Parallel.threadCount > 1, count >= Parallel.threadCount,
-          model.infersSamplesIndependently,
-          let parts = try Parallel.independentGroups(count: count, infer) else { return nil }
+    guard !GradMode.isEnabled, count > 1, Parallel.threadCount == 1 || count >= Parallel.threadCount,
+          model.infersSamplesIndependently else { return nil }
+    func oneByOne(_ range: Range<Int>) throws -> [Tensor] { try range.map { try infer($0..<$0 + 1) } }
+    let parts = try Parallel.independentGroups(count: count, oneByOne)?.flatMap { $0 } ?? oneByOne(0..<count)
     return try Tensor.concat(parts, axis: 0)
 }

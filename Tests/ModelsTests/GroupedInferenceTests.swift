@@ -3,8 +3,8 @@ import Models
 import Tensor
 import XCTest
 
-/// Inference splits a batch into one group of samples per thread (`inferInGroups`) only where the
-/// samples are independent, and each group computes what a one-thread run of its samples computes.
+/// Inference runs a batch sample by sample in one group per thread (`inferInGroups`) only where the
+/// samples are independent, and each sample computes what it computes alone on one thread.
 final class GroupedInferenceTests: XCTestCase {
     /// Records the batch size and thread count every call sees; adds nothing.
     final class Recorder: LayerDelta {
@@ -33,7 +33,7 @@ final class GroupedInferenceTests: XCTestCase {
         return (model, generator.normal([2, 4, 3, 4, 4]), generator.normal([2, 2, 8]))
     }
 
-    func testEachGroupComputesWhatAOneThreadRunOfItsSamplesComputes() throws {
+    func testEverySampleComputesWhatItComputesAloneOnOneThread() throws {
         let saved = Parallel.threadCount
         defer { Parallel.threadCount = saved }
         let (model, sample, text) = try makeModel()
@@ -44,9 +44,11 @@ final class GroupedInferenceTests: XCTestCase {
                 try model(sample: sample.slice(rows: i..<i + 1), timesteps: [timesteps[i]], encoderHiddenStates: text.slice(rows: i..<i + 1)).values
             }
         }
+        let oneThread = try Tensor.withoutGrad { try model(sample: sample, timesteps: timesteps, encoderHiddenStates: text).values }
         Parallel.threadCount = 2
         let grouped = try Tensor.withoutGrad { try model(sample: sample, timesteps: timesteps, encoderHiddenStates: text).values }
         XCTAssertEqual(grouped, alone[0] + alone[1])
+        XCTAssertEqual(oneThread, grouped, "a batch gives the same bytes on one thread and on two (DESIGN principle 8)")
     }
 
     /// The autoencoder's encoder and decoder run their images in groups the same way.
@@ -76,8 +78,8 @@ final class GroupedInferenceTests: XCTestCase {
         vae.decoder.convIn.deltas = []
         XCTAssertEqual(grouped, alone)
         XCTAssertEqual(groupedDecoded, aloneDecoded)
-        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }.sorted(),
-                       ["batch 1 on 1 threads", "batch 2 on 1 threads"])
+        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" },
+                       Array(repeating: "batch 1 on 1 threads", count: 3))
     }
 
     func testOnlyIndependentSamplesAreSplit() throws {
