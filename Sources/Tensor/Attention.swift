@@ -20,14 +20,18 @@ extension Tensor {
     /// Which kernel computes attention; `.automatic` picks by the head dimensions and the number of keys.
     enum AttentionKernel { case automatic, blocked, direct, smallHead }
 
-    /// Head dimensions up to which `.automatic`'s forward pass uses the small-head kernel; beyond, the
-    /// blocked one. Measured forward passes, one thread, median of 15 (2-core AMD EPYC Zen 4, OpenBLAS
-    /// SkylakeX), ns per query row small-head / blocked / direct: 256 queries × 256 keys at head dim 12
-    /// 364 / 300 / 1181, at dim 8 407 / 334 / 488, at dim 4 223 / 199 / 935, at dim 2 227 / 234 / 586;
-    /// 64 × 64 at dim 24 196 / 118 / 237; 8 frames × 8 at dim 12 58 / 38 / 62, dim 24 90 / 50 / 61,
-    /// dim 64 402 / 54 / 143, dim 2 41 / 49 / 56; 256 queries × 16 text tokens at dim 12 53 / 31 / 80.
-    /// The blocked kernel's sgemm calls pay off from dimension 4 up, even for 8 keys.
-    static let smallHeadForwardMaxDepth = 2
+    /// Head dimensions and keys up to which `.automatic`'s forward pass uses the small-head kernel;
+    /// beyond either, the blocked one. Measured forward passes, median of 15 (2-core AMD EPYC Zen 4,
+    /// OpenBLAS SkylakeX), ns per query row small-head / blocked / direct, one thread (as grouped
+    /// inference runs): 256 queries × 256 keys at head dim 12 364 / 300 / 1181, dim 8 407 / 334 / 488,
+    /// dim 4 223 / 199 / 935, dim 2 227–334 / 234–262 / 586–704; 64 × 64 at dim 24 196 / 118 / 237,
+    /// dim 4 103 / 91 / 266; 8 frames × 8 at dim 12 58 / 38 / 62, dim 24 90 / 50 / 61, dim 32 173 /
+    /// 58 / 104, dim 64 402 / 54 / 143, dim 4 47 / 51 / 68, dim 2 40 / 49 / 56; 256 queries × 16 text
+    /// tokens at dim 12 53 / 31 / 80. Two threads, 8 frames at dim 4 19 / 37 / 30, dim 2 18 / 36 / 22,
+    /// dim 32 89 / 38 / 59. The blocked kernel's sgemm calls pay off except for the tiniest heads
+    /// over a handful of keys.
+    static let smallHeadForwardMaxDepth = 4
+    static let smallHeadForwardMaxKeys = 16
 
     /// Keys up to which `.automatic`'s backward pass uses the direct kernel. Measured on 2048 sequences of 8 frames
     /// (2 shared cores, noisy): the direct forward is on par with or faster than per-sequence sgemm
@@ -84,10 +88,10 @@ extension Tensor {
     }
 
     /// The forward kernel `.automatic` takes: small-head for heads of at most `smallHeadForwardMaxDepth`
-    /// channels, else blocked.
+    /// channels over at most `smallHeadForwardMaxKeys` keys, else blocked.
     static func automaticKernel(_ geometry: AttentionGeometry) -> AttentionKernel {
         let small = smallHeadForwardMaxDepth
-        return geometry.depth <= small && geometry.valueDepth <= small ? .smallHead : .blocked
+        return geometry.depth <= small && geometry.valueDepth <= small && geometry.keys <= smallHeadForwardMaxKeys ? .smallHead : .blocked
     }
 
     /// The backward kernel `.automatic` takes (it reads only the forward's output and logsumexp, so

@@ -62,14 +62,14 @@ final class AttentionSmallHeadTests: XCTestCase {
         }
     }
 
-    func testAutomaticForwardTakesSmallHeadOnlyForTheTiniestHeads() throws {
+    func testAutomaticForwardTakesSmallHeadOnlyForTinyHeadsOverFewKeys() throws {
         // Same results either way; this pins the automatic choice to agree with the explicit kernel bit for bit.
-        for (depth, expected) in [(2, Tensor.AttentionKernel.smallHead), (4, .blocked), (12, .blocked)] {
-            let q = plain([4, 10, depth], seed: 20), k = plain([4, 12, depth], seed: 21), v = plain([4, 12, depth], seed: 22)
+        for (depth, keys, expected) in [(2, 12, Tensor.AttentionKernel.smallHead), (4, 16, .smallHead), (4, 17, .blocked), (12, 12, .blocked)] {
+            let q = plain([4, 10, depth], seed: 20), k = plain([4, keys, depth], seed: 21), v = plain([4, keys, depth], seed: 22)
             let automatic = try Tensor.attention(query: q, key: k, value: v)
             let explicit = try Tensor.attention(query: q, key: k, value: v, scale: nil, mask: nil, kernel: expected)
             XCTAssertEqual(Array(UnsafeBufferPointer(start: automatic.data, count: automatic.count)),
-                           Array(UnsafeBufferPointer(start: explicit.data, count: explicit.count)), "head dim \(depth)")
+                           Array(UnsafeBufferPointer(start: explicit.data, count: explicit.count)), "head dim \(depth), \(keys) keys")
         }
     }
 
