@@ -8,14 +8,19 @@ import Foundation
 /// logsumexp (B·Lq floats) besides its inputs and output; the backward pass recomputes the
 /// scores block by block (P = e^(S − lse)) instead of keeping the [B, Lq, Lk] probabilities.
 ///
-/// Three kernels:
-/// - small head (AttentionSmallHead.swift): head dimensions up to 16, vectorised over keys.
+/// Three kernels, each with a forward and a backward pass; `.automatic` picks each pass's kernel by
+/// measurement (`automaticKernel`, `automaticBackwardKernel`), since a backward pass needs only the
+/// forward's output and logsumexp, whichever kernel made them:
+/// - small head (AttentionSmallHead.swift): vectorised over keys; the forward for heads of up to 4
+///   channels over up to 16 keys, the backward for heads up to 16 over up to 64 keys.
 /// - blocked: per (batch, block of query rows) the scores of the block against all keys live in a
 ///   cache-sized scratch buffer; the products are sgemm calls, the softmax runs over the scratch rows.
-///   Work units are spread over the engine's threads with OpenBLAS single-threaded per call.
-/// - direct: for few keys (temporal attention over a handful of frames) a GEMM per sequence is too
-///   small to pay off; scores, softmax and the weighted sum are computed per query row with
-///   eight-lane dot products, many sequences per thread.
+///   Work units are spread over the engine's threads with OpenBLAS single-threaded per call. Every
+///   other forward pass.
+/// - direct: scores, softmax and the weighted sum per query row with eight-lane dot products, many
+///   sequences per thread; the backward for few keys (temporal attention over a handful of frames).
+///
+/// `multiHeadAttention` takes the heads side by side in each row, as the projections make them.
 extension Tensor {
     /// Which kernel computes attention; `.automatic` picks by the head dimensions and the number of keys.
     enum AttentionKernel { case automatic, blocked, direct, smallHead }
