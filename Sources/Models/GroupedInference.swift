@@ -23,12 +23,13 @@ extension Module {
 /// A denoiser's inference sample by sample, the samples dealt into one group per engine thread and
 /// the groups run side by side (`Parallel.independentGroups`), then joined: on a small model most of
 /// a split-by-operation pass goes to waking threads and waiting at the end of each operation, which
-/// whole samples per thread avoid. Classifier-free guidance's batch of two (unconditional and
-/// conditional) takes two threads this way. Every sample runs alone on one thread, also with one
-/// thread in all, so its bytes depend neither on the thread count nor on what else is in its batch
-/// (DESIGN principle 8). Nil, running nothing, while gradients are recorded, when `model` does not
-/// infer samples independently, or when there are fewer samples than threads (more than one): the
-/// caller then runs the batch whole, each operation split over the threads.
+/// whole samples per thread avoid. On two threads, classifier-free guidance's batch of two
+/// (unconditional and conditional) takes one thread per sample. With fewer samples than threads
+/// (or one thread) the samples run one after another, each operation over all threads. Either way
+/// every sample runs alone, and the engine's kernels give the same bytes on any thread count, so a
+/// sample's bytes depend neither on the thread count nor on the rest of its batch (DESIGN principle
+/// 8). Nil, running nothing, while grad mode is on (`Tensor.withoutGrad` turns it off) or when
+/// `model` does not infer samples independently: the caller then runs the batch whole.
 func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                    _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
@@ -47,8 +48,7 @@ func inferInGroups(_ model: Module, images: Tensor, context: ForwardContext, _ i
 }
 
 private func inferInGroups(_ model: Module, count: Int, _ infer: (Range<Int>) throws -> Tensor) throws -> Tensor? {
-    guard !GradMode.isEnabled, count > 1, Parallel.threadCount == 1 || count >= Parallel.threadCount,
-          model.infersSamplesIndependently else { return nil }
+    guard !GradMode.isEnabled, count > 1, model.infersSamplesIndependently else { return nil }
     func oneByOne(_ range: Range<Int>) throws -> [Tensor] { try range.map { try infer($0..<$0 + 1) } }
     let parts = try Parallel.independentGroups(count: count, oneByOne)?.flatMap { $0 } ?? oneByOne(0..<count)
     return try Tensor.concat(parts, axis: 0)

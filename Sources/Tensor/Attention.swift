@@ -39,9 +39,9 @@ extension Tensor {
     static let smallHeadForwardMaxKeys = 16
 
     /// Keys up to which `.automatic`'s backward pass uses the direct kernel. Measured on 2048 sequences of 8 frames
-    /// (2 shared cores, noisy): the direct forward is on par with or faster than per-sequence sgemm
-    /// (sgemm calls of 8×8×D cost mostly call overhead), forward + backward is 1.8x faster at D = 64
-    /// and about 1.6x slower at D = 32; beyond 16 keys the blocked kernel wins clearly.
+    /// (2 shared cores, noisy; an earlier machine): forward + backward 1.8x faster than per-sequence
+    /// sgemm at D = 64 and about 1.6x slower at D = 32; beyond 16 keys the blocked kernel wins
+    /// clearly. (Forward passes alone now take the blocked kernel: `smallHeadForwardMaxDepth`.)
     static let directAttentionMaxKeys = 16
 
     /// Keys up to which `.automatic` takes the small-head kernel's backward pass for head dimensions
@@ -263,6 +263,7 @@ extension Tensor {
                                          _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                                          _ lse: UnsafeMutablePointer<Float>, _ dout: UnsafeMutablePointer<Float>,
                                          _ grads: AttentionGradients) {
+        precondition(geo.heads == 1, "backward passes read heads folded into the batch")
         let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
         let blockRows = geo.blockRows
         let needScores = grads.dq != nil || grads.dk != nil
@@ -351,6 +352,7 @@ extension Tensor {
                                         _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                                         _ lse: UnsafeMutablePointer<Float>, _ dout: UnsafeMutablePointer<Float>,
                                         _ grads: AttentionGradients) {
+        precondition(geo.heads == 1, "backward passes read heads folded into the batch")
         let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
         let perSequence = Swift.max(1, queries * keys * (depth + valueDepth))
         let needScores = grads.dq != nil || grads.dk != nil

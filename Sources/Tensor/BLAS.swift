@@ -3,10 +3,14 @@ import Foundation
 
 /// The OpenBLAS library: its thread count, the kernel set it chose, and a Swift-shaped sgemm.
 public enum BLAS {
-    /// Sets OpenBLAS's thread count (once, with `Parallel.threadCount`).
+    /// Sets OpenBLAS's thread count (with `Parallel.threadCount`; `withSingleThreadedCalls` and
+    /// `Parallel.independentGroups` lower it for a while and put it back).
     public static func setThreads(_ count: Int) {
         openblas_set_num_threads(Int32(count))
     }
+
+    /// OpenBLAS's thread count now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
 
     /// The core (kernel set) OpenBLAS chose when it loaded, e.g. "Haswell", "SkylakeX", "Prescott".
     public static var coreName: String {

@@ -31,14 +31,17 @@ public enum Parallel {
     /// split-by-operation run. Returns nil, running nothing, when there is one thread or fewer items
     /// than threads. Item ranges depend only on `count` and the thread count, so results do too.
     /// The caller's grad mode holds on the worker threads; an error of the lowest failing group is rethrown.
+    /// OpenBLAS's thread count is one setting for the whole process: other engine work must not run
+    /// beside this call, and the count it found is put back when it returns.
     public static func independentGroups<T>(count: Int, _ body: (Range<Int>) throws -> T) throws -> [T]? {
         let groups = threadCount
         guard groups > 1, count >= groups else { return nil }
         let gradEnabled = GradMode.isEnabled
         var outcomes = [Result<T, Error>?](repeating: nil, count: groups)
         let lock = NSLock()
+        let previous = BLAS.threads
         BLAS.setThreads(1)
-        defer { BLAS.setThreads(configuredThreads) }
+        defer { BLAS.setThreads(previous) }
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: groups) { group in
                 let range = count * group / groups..<count * (group + 1) / groups

@@ -49,6 +49,9 @@ final class GroupedInferenceTests: XCTestCase {
         let grouped = try Tensor.withoutGrad { try model(sample: sample, timesteps: timesteps, encoderHiddenStates: text).values }
         XCTAssertEqual(grouped, alone[0] + alone[1])
         XCTAssertEqual(oneThread, grouped, "a batch gives the same bytes on one thread and on two (DESIGN principle 8)")
+        Parallel.threadCount = 3
+        let fewerSamplesThanThreads = try Tensor.withoutGrad { try model(sample: sample, timesteps: timesteps, encoderHiddenStates: text).values }
+        XCTAssertEqual(fewerSamplesThanThreads, grouped, "and on three threads, with fewer samples than threads")
     }
 
     /// The autoencoder's encoder and decoder run their images in groups the same way.

@@ -23,6 +23,10 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(Parallel.threadCount, 2)
         XCTAssertEqual(openblas_get_num_threads(), 2, "OpenBLAS gets its threads back")
 
+        BLAS.withSingleThreadedCalls {
+            XCTAssertNotNil(try? Parallel.independentGroups(count: 2) { _ in 0 })
+            XCTAssertEqual(openblas_get_num_threads(), 1, "the count it found is put back")
+        }
         Parallel.threadCount = 3
         XCTAssertEqual(try Parallel.independentGroups(count: 7) { $0 }, [0..<2, 2..<4, 4..<7])
         XCTAssertNil(try Parallel.independentGroups(count: 2) { $0 }, "fewer items than threads: nothing runs")
