@@ -7,7 +7,7 @@ extension Module {
     /// (masks by batch position, recorded attention maps, pending region terms) make it false, and
     /// their batches stay whole.
     public var infersSamplesIndependently: Bool {
-        if let attention = self as? Attention, attention.processor !== ScaledDotProductAttentionProcessor.shared { return false }
+        if let attention = self as? Attention, !(attention.processor is ScaledDotProductAttentionProcessor) { return false }
         let deltas: [LayerDelta]
         switch self {
         case let layer as Linear: deltas = layer.deltas

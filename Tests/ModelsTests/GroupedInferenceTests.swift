@@ -108,6 +108,9 @@ final class GroupedInferenceTests: XCTestCase {
         let attention = try XCTUnwrap(model.attentionLayers().first?.attention)
         attention.processor = PlainProcessor()
         XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 6 on 2 threads"], "a method's processor keeps the batch")
+        attention.processor = ScaledDotProductAttentionProcessor()
+        XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 3 on 1 threads", "batch 3 on 1 threads"],
+                       "any instance of the default processor is the default")
         attention.processor = ScaledDotProductAttentionProcessor.shared
     }
 }
