@@ -17,13 +17,7 @@ public enum AdaptableLayer {
         }
     }
 
-    public var module: Module {
-        switch self {
-        case let .linear(layer): return layer
-        case let .conv2d(layer): return layer
-        case let .conv3dTemporal(layer): return layer
-        }
-    }
+    public var module: Module { layerWithDeltas }
 
     /// The base weight that merging changes in place.
     public var weight: Tensor {
@@ -47,20 +41,17 @@ public enum AdaptableLayer {
     }
 
     /// The layer's active deltas (the layer is a class: setting changes it in place).
+    /// Every case's layer carries deltas.
+    var layerWithDeltas: LayerWithDeltas {
+        switch self {
+        case let .linear(layer): return layer
+        case let .conv2d(layer): return layer
+        case let .conv3dTemporal(layer): return layer
+        }
+    }
+
     var deltas: [LayerDelta] {
-        get {
-            switch self {
-            case let .linear(layer): return layer.deltas
-            case let .conv2d(layer): return layer.deltas
-            case let .conv3dTemporal(layer): return layer.deltas
-            }
-        }
-        nonmutating set {
-            switch self {
-            case let .linear(layer): layer.deltas = newValue
-            case let .conv2d(layer): layer.deltas = newValue
-            case let .conv3dTemporal(layer): layer.deltas = newValue
-            }
-        }
+        get { layerWithDeltas.deltas }
+        nonmutating set { layerWithDeltas.deltas = newValue }
     }
 }

@@ -102,21 +102,16 @@ public final class Attention: Module {
 
     /// `[B, L, heads·d]` → `[B·heads, L, d]` (diffusers' `head_to_batch_dim`).
     public static func splitHeads(_ x: Tensor, heads: Int) throws -> Tensor {
-        let (batch, length, inner) = (x.shape[0], x.shape[1], x.shape[2])
+        let inner = x.shape[2]
         guard inner % heads == 0 else {
             throw ModelError.badInput("attention: \(inner) channels do not split into \(heads) heads")
         }
-        if heads == 1 { return x }
-        return try x.reshaped([batch, length, heads, inner / heads]).permuted([0, 2, 1, 3])
-            .reshaped([batch * heads, length, inner / heads])
+        return try x.foldingHeads(heads)
     }
 
     /// `[B·heads, L, d]` → `[B, L, heads·d]` (diffusers' `batch_to_head_dim`).
     public static func mergeHeads(_ x: Tensor, heads: Int) throws -> Tensor {
-        let (batchHeads, length, depth) = (x.shape[0], x.shape[1], x.shape[2])
-        if heads == 1 { return x }
-        return try x.reshaped([batchHeads / heads, heads, length, depth]).permuted([0, 2, 1, 3])
-            .reshaped([batchHeads / heads, length, heads * depth])
+        try x.unfoldingHeads(heads)
     }
 }
 

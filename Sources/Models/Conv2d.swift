@@ -3,7 +3,7 @@ import Tensor
 /// torch.nn.Conv2d with square kernels, one stride and symmetric zero padding: weight
 /// `[out, in, k, k]`, bias `[out]`. Like `Linear` it carries adapter deltas (principle 3); a conv
 /// delta takes the convolution's input and returns a tensor of the output's shape.
-public final class Conv2d: Module, UnaryLayer {
+public final class Conv2d: Module, UnaryLayer, LayerWithDeltas {
     public let weight: Tensor
     public let bias: Tensor?
     public let inChannels: Int

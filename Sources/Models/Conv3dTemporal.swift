@@ -3,7 +3,7 @@ import Tensor
 /// torch.nn.Conv3d with kernel `(k, 1, 1)` and padding `((k-1)/2, 0, 0)`: a convolution over frames
 /// only, as diffusers' `TemporalConvLayer` uses. Weight `[out, in, k, 1, 1]`, bias `[out]`; input and
 /// output `[B, C, F, H, W]`. Carries adapter deltas like `Conv2d`.
-public final class Conv3dTemporal: Module, UnaryLayer {
+public final class Conv3dTemporal: Module, UnaryLayer, LayerWithDeltas {
     public let weight: Tensor
     public let bias: Tensor?
     public let inChannels: Int

@@ -8,14 +8,7 @@ extension Module {
     /// their batches stay whole.
     public var infersSamplesIndependently: Bool {
         if let attention = self as? Attention, !(attention.processor is ScaledDotProductAttentionProcessor) { return false }
-        let deltas: [LayerDelta]
-        switch self {
-        case let layer as Linear: deltas = layer.deltas
-        case let layer as Conv2d: deltas = layer.deltas
-        case let layer as Conv3dTemporal: deltas = layer.deltas
-        default: deltas = []
-        }
-        guard deltas.allSatisfy({ $0.isPerSample }) else { return false }
+        if let layer = self as? LayerWithDeltas, !layer.deltas.allSatisfy({ $0.isPerSample }) { return false }
         return children.allSatisfy { $0.module.infersSamplesIndependently }
     }
 }

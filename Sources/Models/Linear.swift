@@ -17,8 +17,14 @@ extension LayerDelta {
     public var isPerSample: Bool { false }
 }
 
+/// A layer whose output adapters change (`Linear`, `Conv2d`, `Conv3dTemporal`): base output plus
+/// each active delta, in order.
+public protocol LayerWithDeltas: Module {
+    var deltas: [LayerDelta] { get set }
+}
+
 /// torch.nn.Linear: y = x Wᵀ + b, weight [out, in].
-public final class Linear: Module, UnaryLayer {
+public final class Linear: Module, UnaryLayer, LayerWithDeltas {
     public let weight: Tensor
     public let bias: Tensor?
     public let inFeatures: Int

@@ -121,6 +121,21 @@ extension Tensor {
         }
     }
 
+    /// `[B, L, heads·d]` → `[B·heads, L, d]`: the heads folded into the batch (diffusers'
+    /// `head_to_batch_dim`). The channels must divide into `heads`.
+    public func foldingHeads(_ heads: Int) throws -> Tensor {
+        guard heads > 1 else { return self }
+        let (batch, length, inner) = (shape[0], shape[1], shape[2])
+        return try reshaped([batch, length, heads, inner / heads]).permuted([0, 2, 1, 3]).reshaped([batch * heads, length, inner / heads])
+    }
+
+    /// `[B·heads, L, d]` → `[B, L, heads·d]`: the inverse of `foldingHeads` (`batch_to_head_dim`).
+    public func unfoldingHeads(_ heads: Int) throws -> Tensor {
+        guard heads > 1 else { return self }
+        let (batchHeads, length, depth) = (shape[0], shape[1], shape[2])
+        return try reshaped([batchHeads / heads, heads, length, depth]).permuted([0, 2, 1, 3]).reshaped([batchHeads / heads, length, heads * depth])
+    }
+
     /// Multi-head attention on the projections as linear layers make them: query `[B, Lq, heads·D]`,
     /// key `[B, Lk, heads·D]` and value `[B, Lk, heads·Dv]` give `[B, Lq, heads·Dv]`, the result of
     /// folding the heads into the batch (diffusers' `head_to_batch_dim`), `attention`, and laying
@@ -140,15 +155,11 @@ extension Tensor {
                                               reason: "\(name) \(x.shape) must be [batch, length, heads·dim] with \(heads) heads")
         }
         if heads == 1 { return try attention(query: query, key: key, value: value, scale: scale, mask: mask, kernel: kernel) }
-        func fold(_ x: Tensor) -> [Int] { [x.shape[0] * heads, x.shape[1], x.shape[2] / heads] }
         if GradMode.isEnabled && operands.contains(where: { $0.1.needsGrad }) {
-            func split(_ x: Tensor) throws -> Tensor {
-                try x.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads]).permuted([0, 2, 1, 3]).reshaped(fold(x))
-            }
-            let attended = try attention(query: split(query), key: split(key), value: split(value), scale: scale, mask: mask, kernel: kernel)
-            let (batch, length, depth) = (query.shape[0], query.shape[1], value.shape[2] / heads)
-            return try attended.reshaped([batch, heads, length, depth]).permuted([0, 2, 1, 3]).reshaped([batch, length, heads * depth])
+            return try attention(query: query.foldingHeads(heads), key: key.foldingHeads(heads), value: value.foldingHeads(heads),
+                                 scale: scale, mask: mask, kernel: kernel).unfoldingHeads(heads)
         }
+        func fold(_ x: Tensor) -> [Int] { [x.shape[0] * heads, x.shape[1], x.shape[2] / heads] }
         var geometry = try AttentionGeometry(query: fold(query), key: fold(key), value: fold(value), mask: mask, op: "multiHeadAttention")
         geometry.heads = heads
         let output = Tensor(uninitialized: [query.shape[0], query.shape[1], value.shape[2]])

@@ -25,13 +25,7 @@ final class GroupedInferenceTests: XCTestCase {
         }
     }
 
-    func makeModel() throws -> (UNet3DConditionModel, Tensor, Tensor) {
-        let model = try UNet3DConditionModel(config: UNet3DConfig(blockOutChannels: [8, 16], layersPerBlock: 1, normNumGroups: 4,
-                                                                  crossAttentionDim: 8, attentionHeadDim: 4))
-        ModelFixtures.randomise(model, seed: 11)
-        var generator = RandomGenerator(seed: 5)
-        return (model, generator.normal([2, 4, 3, 4, 4]), generator.normal([2, 2, 8]))
-    }
+    func makeModel() throws -> (UNet3DConditionModel, Tensor, Tensor) { try ModelFixtures.tinyUNet3D(batch: 2) }
 
     func testEverySampleComputesWhatItComputesAloneOnOneThread() throws {
         let saved = Parallel.threadCount

@@ -9,6 +9,16 @@ enum ModelFixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
+    /// A two-block UNet3DConditionModel with random weights, and `batch` clips of 3 frames at 4×4
+    /// with their text states (2 tokens of 8).
+    static func tinyUNet3D(batch: Int) throws -> (UNet3DConditionModel, Tensor, Tensor) {
+        let model = try UNet3DConditionModel(config: UNet3DConfig(blockOutChannels: [8, 16], layersPerBlock: 1, normNumGroups: 4,
+                                                                  crossAttentionDim: 8, attentionHeadDim: 4))
+        randomise(model, seed: 11)
+        var generator = RandomGenerator(seed: 5)
+        return (model, generator.normal([batch, 4, 3, 4, 4]), generator.normal([batch, 2, 8]))
+    }
+
     static func path(_ folder: String, _ file: String) -> String {
         root.appendingPathComponent(folder).appendingPathComponent(file).path
     }
