@@ -10,7 +10,9 @@ final class ProcessSetupTests: XCTestCase {
         let fresh = Dictionary(uniqueKeysWithValues: OpenBLASSetup.choices(environment: [:], cpuFlags: flags))
         XCTAssertEqual(fresh["MALLOC_ARENA_MAX"], "1")
         XCTAssertEqual(fresh["OPENBLAS_THREAD_TIMEOUT"], BLAS.preferredThreadTimeout)
-        let set = ["MALLOC_ARENA_MAX": "4", "OPENBLAS_THREAD_TIMEOUT": "7", "OPENBLAS_CORETYPE": "Haswell"]
+        XCTAssertEqual(fresh["MALLOC_MMAP_THRESHOLD_"], "33554432")
+        XCTAssertEqual(fresh["MALLOC_TRIM_THRESHOLD_"], "268435456")
+        let set = ["MALLOC_ARENA_MAX": "4", "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072", "OPENBLAS_THREAD_TIMEOUT": "7", "OPENBLAS_CORETYPE": "Haswell"]
         XCTAssertTrue(OpenBLASSetup.choices(environment: set, cpuFlags: flags).isEmpty, "a set variable is never overridden")
         let empty = OpenBLASSetup.choices(environment: ["MALLOC_ARENA_MAX": ""], cpuFlags: flags)
         XCTAssertTrue(empty.contains { $0 == ("MALLOC_ARENA_MAX", "1") }, "an empty variable counts as unset")
