@@ -1,7 +1,7 @@
 /// 2-D convolution as torch.nn.functional.conv2d (diffusers' `nn.Conv2d` in ResnetBlock2D,
 /// Downsample2D, Upsample2D, conv_in/conv_out), lowered to OpenBLAS sgemm through column buffers,
-/// or, for 3×3 'same' convolutions with enough channels, by Winograd F(2×2, 3×3) (`WinogradF2`:
-/// the forward pass and the input gradient).
+/// or, for 3×3 'same' convolutions with enough channels, by Winograd F(2×2, 3×3) or F(4×4, 3×3)
+/// (`Winograd`: the forward pass and the input gradient).
 extension Tensor {
     /// Cross-correlation of `x` `[N, C, H, W]` with `weight` `[O, C, kh, kw]`, plus `bias` `[O]`,
     /// with zero padding on all four sides; the result is `[N, O, Ho, Wo]` with
@@ -49,15 +49,15 @@ extension Tensor {
                             outWidth: (width + 2 * padding - kernelWidth) / stride + 1)
     }
 
-    /// `winograd`: the forward pass and the input gradient by F(2×2, 3×3) (`WinogradF2`) instead
-    /// of im2col; by default wherever it applies. The weight gradient is im2col's either way.
+    /// `winograd`: the forward pass and the input gradient by Winograd (`Winograd`, its tile
+    /// chosen by size) instead of im2col; by default wherever it applies. The weight gradient is im2col's either way.
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, strategy: ConvStrategy,
                        winograd: Bool? = nil) -> Tensor {
         let g = geometry
         let result = Tensor(uninitialized: [g.batch, g.outChannels, g.outHeight, g.outWidth])
-        if winograd ?? WinogradF2.applies(to: g) {
-            precondition(g.isSame3x3, "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding 1")
-            WinogradF2(g).forward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data)
+        if winograd ?? Winograd.applies(to: g) {
+            precondition(g.isSame3x3, "conv2d: Winograd F(m x m, 3x3) needs a 3x3 kernel, stride 1 and padding 1")
+            Winograd(g).forward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data)
         } else {
             convForward(x: x.data, weight: weight.data, bias: bias?.data, output: result.data, g, strategy)
         }
@@ -68,12 +68,12 @@ extension Tensor {
             let db = bias?.needsGrad == true ? Tensor(uninitialized: [g.outChannels]) : nil
             // dx of a 3x3 'same' convolution is itself one: the output gradient convolved with the
             // kernels turned by 180° and with input and output channels swapped.
-            let inputGradient = WinogradF2.inputGradientGeometry(of: g, forced: winograd)
+            let inputGradient = Winograd.inputGradientGeometry(of: g, forced: winograd)
             if let inputGradient, let dx {
                 convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
                              dx: nil, dw: dw?.data, db: db?.data, g, strategy)
-                let turned = WinogradF2.turnedKernels(weight.data, outChannels: g.outChannels, channels: g.channels)
-                WinogradF2(inputGradient).forward(x: gradient.data, weight: turned.pointer, bias: nil, output: dx.data)
+                let turned = Winograd.turnedKernels(weight.data, outChannels: g.outChannels, channels: g.channels)
+                Winograd(inputGradient).forward(x: gradient.data, weight: turned.pointer, bias: nil, output: dx.data)
             } else {
                 convBackward(x: x.data, weight: weight.data, gradient: gradient.data,
                              dx: dx?.data, dw: dw?.data, db: db?.data, g, strategy)

@@ -226,10 +226,10 @@ extension EngineBenchmark {
                 try gemmResult("\(label) forward", flops: flops, against: baseline, bar: 0.6) {
                     _ = try Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1)
                 }
-                // The forward pass above is Winograd F(2x2, 3x3) where it applies (FLOPs counted as
+                // The forward pass above is Winograd F(2x2, 3x3) or F(4x4, 3x3) where it applies (FLOPs counted as
                 // the direct convolution's, so it can beat raw sgemm); im2col + sgemm beside it.
                 let geometry = try Tensor.convGeometry(x, weight: w, bias: b, stride: 1, padding: 1)
-                if WinogradF2.applies(to: geometry) {
+                if Winograd.applies(to: geometry) {
                     gemmResult("\(label) forward, im2col", flops: flops, against: baseline, bar: nil) {
                         _ = Tensor.conv2d(x, weight: w, bias: b, geometry: geometry, strategy: ConvStrategy(for: geometry), winograd: false)
                     }

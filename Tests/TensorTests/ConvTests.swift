@@ -152,26 +152,37 @@ final class ConvTests: XCTestCase {
             let geometry = try Tensor.convGeometry(x, weight: weight, bias: bias, stride: 1, padding: 1)
             for withBias in [true, false] {
                 let expected = Self.referenceConv2d(x, weight, withBias ? bias : nil, stride: 1, padding: 1)
-                var runs: [[Float]] = []
-                for threads in [1, 2, 3] {
-                    Parallel.threadCount = threads
-                    let y = Tensor.withoutGrad {
-                        Tensor.conv2d(x, weight: weight, bias: withBias ? bias : nil, geometry: geometry,
-                                      strategy: ConvStrategy(for: geometry), winograd: true)
+                // The tile conv2d picks for the size, then each of F(2x2, 3x3) and F(4x4, 3x3).
+                for tile in [nil, 2, 4] {
+                    var runs: [[Float]] = []
+                    for threads in [1, 2, 3] {
+                        Parallel.threadCount = threads
+                        let y: Tensor
+                        if let tile {
+                            y = Tensor(uninitialized: [n, o, h, w])
+                            Winograd(geometry, tile: tile).forward(x: x.data, weight: weight.data, bias: withBias ? bias.data : nil,
+                                                                   output: y.data)
+                        } else {
+                            y = Tensor.withoutGrad {
+                                Tensor.conv2d(x, weight: weight, bias: withBias ? bias : nil, geometry: geometry,
+                                              strategy: ConvStrategy(for: geometry), winograd: true)
+                            }
+                        }
+                        XCTAssertEqual(y.shape, [n, o, h, w])
+                        Self.assertClose(y.values, expected,
+                                         "Winograd tile \(tile.map(String.init) ?? "default") x \(x.shape) w \(weight.shape) bias \(withBias), \(threads) threads")
+                        runs.append(y.values)
                     }
-                    XCTAssertEqual(y.shape, [n, o, h, w])
-                    Self.assertClose(y.values, expected, "Winograd x \(x.shape) w \(weight.shape) bias \(withBias), \(threads) threads")
-                    runs.append(y.values)
+                    XCTAssertEqual(runs[0], runs[1], "x \(x.shape) tile \(tile.map(String.init) ?? "default"): 1 and 2 threads give the same bytes")
+                    XCTAssertEqual(runs[0], runs[2], "x \(x.shape) tile \(tile.map(String.init) ?? "default"): 1 and 3 threads give the same bytes")
                 }
-                XCTAssertEqual(runs[0], runs[1], "x \(x.shape): 1 and 2 threads give the same bytes")
-                XCTAssertEqual(runs[0], runs[2], "x \(x.shape): 1 and 3 threads give the same bytes")
             }
         }
     }
 
     func testWinogradIsChosenForSameConvolutionsWithEnoughChannels() throws {
         func chosen(_ shape: [Int], _ weight: [Int], stride: Int = 1, padding: Int = 1) throws -> Bool {
-            WinogradF2.applies(to: try Tensor.convGeometry(Tensor(zeros: shape), weight: Tensor(zeros: weight), bias: nil,
+            Winograd.applies(to: try Tensor.convGeometry(Tensor(zeros: shape), weight: Tensor(zeros: weight), bias: nil,
                                                            stride: stride, padding: padding))
         }
         XCTAssertTrue(try chosen([16, 64, 16, 16], [64, 64, 3, 3]))
@@ -185,6 +196,14 @@ final class ConvTests: XCTestCase {
         XCTAssertFalse(try chosen([16, 64, 16, 16], [4, 64, 3, 3]), "conv_out: 4 outputs")
         XCTAssertFalse(try chosen([16, 64, 16, 16], [64, 64, 3, 3], stride: 2), "a downsampling convolution")
         XCTAssertFalse(try chosen([16, 64, 16, 16], [64, 64, 1, 1], padding: 0), "a pointwise convolution")
+        func tile(_ height: Int, _ width: Int) -> Int {
+            Winograd.preferredTile(for: ConvGeometry(batch: 8, channels: 64, height: height, width: width, outChannels: 64,
+                                                     kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1,
+                                                     outHeight: height, outWidth: width))
+        }
+        XCTAssertEqual(tile(4, 4), 2, "one 4x4 block per image: F(2x2, 3x3)")
+        XCTAssertEqual(tile(Winograd.largeTileMinimumSide, Winograd.largeTileMinimumSide), 4)
+        XCTAssertEqual(tile(64, 7), 2)
     }
 
     func testWinogradInputGradientMatchesIm2colsAndIsTheSameAtEveryThreadCount() throws {
@@ -196,7 +215,7 @@ final class ConvTests: XCTestCase {
             let weight = GradCheck.tensor([20, 16, 3, 3], seed: 781)
             let seed = GradCheck.tensor([3, 20, h, w], seed: 782)
             let geometry = try Tensor.convGeometry(x, weight: weight, bias: nil, stride: 1, padding: 1)
-            XCTAssertNotNil(WinogradF2.inputGradientGeometry(of: geometry))
+            XCTAssertNotNil(Winograd.inputGradientGeometry(of: geometry))
             func gradients(winograd: Bool?, threads: Int) throws -> [[Float]] {
                 Parallel.threadCount = threads
                 let leaves = [x, weight].map { leaf in let t = leaf.copy(); t.requiresGrad = true; return t }
