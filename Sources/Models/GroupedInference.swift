@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 extension Module {
@@ -30,6 +31,31 @@ func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderH
     return try inferInGroups(model, count: batch) { range in
         try infer(sample.slice(rows: range), timesteps.count == 1 ? timesteps : Array(timesteps[range]),
                   encoderHiddenStates.slice(rows: range))
+    }
+}
+
+/// Classifier-free guidance repeats one noisy sample at one timestep for each text. Where a
+/// model's first layers read neither the text nor the timestep (UNet3D's conv_in and
+/// transformer_in: `inputStates`), a batch whose samples are the same bytes at the same timestep
+/// runs them once, on the first sample alone over all threads, and only the rest (`rest`, given
+/// those states, the timestep and one sample's text) sample by sample in groups as
+/// `inferInGroups` above. Each sample's states are the ones its own pass would compute (alone, and
+/// the same bytes on any thread count), so the result is `inferInGroups`' to the byte. Nil, running
+/// nothing, in `inferInGroups`' cases and when the samples or timesteps differ.
+func inferSharingInputStates(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
+                             inputStates: (Tensor) throws -> Tensor,
+                             rest: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
+    let batch = sample.shape.first ?? 0
+    guard !GradMode.isEnabled, batch > 1, encoderHiddenStates.shape.first == batch, let step = timesteps.first,
+          timesteps.count == 1 || (timesteps.count == batch && timesteps.allSatisfy({ $0 == step })) else { return nil }
+    let rowCount = sample.count / batch
+    for row in 1..<batch where memcmp(sample.data, sample.data + row * rowCount, rowCount * MemoryLayout<Float>.stride) != 0 {
+        return nil
+    }
+    guard model.infersSamplesIndependently else { return nil }
+    let states = try inputStates(sample.slice(rows: 0..<1))
+    return try inferInGroups(model, count: batch) { range in
+        try Tensor.concat(try range.map { try rest(states, [step], encoderHiddenStates.slice(rows: $0..<$0 + 1)) }, axis: 0)
     }
 }
 

@@ -113,12 +113,42 @@ public final class UNet3DConditionModel: Module {
 
     func forward(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                  dropoutGenerator: RandomGenerator?) throws -> (output: Tensor, generator: RandomGenerator?) {
-        let (batch, channels, frames, height, width) = try checkDenoiserInputs(
+        let (batch, _, frames, height, width) = try checkDenoiserInputs(
             "UNet3D", sample: sample, inChannels: config.inChannels, encoderHiddenStates: encoderHiddenStates,
             crossAttentionDim: config.crossAttentionDim, timesteps: timesteps)
-        if dropoutGenerator == nil, let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
-            try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
-        }) { return (output, nil) }
+        if dropoutGenerator == nil {
+            // conv_in and transformer_in read neither the text nor the timestep.
+            if let output = try inferSharingInputStates(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
+                    inputStates: { try self.inputStates($0, context: ForwardContext(frames: frames)) },
+                    rest: { states, steps, text in
+                        try self.denoise(states, batch: 1, frames: frames, height: height, width: width, timesteps: steps,
+                                         context: ForwardContext(frames: frames, encoderHiddenStates: UNet3DConditionModel.repeatInterleave(text, frames)))
+                    }) {
+                return (output, nil)
+            }
+            if let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
+                try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
+            }) { return (output, nil) }
+        }
+        let textStates = try UNet3DConditionModel.repeatInterleave(encoderHiddenStates, frames)
+        let context = ForwardContext(frames: frames, encoderHiddenStates: textStates, dropoutGenerator: dropoutGenerator)
+        let hidden = try inputStates(sample, context: context)
+        let output = try denoise(hidden, batch: batch, frames: frames, height: height, width: width, timesteps: timesteps, context: context)
+        return (output, context.dropoutGenerator)
+    }
+
+    /// `sample` `[B, C, F, H, W]` → `[B·F, C, H, W]`, then conv_in and transformer_in: the states the
+    /// down blocks start from, which depend on nothing but the sample.
+    private func inputStates(_ sample: Tensor, context: ForwardContext) throws -> Tensor {
+        let (batch, channels, frames, height, width) = (sample.shape[0], sample.shape[1], sample.shape[2], sample.shape[3], sample.shape[4])
+        let hidden = try convIn(sample.permuted([0, 2, 1, 3, 4]).reshaped([batch * frames, channels, height, width]))
+        return try transformerIn(hidden, context: context)
+    }
+
+    /// The rest of the forward pass from `inputStates`' result `[batch·frames, C, H, W]`: the time
+    /// embedding, down, mid and up blocks and conv_out, back to `[batch, out_channels, frames, H, W]`.
+    private func denoise(_ states: Tensor, batch: Int, frames: Int, height: Int, width: Int, timesteps: [Float],
+                         context: ForwardContext) throws -> Tensor {
         // Sides that are not multiples of 2^upsamplers: each upsampler resizes to its skip's size (diffusers).
         let upsamplers = config.blockOutChannels.count - 1
         let forwardUpsampleSize = height % (1 << upsamplers) != 0 || width % (1 << upsamplers) != 0
@@ -126,15 +156,9 @@ public final class UNet3DConditionModel: Module {
         // 1. time: one embedding per clip, repeated for each of its frames.
         let steps = timesteps.count == batch ? timesteps : Array(repeating: timesteps[0], count: batch)
         let embedding = try UNet3DConditionModel.repeatInterleave(timeEmbedding(timeProj(steps)), frames)
-        let textStates = try UNet3DConditionModel.repeatInterleave(encoderHiddenStates, frames)
-        let context = ForwardContext(frames: frames, encoderHiddenStates: textStates, dropoutGenerator: dropoutGenerator)
 
-        // 2. pre-process: [B, C, F, H, W] → [B·F, C, H, W].
-        var hidden = try sample.permuted([0, 2, 1, 3, 4]).reshaped([batch * frames, channels, height, width])
-        hidden = try convIn(hidden)
-        hidden = try transformerIn(hidden, context: context)
-
-        // 3. down
+        // 2. down (the pre-processing is `inputStates`).
+        var hidden = states
         var skips: [Tensor] = [hidden]
         for block in downBlocks {
             let (output, states) = try block(hidden, timeEmbedding: embedding, context: context)
@@ -142,10 +166,10 @@ public final class UNet3DConditionModel: Module {
             skips += states
         }
 
-        // 4. mid
+        // 3. mid
         hidden = try midBlock(hidden, timeEmbedding: embedding, context: context)
 
-        // 5. up: each block takes as many skip states as it has resnets, from the end.
+        // 4. up: each block takes as many skip states as it has resnets, from the end.
         for (index, block) in upBlocks.enumerated() {
             let taken = Array(skips.suffix(block.resnetCount))
             skips.removeLast(block.resnetCount)
@@ -156,10 +180,9 @@ public final class UNet3DConditionModel: Module {
             hidden = try block(hidden, skips: taken, timeEmbedding: embedding, upsampleSize: upsampleSize, context: context)
         }
 
-        // 6. post-process, back to [B, C, F, H, W].
+        // 5. post-process, back to [B, C, F, H, W].
         hidden = try convOut(convNormOut(hidden).silu())
-        let output = try hidden.reshaped([batch, frames, config.outChannels, height, width]).permuted([0, 2, 1, 3, 4])
-        return (output, context.dropoutGenerator)
+        return try hidden.reshaped([batch, frames, config.outChannels, height, width]).permuted([0, 2, 1, 3, 4])
     }
 
     /// torch.repeat_interleave along axis 0: each row repeated `times` times in place.

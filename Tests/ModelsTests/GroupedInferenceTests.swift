@@ -48,6 +48,39 @@ final class GroupedInferenceTests: XCTestCase {
         XCTAssertEqual(fewerSamplesThanThreads, grouped, "and on three threads, with fewer samples than threads")
     }
 
+    /// Guided sampling's batch (one sample at one timestep, two texts) runs conv_in and
+    /// transformer_in, which read neither the text nor the timestep, once over all threads, and the
+    /// rest sample by sample in groups, with each sample's bytes as it computes them alone.
+    func testGuidedBatchRunsItsTextFreeInputLayersOnce() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        let (model, sample, text) = try makeModel()
+        let one = try sample.slice(rows: 0..<1)
+        let guided = try Tensor.concat([one, one], axis: 0)
+        Parallel.threadCount = 1
+        let alone = try Tensor.withoutGrad {
+            try (0..<2).map { i in try model(sample: one, timesteps: [400], encoderHiddenStates: text.slice(rows: i..<i + 1)).values }
+        }
+        Parallel.threadCount = 2
+        let first = Recorder(isPerSample: true), last = Recorder(isPerSample: true)
+        model.convIn.deltas = [first]
+        model.convOut.deltas = [last]
+        defer { model.convIn.deltas = []; model.convOut.deltas = [] }
+        func run(_ timesteps: [Float]) throws -> [Float] {
+            first.calls = []
+            last.calls = []
+            return try Tensor.withoutGrad { try model(sample: guided, timesteps: timesteps, encoderHiddenStates: text).values }
+        }
+        func seen(_ recorder: Recorder) -> [String] { recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" } }
+        XCTAssertEqual(try run([400, 400]), alone[0] + alone[1], "the bytes of each sample alone")
+        XCTAssertEqual(seen(first), ["batch 3 on 2 threads"], "conv_in once, over all threads")
+        XCTAssertEqual(seen(last), ["batch 3 on 1 threads", "batch 3 on 1 threads"], "conv_out per sample, in groups")
+        XCTAssertEqual(try run([400]), alone[0] + alone[1], "one timestep for the batch")
+        XCTAssertEqual(seen(first), ["batch 3 on 2 threads"])
+        _ = try run([400, 401])
+        XCTAssertEqual(seen(first), ["batch 3 on 1 threads", "batch 3 on 1 threads"], "other timesteps: nothing shared")
+    }
+
     /// The autoencoder's encoder and decoder run their images in groups the same way.
     func testAutoencoderRunsImagesInGroups() throws {
         let saved = Parallel.threadCount
