@@ -48,6 +48,8 @@ final class VideoEncodingSession {
         self.stream = stream
         self.frame = frame
         self.packet = packet
+        // Every property is set: from here a throw runs deinit, which ends this.
+        ZeroedAllocations.begin()
 
         encoder.pointee.width = Int32(width)
         encoder.pointee.height = Int32(height)
@@ -96,6 +98,7 @@ final class VideoEncodingSession {
     }
 
     deinit {
+        defer { ZeroedAllocations.end() }
         if fileOpen { avio_closep(&output.pointee.pb) }
         var encoderContext: UnsafeMutablePointer<AVCodecContext>? = encoder
         avcodec_free_context(&encoderContext)
@@ -142,3 +145,35 @@ final class VideoEncodingSession {
         }
     }
 }
+
+/// While a video is being encoded, glibc hands out its allocations zero-filled (`M_PERTURB` 0xFF:
+/// blocks from the heap's bins filled with 0xFF ^ 0xFF, freed ones with 0xFF; small blocks recycled
+/// through its per-thread cache are not, and did not matter here). The encoders read some memory
+/// they never wrote (libx264 through libavcodec: the same render gave different MP4 bytes from run
+/// to run, and `MALLOC_PERTURB_` 0, 85 and 170 gave three different files), which was zero when
+/// glibc mapped fresh pages for large buffers and is whatever the last user left once freed pages
+/// are kept for reuse (the CLI's `MALLOC_TRIM_THRESHOLD_`). Counted, so overlapping sessions nest.
+enum ZeroedAllocations {
+    nonisolated(unsafe) private static var depth = 0
+    private static let lock = NSLock()
+    /// `M_PERTURB` in glibc's malloc.h, which Swift's Glibc module does not import.
+    private static let perturbOption: Int32 = -6
+
+    static func begin() {
+        lock.withLock {
+            if depth == 0 { _ = glibcMallopt(perturbOption, 0xFF) }
+            depth += 1
+        }
+    }
+
+    static func end() {
+        lock.withLock {
+            depth -= 1
+            if depth == 0 { _ = glibcMallopt(perturbOption, 0) }
+        }
+    }
+}
+
+/// glibc's `int mallopt(int param, int value)` (malloc.h).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
