@@ -79,9 +79,9 @@ struct Winograd {
         tilesWide = (g.outWidth + m - 1) / m
         let tiles = tilesHigh * tilesWide
         let points = (m + 2) * (m + 2)
-        // About 256 tiles per GEMM (wide enough for OpenBLAS's kernels, small enough that a group's
-        // transformed tiles stay near one core's L2), at least two groups when the batch allows, and
-        // within `maxBufferFloats`.
+        // About 256 tiles per GEMM (wide enough for OpenBLAS's kernels; with F(2×2, 3×3) small enough
+        // that a group's transformed tiles stay near one core's L2, with F(4×4, 3×3)'s 36 planes
+        // 2.25 times that), at least two groups when the batch allows, and within `maxBufferFloats`.
         group = Swift.max(1, Swift.min((Self.tilesPerGemm + tiles - 1) / tiles, g.batch / 2,
                                        Self.maxBufferFloats / Swift.max(1, points * (g.channels + g.outChannels) * tiles)))
     }

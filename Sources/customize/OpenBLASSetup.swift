@@ -14,7 +14,7 @@ import Tensor
 /// 10 K page faults per unet3d forward, 5–7% of sampling's time in the kernel. `MALLOC_MMAP_THRESHOLD_` 32 MB
 /// and `MALLOC_TRIM_THRESHOLD_` 256 MB keep freed pages in the heap for the next step: page faults
 /// 279 K → 50 K over 20 unet3d forwards, forward time 226 → 206 ms (medians of 5 alternating
-/// processes), peak resident set unchanged (228–240 → 230 MB). A variable the environment already
+/// processes); `customize bench model --arch unet3d` peak resident set 228–250 → 232–245 MB. A variable the environment already
 /// set is kept as it is.
 enum OpenBLASSetup {
     /// Set in the child so a failed choice can never loop.
@@ -22,6 +22,8 @@ enum OpenBLASSetup {
 
     /// Buffers below this come from the heap and are reused there; glibc's dynamic threshold
     /// would grow to the same 32 MB cap, but only after first mapping and unmapping each size.
+    /// 32 MB is also the largest value glibc accepts (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit):
+    /// a larger one would be ignored.
     static let mmapThresholdBytes = 32 << 20
     /// The heap's free top is handed back to the kernel only beyond this.
     static let trimThresholdBytes = 256 << 20
