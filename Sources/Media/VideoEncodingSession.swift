@@ -148,16 +148,19 @@ final class VideoEncodingSession {
 
 /// While a video is being encoded, glibc hands out its allocations zero-filled (`M_PERTURB` 0xFF:
 /// blocks from the heap's bins filled with 0xFF ^ 0xFF, freed ones with 0xFF; small blocks recycled
-/// through its per-thread cache are not, and did not matter here). The encoders read some memory
-/// they never wrote (libx264 through libavcodec: the same render gave different MP4 bytes from run
-/// to run, and `MALLOC_PERTURB_` 0, 85 and 170 gave three different files), which was zero when
-/// glibc mapped fresh pages for large buffers and is whatever the last user left once freed pages
-/// are kept for reuse (the CLI's `MALLOC_TRIM_THRESHOLD_`). Counted, so overlapping sessions nest.
+/// through its per-thread cache are not, and did not matter here). Something on the encoding path
+/// (libavcodec with libx264, or swscale; not pinned down) reads heap memory it never wrote: the same
+/// render gave different MP4 bytes from run to run, and `MALLOC_PERTURB_` 0, 85 and 170 gave three
+/// different files. That memory was zero when glibc mapped fresh pages for large buffers and is
+/// whatever the last user left once freed pages are kept for reuse (the CLI's
+/// `MALLOC_TRIM_THRESHOLD_`). Counted, so overlapping sessions nest; the last one's end puts back
+/// the environment's `MALLOC_PERTURB_` (0, glibc's default, when unset).
 enum ZeroedAllocations {
     nonisolated(unsafe) private static var depth = 0
     private static let lock = NSLock()
     /// `M_PERTURB` in glibc's malloc.h, which Swift's Glibc module does not import.
     private static let perturbOption: Int32 = -6
+    private static let environmentPerturb = Int32(ProcessInfo.processInfo.environment["MALLOC_PERTURB_"] ?? "") ?? 0
 
     static func begin() {
         lock.withLock {
@@ -169,7 +172,7 @@ enum ZeroedAllocations {
     static func end() {
         lock.withLock {
             depth -= 1
-            if depth == 0 { _ = glibcMallopt(perturbOption, 0) }
+            if depth == 0 { _ = glibcMallopt(perturbOption, environmentPerturb) }
         }
     }
 }

@@ -46,17 +46,15 @@ func inferSharingInputStates(_ model: Module, sample: Tensor, timesteps: [Float]
                              inputStates: (Tensor) throws -> Tensor,
                              rest: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
-    guard !GradMode.isEnabled, batch > 1, encoderHiddenStates.shape.first == batch, let step = timesteps.first,
+    guard encoderHiddenStates.shape.first == batch, let step = timesteps.first,
           timesteps.count == 1 || (timesteps.count == batch && timesteps.allSatisfy({ $0 == step })) else { return nil }
     let rowCount = sample.count / batch
     for row in 1..<batch where memcmp(sample.data, sample.data + row * rowCount, rowCount * MemoryLayout<Float>.stride) != 0 {
         return nil
     }
-    guard model.infersSamplesIndependently else { return nil }
+    guard infersInGroups(model, count: batch) else { return nil }
     let states = try inputStates(sample.slice(rows: 0..<1))
-    return try inferInGroups(model, count: batch) { range in
-        try Tensor.concat(try range.map { try rest(states, [step], encoderHiddenStates.slice(rows: $0..<$0 + 1)) }, axis: 0)
-    }
+    return try inferInGroups(model, count: batch) { row in try rest(states, [step], encoderHiddenStates.slice(rows: row)) }
 }
 
 /// Image-wise inference (the autoencoder's encoder or decoder) on the rows of `images` one by one in
@@ -66,8 +64,15 @@ func inferInGroups(_ model: Module, images: Tensor, context: ForwardContext, _ i
     return try inferInGroups(model, count: images.shape.first ?? 0) { try infer(images.slice(rows: $0)) }
 }
 
+/// Whether `inferInGroups` splits a batch of `count`: no gradient recorded, more than one sample,
+/// and samples independent.
+private func infersInGroups(_ model: Module, count: Int) -> Bool {
+    !GradMode.isEnabled && count > 1 && model.infersSamplesIndependently
+}
+
+/// Runs `infer` on each one-row range of `0..<count`, in groups, and joins the results.
 private func inferInGroups(_ model: Module, count: Int, _ infer: (Range<Int>) throws -> Tensor) throws -> Tensor? {
-    guard !GradMode.isEnabled, count > 1, model.infersSamplesIndependently else { return nil }
+    guard infersInGroups(model, count: count) else { return nil }
     func oneByOne(_ range: Range<Int>) throws -> [Tensor] { try range.map { try infer($0..<$0 + 1) } }
     let parts = try Parallel.independentGroups(count: count, oneByOne)?.flatMap { $0 } ?? oneByOne(0..<count)
     return try Tensor.concat(parts, axis: 0)

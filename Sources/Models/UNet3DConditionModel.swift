@@ -122,7 +122,7 @@ public final class UNet3DConditionModel: Module {
                     inputStates: { try self.inputStates($0, context: ForwardContext(frames: frames)) },
                     rest: { states, steps, text in
                         try self.denoise(states, batch: 1, frames: frames, height: height, width: width, timesteps: steps,
-                                         context: ForwardContext(frames: frames, encoderHiddenStates: UNet3DConditionModel.repeatInterleave(text, frames)))
+                                         context: self.context(text: text, frames: frames, dropoutGenerator: nil))
                     }) {
                 return (output, nil)
             }
@@ -130,11 +130,16 @@ public final class UNet3DConditionModel: Module {
                 try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
             }) { return (output, nil) }
         }
-        let textStates = try UNet3DConditionModel.repeatInterleave(encoderHiddenStates, frames)
-        let context = ForwardContext(frames: frames, encoderHiddenStates: textStates, dropoutGenerator: dropoutGenerator)
+        let context = try context(text: encoderHiddenStates, frames: frames, dropoutGenerator: dropoutGenerator)
         let hidden = try inputStates(sample, context: context)
         let output = try denoise(hidden, batch: batch, frames: frames, height: height, width: width, timesteps: timesteps, context: context)
         return (output, context.dropoutGenerator)
+    }
+
+    /// The context of a pass over clips with text `[B, L, D]`: the text repeated for each frame.
+    private func context(text: Tensor, frames: Int, dropoutGenerator: RandomGenerator?) throws -> ForwardContext {
+        ForwardContext(frames: frames, encoderHiddenStates: try UNet3DConditionModel.repeatInterleave(text, frames),
+                       dropoutGenerator: dropoutGenerator)
     }
 
     /// `sample` `[B, C, F, H, W]` → `[B·F, C, H, W]`, then conv_in and transformer_in: the states the

@@ -130,25 +130,21 @@ struct Winograd {
                 }
                 let target = u + o * channels
                 // Eight input channels at a time, then the rest one by one: the same arithmetic.
+                @inline(__always) func transform<V: WinogradLanes>(_ c: Int, load: (UnsafePointer<Float>) -> V,
+                                                                   store: (V, UnsafeMutablePointer<Float>) -> Void) {
+                    if tile == 2 {
+                        transformKernels(k + c, stride: channels, into: target + c, plane: plane, load: load, store: store)
+                    } else {
+                        transformKernelsF4(k + c, stride: channels, into: target + c, plane: plane, load: load, store: store)
+                    }
+                }
                 var c = 0
                 while c + 8 <= channels {
-                    if tile == 2 {
-                        transformKernels(k + c, stride: channels, into: target + c, plane: plane,
-                                         load: { Tensor.load($0) }, store: { Tensor.store($0, $1) })
-                    } else {
-                        transformKernelsF4(k + c, stride: channels, into: target + c, plane: plane,
-                                           load: { Tensor.load($0) }, store: { Tensor.store($0, $1) })
-                    }
+                    transform(c, load: { Tensor.load($0) }, store: { Tensor.store($0, $1) })
                     c += 8
                 }
                 while c < channels {
-                    if tile == 2 {
-                        transformKernels(k + c, stride: channels, into: target + c, plane: plane,
-                                         load: { $0.pointee }, store: { $1.pointee = $0 })
-                    } else {
-                        transformKernelsF4(k + c, stride: channels, into: target + c, plane: plane,
-                                           load: { $0.pointee }, store: { $1.pointee = $0 })
-                    }
+                    transform(c, load: { $0.pointee }, store: { $1.pointee = $0 })
                     c += 1
                 }
             }
