@@ -167,14 +167,14 @@ extension Tensor {
     static func geluErf(_ x: Lanes) -> Lanes {
         let half = Lanes(repeating: 0.5)
         let hx = x * half
-        return hx.addingProduct(hx, VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5)))
+        return hx.addingProduct(hx, VectorMath.normalErf(x))
     }
 
     /// (x Φ(x), Φ(x) + x φ(x)) with one erf: GEGLU's backward needs both.
     @inline(__always)
     static func geluErfWithDerivative(_ x: Lanes) -> (value: Lanes, derivative: Lanes) {
         let half = Lanes(repeating: 0.5), hx = x * half
-        let erf = VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5))
+        let erf = VectorMath.normalErf(x)
         let cdf = half.addingProduct(half, erf)
         let density = VectorMath.exp(x * x * Lanes(repeating: -0.5)) * Lanes(repeating: 0.398_942_280_401_432_7)
         return (hx.addingProduct(hx, erf), cdf.addingProduct(x, density))
@@ -184,7 +184,7 @@ extension Tensor {
     @inline(__always)
     static func geluErfDerivative(_ x: Lanes) -> Lanes {
         let half = Lanes(repeating: 0.5)
-        let cdf = half.addingProduct(half, VectorMath.erf(x * Lanes(repeating: 0.707_106_781_186_547_5)))
+        let cdf = half.addingProduct(half, VectorMath.normalErf(x))
         let density = VectorMath.exp(x * x * Lanes(repeating: -0.5)) * Lanes(repeating: 0.398_942_280_401_432_7)
         return cdf.addingProduct(x, density)
     }

@@ -68,26 +68,35 @@ public enum VectorMath {
         x / (exp(Vector() - x) + Vector(repeating: 1))
     }
 
-    /// erf(x), Abramowitz & Stegun 7.1.26 refined (max abs error about 1.2e-7).
+    /// erf(x / √2), so that the standard normal CDF is Φ(x) = (1 + normalErf(x)) / 2: what GELU needs.
+    ///
+    /// A rational function odd in x, x · P(x²) / Q(x²) with P and Q of degree 5 in x², evaluated
+    /// in two independent Horner chains and one division: no exp, about a third of the operations of
+    /// erfc's t · e^(−x² + poly(t)) form. The coefficients are XNNPACK's f32 GELU kernels'
+    /// (`f32-vgelu` rational-12-10). Inputs are clamped at ±5.1638284, from where it rounds to ±1.
+    /// Measured in float32 against double precision every 2e-6 over ±12: at most 3.3e-7 absolute,
+    /// and GELU x Φ(x) within 2.1e-7 · max(1, |x|) of exact, about two units in its last place
+    /// (VectorMathAccuracyTests). The erfc form this replaced, t · e^(−x² + poly(t)), was within
+    /// 1.2e-7; the rational form takes 0.46 of its time in GEGLU.
     @inline(__always)
-    public static func erf(_ x: Vector) -> Vector {
-        // Uses erf(x) = 1 - t * exp(-x^2 + P(t)) with t = 1 / (1 + 0.5|x|) (Numerical Recipes' erfc).
-        let zero = Vector(), one = Vector(repeating: 1)
-        let z = x.replacing(with: zero - x, where: x .< zero)
-        let t = one / one.addingProduct(z, Vector(repeating: 0.5))
-        var p = Vector(repeating: 0.170_872_77)
-        p = Vector(repeating: -0.822_152_23).addingProduct(p, t)
-        p = Vector(repeating: 1.488_515_87).addingProduct(p, t)
-        p = Vector(repeating: -1.135_203_98).addingProduct(p, t)
-        p = Vector(repeating: 0.278_868_07).addingProduct(p, t)
-        p = Vector(repeating: -0.186_288_06).addingProduct(p, t)
-        p = Vector(repeating: 0.096_784_18).addingProduct(p, t)
-        p = Vector(repeating: 0.374_091_96).addingProduct(p, t)
-        p = Vector(repeating: 1.000_023_68).addingProduct(p, t)
-        p = Vector(repeating: -1.265_512_23).addingProduct(p, t)
-        let erfc = t * exp(p - z * z)
-        let result = one - erfc
-        return result.replacing(with: zero - result, where: x .< zero)
+    public static func normalErf(_ x: Vector) -> Vector {
+        let limit = Vector(repeating: 5.163_828_373), negativeLimit = Vector(repeating: -5.163_828_373)
+        var z = x.replacing(with: limit, where: x .> limit)
+        z = z.replacing(with: negativeLimit, where: z .< negativeLimit)
+        let t = z * z
+        var p = Vector(repeating: 4.583_532_131_6e-08)
+        p = Vector(repeating: 1.260_978_388_0e-05).addingProduct(p, t)
+        p = Vector(repeating: 3.297_311_486_7e-04).addingProduct(p, t)
+        p = Vector(repeating: 9.306_513_704_4e-03).addingProduct(p, t)
+        p = Vector(repeating: 6.697_217_375_0e-02).addingProduct(p, t)
+        p = Vector(repeating: 7.978_845_238_7e-01).addingProduct(p, t)
+        var q = Vector(repeating: 1.198_880_568_2e-06)
+        q = Vector(repeating: 7.226_765_592_3e-05).addingProduct(q, t)
+        q = Vector(repeating: 1.862_284_261_7e-03).addingProduct(q, t)
+        q = Vector(repeating: 2.843_197_807_7e-02).addingProduct(q, t)
+        q = Vector(repeating: 2.506_035_268_3e-01).addingProduct(q, t)
+        q = Vector(repeating: 1).addingProduct(q, t)
+        return z * p / q
     }
 
     /// The largest lane. `SIMD.max()` is a generic, out-of-line call; this is four vector instructions.

@@ -46,11 +46,30 @@ final class VectorMathAccuracyTests: XCTestCase {
         XCTAssertEqual(extremes[6], 1000)
     }
 
-    func testTanhAndErfAbsoluteError() {
+    func testTanhAndNormalErfAbsoluteError() {
         for x in grid(-10, 10, 20_001) {
             let v = VectorMath.Vector(repeating: x)
             XCTAssertEqual(Double(VectorMath.tanh(v)[0]), Foundation.tanh(Double(x)), accuracy: 3e-7, "tanh(\(x))")
-            XCTAssertEqual(Double(VectorMath.erf(v)[0]), Foundation.erf(Double(x)), accuracy: 3e-7, "erf(\(x))")
         }
+        // erf(x/√2) over a grid fine enough to see its rounding (2 million points), and past the clamp.
+        var worst = 0.0, at: Float = 0
+        for x in grid(-12, 12, 2_000_001) {
+            let error = abs(Double(VectorMath.normalErf(VectorMath.Vector(repeating: x))[0]) - Foundation.erf(Double(x) / 2.0.squareRoot()))
+            if error > worst { worst = error; at = x }
+        }
+        XCTAssertLessThanOrEqual(worst, 3.5e-7, "normalErf: \(worst) at \(at)")
+        XCTAssertEqual(VectorMath.normalErf(VectorMath.Vector(repeating: .infinity))[0], 1)
+        XCTAssertEqual(VectorMath.normalErf(VectorMath.Vector(repeating: -.infinity))[0], -1)
+    }
+
+    /// GELU x Φ(x) (the exact form's kernel) within about two float ulps: 2.2e-7 · max(1, |x|).
+    func testGELUAbsoluteErrorScalesWithItsArgument() {
+        var worst = 0.0, at: Float = 0
+        for x in grid(-12, 12, 2_000_001) {
+            let exact = 0.5 * Double(x) * (1 + Foundation.erf(Double(x) / 2.0.squareRoot()))
+            let error = abs(Double(Tensor.geluErf(VectorMath.Vector(repeating: x))[0]) - exact) / max(1, abs(Double(x)))
+            if error > worst { worst = error; at = x }
+        }
+        XCTAssertLessThanOrEqual(worst, 2.2e-7, "gelu: \(worst) · max(1, |x|) at \(at)")
     }
 }
