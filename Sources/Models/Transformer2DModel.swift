@@ -39,6 +39,17 @@ public final class Transformer2DModel: Module {
     public func callAsFunction(_ hiddenStates: Tensor, context: ForwardContext) throws -> Tensor {
         let (batch, channels, height, width) = (hiddenStates.shape[0], hiddenStates.shape[1], hiddenStates.shape[2], hiddenStates.shape[3])
         let normed = try norm(hiddenStates)
+        if !GradMode.isEnabled, let (inWeight, inBias) = try plainProjection(projIn),
+           let (outWeight, outBias) = try plainProjection(projOut) {
+            // Inference: the same computation without the two transposes (Tensor.projectChannelMajor).
+            var tokens = try Tensor.projectChannelMajor(normed, frames: 1, weight: inWeight, bias: inBias, order: .frameMajor)
+                .reshaped([batch, height * width, inWeight.shape[0]])
+            for block in transformerBlocks {
+                tokens = try block(tokens, encoderHiddenStates: context.encoderHiddenStates, context: context)
+            }
+            return try Tensor.projectToChannelMajor(tokens, frames: 1, weight: outWeight, bias: outBias,
+                                                    residual: hiddenStates, order: .frameMajor)
+        }
         var tokens: Tensor
         if let linear = projIn as? Linear {
             tokens = try linear(normed.reshaped([batch, channels, height * width]).transposed(1, 2))
@@ -58,5 +69,15 @@ public final class Transformer2DModel: Module {
             output = try (projOut as! Conv2d)(image)
         }
         return try output + hiddenStates
+    }
+
+    /// A projection's `[out, in]` weight and bias where it has no adapter deltas (Linear, or a 1×1 Conv2d's
+    /// weight viewed as a matrix); nil where it has some.
+    private func plainProjection(_ module: Module) throws -> (Tensor, Tensor?)? {
+        if let linear = module as? Linear {
+            return linear.deltas.isEmpty ? (linear.weight, linear.bias) : nil
+        }
+        let conv = module as! Conv2d
+        return conv.deltas.isEmpty ? (try conv.weight.reshaped([conv.weight.shape[0], conv.weight.shape[1]]), conv.bias) : nil
     }
 }

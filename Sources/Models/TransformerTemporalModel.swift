@@ -50,6 +50,19 @@ public final class TransformerTemporalModel: Module {
             throw ModelError.badInput("temporal transformer: batch \(batchFrames) is not a multiple of \(frames) frames")
         }
         let batch = batchFrames / frames
+        if !GradMode.isEnabled && projIn.deltas.isEmpty && projOut.deltas.isEmpty {
+            // Inference: the same computation without the three permutes (Tensor.projectChannelMajor).
+            let normed = try Tensor.groupNormAcrossFrames(hiddenStates, frames: frames, groups: norm.groups,
+                                                          weight: norm.weight, bias: norm.bias, epsilon: norm.epsilon)
+            var states = try Tensor.projectChannelMajor(normed, frames: frames, weight: projIn.weight, bias: projIn.bias,
+                                                        order: .pixelMajor)
+                .reshaped([batch * height * width, frames, projIn.outFeatures])
+            for block in transformerBlocks {
+                states = try block(states, encoderHiddenStates: nil, context: context)
+            }
+            return try Tensor.projectToChannelMajor(states, frames: frames, weight: projOut.weight, bias: projOut.bias,
+                                                    residual: hiddenStates, order: .pixelMajor)
+        }
         let clips = try hiddenStates.reshaped([batch, frames, channels, height, width]).permuted([0, 2, 1, 3, 4])
         let normed = try norm(clips)
         let tokens = try normed.permuted([0, 3, 4, 2, 1]).reshaped([batch * height * width, frames, channels])

@@ -215,6 +215,13 @@ extension Tensor {
     @inline(__always)
     static func moments(_ p: UnsafePointer<Float>, _ n: Int) -> (mean: Float, variance: Float) {
         guard n > 0 else { return (0, 0) }
+        let mean = Float(runSum(p, n) / Double(n))
+        return (mean, Float(runCentredSquares(p, n, mean: mean) / Double(n)))
+    }
+
+    /// Σ x over a run: eight-lane Float partial sums over blocks of 4096 elements, blocks added in Double.
+    @inline(__always)
+    static func runSum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
         typealias V = SIMD8<Float>
         let block = 4096
         var total = 0.0
@@ -234,10 +241,17 @@ extension Tensor {
             total += Double(s)
             start = end
         }
-        let mean = Float(total / Double(n))
+        return total
+    }
+
+    /// Σ (x − mean)² over a run, blocked as `runSum`.
+    @inline(__always)
+    static func runCentredSquares(_ p: UnsafePointer<Float>, _ n: Int, mean: Float) -> Double {
+        typealias V = SIMD8<Float>
+        let block = 4096
         let m = V(repeating: mean)
         var squares = 0.0
-        start = 0
+        var start = 0
         while start < n {
             let end = Swift.min(n, start + block)
             var a0 = V(), a1 = V()
@@ -259,7 +273,7 @@ extension Tensor {
             squares += Double(s)
             start = end
         }
-        return (mean, Float(squares / Double(n)))
+        return squares
     }
 
     /// y = x·a + b over a run.

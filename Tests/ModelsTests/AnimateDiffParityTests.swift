@@ -85,6 +85,16 @@ final class AnimateDiffParityTests: XCTestCase {
 
     func testMotionUNetOddSizeMatchesDiffusers() throws { try checkMotion(motionUNet("animatediff"), "animatediff", "odd") }
 
+    /// Without gradient recording the spatial and motion transformers read and write the
+    /// convolutions' layout directly (Tensor.projectChannelMajor): the same fixtures hold.
+    func testMotionUNetInferenceMatchesDiffusers() throws {
+        try Tensor.withoutGrad {
+            try checkMotion(motionUNet("animatediff"), "animatediff", "f3")
+            try checkMotion(motionUNet("animatediff"), "animatediff", "odd")
+            try checkImage("b2")
+        }
+    }
+
     /// Two motion layers per block, no motion mid block (UNetMidBlock2DCrossAttn), 4 motion heads.
     func testTwoMotionLayersPerBlockMatchDiffusers() throws {
         let model = try motionUNet("animatediff_two_layers")

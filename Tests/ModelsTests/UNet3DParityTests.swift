@@ -24,6 +24,15 @@ final class UNet3DParityTests: XCTestCase {
 
     func testThreeFramesMatchDiffusers() throws { try check("f3") }
 
+    /// Without gradient recording the transformers read and write the convolutions' layout
+    /// directly (Tensor.projectChannelMajor): the same fixtures hold.
+    func testInferenceMatchesDiffusers() throws {
+        try Tensor.withoutGrad {
+            try check("f3")
+            try check("odd")
+        }
+    }
+
     func testOneFrameMatchesDiffusers() throws { try check("f1") }
 
     /// 7×5 latents: not multiples of 2, so the upsampler resizes to the skip's size, as diffusers does.
