@@ -110,14 +110,14 @@ extension Tensor {
     }
 
     static func attentionForward(_ kernel: AttentionKernel, _ geometry: AttentionGeometry, _ scale: Float,
-                                 _ query: Tensor, _ key: Tensor, _ value: Tensor, _ output: Tensor, _ logSumExp: Tensor) {
+                                 _ query: Tensor, _ key: Tensor, _ value: Tensor, _ output: Tensor, _ logSumExp: Tensor?) {
         switch kernel {
         case .smallHead:
-            smallHeadAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+            smallHeadAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp?.data)
         case .direct:
-            directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+            directAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp?.data)
         case .blocked, .automatic:
-            blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp.data)
+            blockedAttentionForward(geometry, scale, query.data, key.data, value.data, output.data, logSumExp?.data)
         }
     }
 
@@ -163,9 +163,9 @@ extension Tensor {
         var geometry = try AttentionGeometry(query: fold(query), key: fold(key), value: fold(value), mask: mask, op: "multiHeadAttention")
         geometry.heads = heads
         let output = Tensor(uninitialized: [query.shape[0], query.shape[1], value.shape[2]])
-        let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
         let chosen = kernel == .automatic ? automaticKernel(geometry) : kernel
-        attentionForward(chosen, geometry, scale ?? 1 / Float(geometry.depth).squareRoot(), query, key, value, output, logSumExp)
+        // No backward pass follows: the rows' logsumexp (a scalar log per query row) is not computed.
+        attentionForward(chosen, geometry, scale ?? 1 / Float(geometry.depth).squareRoot(), query, key, value, output, nil)
         return output
     }
 
@@ -236,7 +236,7 @@ extension Tensor {
     static func blockedAttentionForward(_ geo: AttentionGeometry, _ scale: Float,
                                         _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
                                         _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                        _ lse: UnsafeMutablePointer<Float>) {
+                                        _ lse: UnsafeMutablePointer<Float>?) {
         let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
         let blockRows = geo.blockRows
         let blocks = (queries + blockRows - 1) / blockRows
@@ -258,7 +258,7 @@ extension Tensor {
                         if let mask = geo.mask { addRun(mask.row(b, first + r), into: row, keys) }
                         let shift = safeShift(rowMax(row, keys))
                         let total = expShifted(row, row, keys, shift: shift)
-                        lse[b * queries + first + r] = shift + Foundation.log(total)
+                        lse?[b * queries + first + r] = shift + Foundation.log(total)
                         scaleRun(row, keys, 1 / total)
                     }
                     BLAS.sgemm(transA: false, transB: false, m: rows, n: valueDepth, k: keys,
@@ -334,7 +334,7 @@ extension Tensor {
     static func directAttentionForward(_ geo: AttentionGeometry, _ scale: Float,
                                        _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
                                        _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                       _ lse: UnsafeMutablePointer<Float>) {
+                                       _ lse: UnsafeMutablePointer<Float>?) {
         let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
         let perSequence = Swift.max(1, queries * keys * (depth + valueDepth))
         let padded = (keys + 7) / 8 * 8
@@ -350,7 +350,7 @@ extension Tensor {
                     if let mask = geo.mask { addRun(mask.row(b, i), into: p, keys) }
                     let shift = safeShift(rowMax(p, keys))
                     let total = expShifted(p, p, keys, shift: shift)
-                    lse[b * queries + i] = shift + Foundation.log(total)
+                    lse?[b * queries + i] = shift + Foundation.log(total)
                     scaleRun(p, keys, 1 / total)
                     weightedRowSum(p, vb, keys, valueDepth, into: geo.outputRow(out, b, i), rowStride: geo.valueStride)
                 }

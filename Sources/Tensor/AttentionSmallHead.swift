@@ -59,7 +59,7 @@ extension Tensor {
     static func smallHeadAttentionForward(_ geo: AttentionGeometry, _ scale: Float,
                                           _ q: UnsafeMutablePointer<Float>, _ k: UnsafeMutablePointer<Float>,
                                           _ v: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                          _ lse: UnsafeMutablePointer<Float>) {
+                                          _ lse: UnsafeMutablePointer<Float>?) {
         let (batches, queries, keys, depth, valueDepth) = (geo.batches, geo.queries, geo.keys, geo.depth, geo.valueDepth)
         let layout = SmallHeadLayout(keys: keys, depth: depth, valueDepth: valueDepth)
         let padded = layout.padded
@@ -91,7 +91,7 @@ extension Tensor {
                     let shift = smallHeadScores(scaledQuery, kt, layout,
                                                 geo.mask.map { $0.row(b, i) }, into: row)
                     let total = smallHeadWeightedValues(row, shift, vt, layout, into: geo.outputRow(out, b, i))
-                    lse[b * queries + i] = shift + Foundation.log(total)
+                    lse?[b * queries + i] = shift + Foundation.log(total)
                 }
             }
         }
