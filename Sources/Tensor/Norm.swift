@@ -14,27 +14,52 @@ extension Tensor {
     /// each channel (diffusers' `nn.GroupNorm` in ResnetBlock, Transformer and the VAE).
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
                                  epsilon: Float = 1e-5) throws -> Tensor {
+        try groupNorm(x, frames: 1, groups: groups, weight: weight, bias: bias, epsilon: epsilon, op: "groupNorm")
+    }
+
+    /// GroupNorm of `x` `[B·F, C, *spatial]` with statistics per (clip, group) over all `frames`
+    /// frames of the clip: what `group_norm` computes over the clip permuted to `[B, C, F, *spatial]`
+    /// (diffusers' TransformerTemporalModel and AnimateDiff's motion modules), without the permutes
+    /// and in `x`'s layout. The runs of a group in each frame are summed frame by frame; with one
+    /// frame this is `groupNorm`, to the byte.
+    public static func groupNormAcrossFrames(_ x: Tensor, frames: Int, groups: Int, weight: Tensor?, bias: Tensor?,
+                                             epsilon: Float) throws -> Tensor {
+        guard frames >= 1, x.rank >= 2, x.shape[0] % frames == 0 else {
+            throw TensorError.invalidArgument(op: "groupNormAcrossFrames",
+                reason: "input \(x.shape) must be [B·F, C, *spatial] with a multiple of \(frames) frames")
+        }
+        return try groupNorm(x, frames: frames, groups: groups, weight: weight, bias: bias, epsilon: epsilon,
+                             op: "groupNormAcrossFrames")
+    }
+
+    private static func groupNorm(_ x: Tensor, frames: Int, groups: Int, weight: Tensor?, bias: Tensor?,
+                                  epsilon: Float, op: String) throws -> Tensor {
         guard x.rank >= 2 else {
-            throw TensorError.invalidArgument(op: "groupNorm", reason: "input must be [N, C, *spatial], got \(x.shape)")
+            throw TensorError.invalidArgument(op: op, reason: "input must be [N, C, *spatial], got \(x.shape)")
         }
         let samples = x.shape[0], channels = x.shape[1]
         guard groups > 0, channels % groups == 0 else {
-            throw TensorError.invalidArgument(op: "groupNorm",
+            throw TensorError.invalidArgument(op: op,
                 reason: "\(channels) channels of input \(x.shape) do not divide into \(groups) groups")
         }
         if let weight, weight.shape != [channels] {
-            throw TensorError.shapeMismatch(op: "groupNorm (weight, expected [\(channels)])", lhs: x.shape, rhs: weight.shape)
+            throw TensorError.shapeMismatch(op: "\(op) (weight, expected [\(channels)])", lhs: x.shape, rhs: weight.shape)
         }
         if let bias, bias.shape != [channels] {
-            throw TensorError.shapeMismatch(op: "groupNorm (bias, expected [\(channels)])", lhs: x.shape, rhs: bias.shape)
+            throw TensorError.shapeMismatch(op: "\(op) (bias, expected [\(channels)])", lhs: x.shape, rhs: bias.shape)
         }
         guard epsilon >= 0 else {
-            throw TensorError.invalidArgument(op: "groupNorm", reason: "epsilon must be non-negative, got \(epsilon)")
+            throw TensorError.invalidArgument(op: op, reason: "epsilon must be non-negative, got \(epsilon)")
         }
         let spatial = channels == 0 || samples == 0 ? 0 : x.count / (samples * channels)
         let channelsPerGroup = channels / groups
-        let slabSize = channelsPerGroup * spatial
-        let slabs = samples * groups
+        let clips = samples / frames
+        // A slab is one (clip, group): in each of the clip's frames a run of channelsPerGroup × spatial.
+        let run = channelsPerGroup * spatial, slabSize = frames * run
+        let slabs = clips * groups
+        @inline(__always) func runStart(_ slab: Int, _ frame: Int) -> Int {
+            (((slab / groups) * frames + frame) * channels + (slab % groups) * channelsPerGroup) * spatial
+        }
         let output = Tensor(uninitialized: x.shape)
         let stats = Tensor(uninitialized: [2, slabs])  // row 0: mean, row 1: rstd
         let src = x.data, dst = output.data, means = stats.data, rstds = stats.data + slabs
@@ -42,18 +67,25 @@ extension Tensor {
 
         Parallel.forRanges(count: slabs, grain: Swift.max(1, 16_384 / Swift.max(slabSize, 1))) { range in
             for slab in range {
-                let base = slab * slabSize
-                let (mean, variance) = moments(src + base, slabSize)
+                var total = 0.0
+                for frame in 0..<frames { total += runSum(src + runStart(slab, frame), run) }
+                let mean = slabSize == 0 ? 0 : Float(total / Double(slabSize))
+                var squares = 0.0
+                for frame in 0..<frames { squares += runCentredSquares(src + runStart(slab, frame), run, mean: mean) }
+                let variance = slabSize == 0 ? 0 : Float(squares / Double(slabSize))
                 let rstd = 1 / (variance + epsilon).squareRoot()
                 means[slab] = mean
                 rstds[slab] = rstd
                 let firstChannel = (slab % groups) * channelsPerGroup
-                for ci in 0..<channelsPerGroup {
-                    let channel = firstChannel + ci
-                    // y = (x - mean)·rstd·w + b folded into one multiply-add per element.
-                    let a = rstd * (w?[channel] ?? 1)
-                    let shift = (b?[channel] ?? 0) - mean * a
-                    scaleShift(src + base + ci * spatial, dst + base + ci * spatial, spatial, a, shift)
+                for frame in 0..<frames {
+                    let base = runStart(slab, frame)
+                    for ci in 0..<channelsPerGroup {
+                        let channel = firstChannel + ci
+                        // y = (x - mean)·rstd·w + b folded into one multiply-add per element.
+                        let a = rstd * (w?[channel] ?? 1)
+                        let shift = (b?[channel] ?? 0) - mean * a
+                        scaleShift(src + base + ci * spatial, dst + base + ci * spatial, spatial, a, shift)
+                    }
                 }
             }
         }
@@ -61,26 +93,31 @@ extension Tensor {
         var inputs = [x]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
-        return record(output, op: "groupNorm", inputs: inputs) { g in
+        return record(output, op: op, inputs: inputs) { g in
             // Re-derive every pointer from tensors the closure holds: the statistics live as long as it.
             let src = x.data, means = stats.data, rstds = stats.data + slabs
             let w = weight?.data
-            let sums = Tensor(uninitialized: [2, samples * channels])  // Σ dy and Σ dy·x per (n, c)
-            let sumDy = sums.data, sumDyX = sums.data + samples * channels
+            let sums = Tensor(uninitialized: [2, clips * channels])  // Σ dy and Σ dy·x per (clip, c)
+            let sumDy = sums.data, sumDyX = sums.data + clips * channels
             let dx = x.needsGrad ? Tensor(uninitialized: x.shape) : nil
             let gp = g.data, dxp = dx?.data
             let scale = 1 / Float(Swift.max(slabSize, 1))
             Parallel.forRanges(count: slabs, grain: Swift.max(1, 8192 / Swift.max(slabSize, 1))) { range in
                 for slab in range {
-                    let base = slab * slabSize
-                    let sample = slab / groups, firstChannel = (slab % groups) * channelsPerGroup
+                    let clip = slab / groups, firstChannel = (slab % groups) * channelsPerGroup
                     let mean = means[slab], rstd = rstds[slab]
                     var m1: Float = 0, m2: Float = 0
                     for ci in 0..<channelsPerGroup {
                         let channel = firstChannel + ci
-                        let (sdy, sdyx) = dotSums(gp + base + ci * spatial, src + base + ci * spatial, spatial)
-                        sumDy[sample * channels + channel] = sdy
-                        sumDyX[sample * channels + channel] = sdyx
+                        var (sdy, sdyx) = dotSums(gp + runStart(slab, 0) + ci * spatial, src + runStart(slab, 0) + ci * spatial, spatial)
+                        for frame in 1..<Swift.max(frames, 1) {
+                            let offset = runStart(slab, frame) + ci * spatial
+                            let (a, b) = dotSums(gp + offset, src + offset, spatial)
+                            sdy += a
+                            sdyx += b
+                        }
+                        sumDy[clip * channels + channel] = sdy
+                        sumDyX[clip * channels + channel] = sdyx
                         let wc = w?[channel] ?? 1
                         m1 += wc * sdy
                         m2 += wc * rstd * (sdyx - mean * sdy)
@@ -91,10 +128,12 @@ extension Tensor {
                     // dx = rstd·(w·dy − mean(dx̂) − x̂·mean(dx̂·x̂)) = a·dy + bx·x + c, x̂ = (x − mean)·rstd.
                     let bx = -rstd * rstd * m2
                     let c = rstd * (mean * rstd * m2 - m1)
-                    for ci in 0..<channelsPerGroup {
-                        let offset = base + ci * spatial
-                        let a = rstd * (w?[firstChannel + ci] ?? 1)
-                        combine(gp + offset, src + offset, dxp + offset, spatial, a, bx, c)
+                    for frame in 0..<frames {
+                        for ci in 0..<channelsPerGroup {
+                            let offset = runStart(slab, frame) + ci * spatial
+                            let a = rstd * (w?[firstChannel + ci] ?? 1)
+                            combine(gp + offset, src + offset, dxp + offset, spatial, a, bx, c)
+                        }
                     }
                 }
             }
@@ -103,10 +142,10 @@ extension Tensor {
                 var dw: Tensor?
                 if weight.needsGrad {
                     let d = Tensor(zeros: [channels])
-                    for sample in 0..<samples {
+                    for clip in 0..<clips {
                         for channel in 0..<channels {
-                            let slab = sample * groups + channel / channelsPerGroup
-                            let i = sample * channels + channel
+                            let slab = clip * groups + channel / channelsPerGroup
+                            let i = clip * channels + channel
                             d.data[channel] += rstds[slab] * (sumDyX[i] - means[slab] * sumDy[i])
                         }
                     }
@@ -118,8 +157,8 @@ extension Tensor {
                 var db: Tensor?
                 if bias.needsGrad {
                     let d = Tensor(zeros: [channels])
-                    for sample in 0..<samples {
-                        for channel in 0..<channels { d.data[channel] += sumDy[sample * channels + channel] }
+                    for clip in 0..<clips {
+                        for channel in 0..<channels { d.data[channel] += sumDy[clip * channels + channel] }
                     }
                     db = d
                 }

@@ -1,7 +1,7 @@
 import XCTest
 @testable import Tensor
 
-/// The channel-major token kernels against the permuting computation they replace in inference.
+/// The channel-major token kernels against the permuting computation they replace, and their gradients.
 final class ChannelMajorTokensTests: XCTestCase {
     private func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.shape, b.shape, what, file: file, line: line)
@@ -58,5 +58,27 @@ final class ChannelMajorTokensTests: XCTestCase {
         XCTAssertThrowsError(try Tensor.projectChannelMajor(x, frames: frames, weight: weightOut, bias: nil, order: .frameMajor))
         XCTAssertThrowsError(try Tensor.projectToChannelMajor(g.normal([clips, pixels, frames, channels]), frames: frames,
                                                               weight: weightOut, bias: nil, residual: x, order: .pixelMajor))
+    }
+
+    func testGradientsByFiniteDifferences() throws {
+        let (frames, channels, inner) = (2, 4, 6)
+        let x = GradCheck.tensor([2 * frames, channels, 3, 2], seed: 1)
+        let w = GradCheck.tensor([channels], seed: 2, scale: 0.5, offset: 1), b = GradCheck.tensor([channels], seed: 3)
+        try GradCheck.check([x, w, b]) { try Tensor.groupNormAcrossFrames($0[0], frames: frames, groups: 2, weight: $0[1], bias: $0[2], epsilon: 1e-5) }
+        let weightIn = GradCheck.tensor([inner, channels], seed: 4), biasIn = GradCheck.tensor([inner], seed: 5)
+        let weightOut = GradCheck.tensor([channels, inner], seed: 6), biasOut = GradCheck.tensor([channels], seed: 7)
+        let residual = GradCheck.tensor(x.shape, seed: 8)
+        for order in [Tensor.TokenOrder.pixelMajor, .frameMajor] {
+            try GradCheck.check([x, weightIn, biasIn]) {
+                try Tensor.projectChannelMajor($0[0], frames: frames, weight: $0[1], bias: $0[2], order: order)
+            }
+            let tokens = GradCheck.tensor(order == .pixelMajor ? [2, 6, frames, inner] : [2, frames, 6, inner], seed: 9)
+            try GradCheck.check([tokens, weightOut, biasOut, residual]) {
+                try Tensor.projectToChannelMajor($0[0], frames: frames, weight: $0[1], bias: $0[2], residual: $0[3], order: order)
+            }
+            try GradCheck.check([tokens, weightOut, residual]) {
+                try Tensor.projectToChannelMajor($0[0], frames: frames, weight: $0[1], bias: nil, residual: $0[2], order: order)
+            }
+        }
     }
 }
