@@ -69,8 +69,11 @@ extension Tensor {
         let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
         let chosen = kernel == .automatic ? automaticKernel(geometry) : kernel
         let output = Tensor(uninitialized: [geometry.batches, geometry.queries, geometry.valueDepth])
-        let logSumExp = Tensor(uninitialized: [geometry.batches, geometry.queries])
+        // The rows' logsumexp only where a backward pass can follow (`record`'s own condition).
+        let recorded = GradMode.isEnabled && [query, key, value].contains(where: { $0.needsGrad })
+        let logSumExp = recorded ? Tensor(uninitialized: [geometry.batches, geometry.queries]) : nil
         attentionForward(chosen, geometry, scale, query, key, value, output, logSumExp)
+        guard let logSumExp else { return output }
         let backwardKernel = kernel == .automatic ? automaticBackwardKernel(geometry) : chosen
         return record(output, op: "attention", inputs: [query, key, value]) { g, output in
             let dq = query.needsGrad ? Tensor(uninitialized: query.shape) : nil

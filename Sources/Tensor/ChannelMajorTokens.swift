@@ -50,7 +50,7 @@ extension Tensor {
         }
         let (channels, outFeatures) = (x.shape[1], weight.shape[0])
         let images = x.shape[0], clips = images / frames
-        let pixels = x.count / Swift.max(1, images * channels)
+        let pixels = x.shape.dropFirst(2).reduce(1, *)
         let result = Tensor(uninitialized: order == .pixelMajor ? [clips, pixels, frames, outFeatures]
                                                                 : [clips, frames, pixels, outFeatures])
         if let bias { fillRows(result.data, rows: images * pixels, with: bias.data, width: outFeatures) }
@@ -101,12 +101,12 @@ extension Tensor {
         let images = residual.shape.first ?? 0
         guard residual.rank >= 2, frames >= 1, images % frames == 0, weight.rank == 2, weight.shape[0] == residual.shape[1],
               tokens.shape.last == weight.shape[1], bias.map({ $0.shape == [weight.shape[0]] }) ?? true,
-              tokens.count == images * (residual.count / Swift.max(1, images * residual.shape[1])) * weight.shape[1] else {
+              tokens.count == images * residual.shape.dropFirst(2).reduce(1, *) * weight.shape[1] else {
             throw TensorError.shapeMismatch(op: "projectToChannelMajor (tokens [.., I], weight [C, I], residual [B·F, C, *spatial])",
                                             lhs: tokens.shape, rhs: weight.shape + residual.shape)
         }
         let (channels, inner) = (weight.shape[0], weight.shape[1])
-        let pixels = residual.count / Swift.max(1, images * channels)
+        let pixels = residual.shape.dropFirst(2).reduce(1, *)
         let result = Tensor(uninitialized: residual.shape)
         let out = result.data, skip = residual.data, shifts = bias?.data
         Parallel.forRanges(count: images * channels, grain: Swift.max(1, 16_384 / Swift.max(1, pixels))) { range in
@@ -157,10 +157,4 @@ extension Tensor {
         }
     }
 
-    /// Every one of `rows` rows of `width` floats at `target` set to `values`.
-    private static func fillRows(_ target: UnsafeMutablePointer<Float>, rows: Int, with values: UnsafePointer<Float>, width: Int) {
-        Parallel.forRanges(count: rows, grain: Swift.max(1, 16_384 / Swift.max(1, width))) { range in
-            for row in range { (target + row * width).update(from: values, count: width) }
-        }
-    }
 }

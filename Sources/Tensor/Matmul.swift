@@ -70,7 +70,7 @@ extension Tensor {
         let result = Tensor(uninitialized: outShape)
         if let bias {
             // Seed C with the bias rows, then accumulate the product (beta = 1): no extra pass.
-            for row in 0..<rows { (result.data + row * outFeatures).update(from: bias.data, count: outFeatures) }
+            fillRows(result.data, rows: rows, with: bias.data, width: outFeatures)
         }
         BLAS.sgemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                    a: x.data, lda: inFeatures, b: weight.data, ldb: inFeatures,
@@ -94,6 +94,16 @@ extension Tensor {
                 gb = try g.reshaped([rows, outFeatures]).sumToShape([outFeatures])
             }
             return [gx, gw, gb]
+        }
+    }
+}
+
+extension Tensor {
+    /// Every one of `rows` rows of `width` floats at `target` set to `values` (a GEMM's C seeded
+    /// with its bias before beta = 1).
+    static func fillRows(_ target: UnsafeMutablePointer<Float>, rows: Int, with values: UnsafePointer<Float>, width: Int) {
+        Parallel.forRanges(count: rows, grain: Swift.max(1, 16_384 / Swift.max(1, width))) { range in
+            for row in range { (target + row * width).update(from: values, count: width) }
         }
     }
 }

@@ -2,8 +2,9 @@ import Foundation
 
 /// Group normalisation and layer normalisation (torch.nn.functional.group_norm / layer_norm).
 ///
-/// Both normalise contiguous runs of elements: a (sample, group) slab of `C/groups` channels × spatial
-/// for group norm, one row of the last axis for layer norm. Statistics are two-pass (mean, then the
+/// Both normalise runs of elements: for group norm a slab per (sample, group) of `C/groups` channels ×
+/// spatial, contiguous (or, across a clip's frames, one such run per frame), for layer norm one row of
+/// the last axis. Statistics are two-pass (mean, then the
 /// centred sum of squares) with eight-lane Float accumulators folded into Double every few thousand
 /// elements, so large slabs keep their precision. The forward pass keeps only the mean and the
 /// reciprocal standard deviation per slab or row; the backward pass recomputes x̂ from x on the fly

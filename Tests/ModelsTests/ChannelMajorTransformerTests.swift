@@ -59,6 +59,25 @@ final class ChannelMajorTransformerTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDifference(recorded, inference), 1e-5)
         XCTAssertLessThanOrEqual(maxDifference(withDelta.recorded, withDelta.inference), 1e-5)
         XCTAssertEqual(maxDifference(withDelta.inference, inference), 0.25, accuracy: 1e-5, "the delta on proj_out applies in inference")
+        // Inference took the channel-major ops: their composition gives its bytes, which the
+        // permuting path's rounding does not.
+        let direct = try Tensor.withoutGrad { () -> Tensor in
+            let normed = try Tensor.groupNormAcrossFrames(x, frames: 3, groups: 8, weight: model.norm.weight, bias: model.norm.bias,
+                                                          epsilon: model.norm.epsilon)
+            var states = try Tensor.projectChannelMajor(normed, frames: 3, weight: model.projIn.weight, bias: model.projIn.bias,
+                                                        order: .pixelMajor).reshaped([2 * 15, 3, 16])
+            for block in model.transformerBlocks { states = try block(states, encoderHiddenStates: nil, context: context) }
+            return try Tensor.projectToChannelMajor(states, frames: 3, weight: model.projOut.weight, bias: model.projOut.bias,
+                                                    residual: x, order: .pixelMajor)
+        }
+        XCTAssertEqual(inference.values, direct.values)
+        XCTAssertNotEqual(recorded.values, direct.values)
+        // A delta on proj_in applies too (the block then takes the permuting path).
+        model.projOut.deltas = []
+        model.projIn.deltas = [ConstantDelta(outFeatures: 16)]
+        let shiftedIn = try Tensor.withoutGrad { try model(x, context: context) }
+        XCTAssertLessThanOrEqual(maxDifference(shiftedIn, try model(x, context: context)), 1e-5)
+        XCTAssertGreaterThan(maxDifference(shiftedIn, inference), 1e-3, "the delta on proj_in applies in inference")
     }
 
     func testSpatialTransformerInferenceIsTheRecordedPath() throws {
@@ -76,6 +95,29 @@ final class ChannelMajorTransformerTests: XCTestCase {
             XCTAssertLessThanOrEqual(maxDifference(recorded, inference), 1e-5, "linear projections: \(linear)")
             XCTAssertLessThanOrEqual(maxDifference(withDelta.recorded, withDelta.inference), 1e-5)
             XCTAssertEqual(maxDifference(withDelta.inference, inference), 0.25, accuracy: 1e-5, "the delta on proj_out applies in inference")
+            // Inference took the channel-major ops (see the temporal test).
+            func matrix(_ module: Module) throws -> (Tensor, Tensor?) {
+                if let layer = module as? Linear { return (layer.weight, layer.bias) }
+                let conv = module as! Conv2d
+                return (try conv.weight.reshaped([conv.weight.shape[0], conv.weight.shape[1]]), conv.bias)
+            }
+            let (inWeight, inBias) = try matrix(model.projIn), (outWeight, outBias) = try matrix(model.projOut)
+            let direct = try Tensor.withoutGrad { () -> Tensor in
+                var tokens = try Tensor.projectChannelMajor(model.norm(x), frames: 1, weight: inWeight, bias: inBias,
+                                                            order: .frameMajor).reshaped([2, 15, 16])
+                for block in model.transformerBlocks { tokens = try block(tokens, encoderHiddenStates: text, context: context) }
+                return try Tensor.projectToChannelMajor(tokens, frames: 1, weight: outWeight, bias: outBias, residual: x, order: .frameMajor)
+            }
+            XCTAssertEqual(inference.values, direct.values, "linear projections: \(linear)")
+            XCTAssertNotEqual(recorded.values, direct.values)
+            // A delta on proj_in applies too.
+            if let projOut = model.projOut as? Linear { projOut.deltas = [] }
+            if let projOut = model.projOut as? Conv2d { projOut.deltas = [] }
+            if let projIn = model.projIn as? Linear { projIn.deltas = [ConstantDelta(outFeatures: 16)] }
+            if let projIn = model.projIn as? Conv2d { projIn.deltas = [ConstantConvDelta(outChannels: 16)] }
+            let shiftedIn = try Tensor.withoutGrad { try model(x, context: context) }
+            XCTAssertLessThanOrEqual(maxDifference(shiftedIn, try model(x, context: context)), 1e-5)
+            XCTAssertGreaterThan(maxDifference(shiftedIn, inference), 1e-3, "the delta on proj_in applies in inference")
         }
     }
 }
