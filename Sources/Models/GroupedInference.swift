@@ -46,13 +46,12 @@ func inferSharingInputStates(_ model: Module, sample: Tensor, timesteps: [Float]
                              inputStates: (Tensor) throws -> Tensor,
                              rest: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
-    guard encoderHiddenStates.shape.first == batch, let step = timesteps.first,
+    guard infersInGroups(model, count: batch), encoderHiddenStates.shape.first == batch, let step = timesteps.first,
           timesteps.count == 1 || (timesteps.count == batch && timesteps.allSatisfy({ $0 == step })) else { return nil }
     let rowCount = sample.count / batch
     for row in 1..<batch where memcmp(sample.data, sample.data + row * rowCount, rowCount * MemoryLayout<Float>.stride) != 0 {
         return nil
     }
-    guard infersInGroups(model, count: batch) else { return nil }
     let states = try inputStates(sample.slice(rows: 0..<1))
     return try inferInGroups(model, count: batch) { row in try rest(states, [step], encoderHiddenStates.slice(rows: row)) }
 }

@@ -69,9 +69,8 @@ extension Tensor {
         let scale = scale ?? 1 / Float(geometry.depth).squareRoot()
         let chosen = kernel == .automatic ? automaticKernel(geometry) : kernel
         let output = Tensor(uninitialized: [geometry.batches, geometry.queries, geometry.valueDepth])
-        // The rows' logsumexp only where a backward pass can follow (`record`'s own condition).
-        let recorded = GradMode.isEnabled && [query, key, value].contains(where: { $0.needsGrad })
-        let logSumExp = recorded ? Tensor(uninitialized: [geometry.batches, geometry.queries]) : nil
+        // The rows' logsumexp only where a backward pass can follow.
+        let logSumExp = records([query, key, value]) ? Tensor(uninitialized: [geometry.batches, geometry.queries]) : nil
         attentionForward(chosen, geometry, scale, query, key, value, output, logSumExp)
         guard let logSumExp else { return output }
         let backwardKernel = kernel == .automatic ? automaticBackwardKernel(geometry) : chosen
@@ -158,7 +157,7 @@ extension Tensor {
                                               reason: "\(name) \(x.shape) must be [batch, length, heads·dim] with \(heads) heads")
         }
         if heads == 1 { return try attention(query: query, key: key, value: value, scale: scale, mask: mask, kernel: kernel) }
-        if GradMode.isEnabled && operands.contains(where: { $0.1.needsGrad }) {
+        if records([query, key, value]) {
             return try attention(query: query.foldingHeads(heads), key: key.foldingHeads(heads), value: value.foldingHeads(heads),
                                  scale: scale, mask: mask, kernel: kernel).unfoldingHeads(heads)
         }

@@ -28,13 +28,20 @@ extension Tensor {
         try GradMode.$isEnabled.withValue(false) { try body() }
     }
 
+    /// Whether an op on `inputs` records a gradient node (`record`): gradients are recorded and an
+    /// input needs one. Ops that keep state only their backward pass reads skip it otherwise.
+    @usableFromInline
+    static func records(_ inputs: [Tensor]) -> Bool {
+        GradMode.isEnabled && inputs.contains(where: { $0.needsGrad })
+    }
+
     /// Attaches a gradient node to `output` when gradients are recorded and an input needs one.
     /// `backward` receives the gradient of `output` and returns one gradient (or nil) per input,
     /// each of that input's shape.
     @usableFromInline
     static func record(_ output: Tensor, op: String, inputs: [Tensor],
                        backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
-        guard GradMode.isEnabled, inputs.contains(where: { $0.needsGrad }) else { return output }
+        guard records(inputs) else { return output }
         output.node = GradNode(op: op, inputs: inputs, backward: backward)
         return output
     }
