@@ -117,16 +117,28 @@ extension Tensor {
 
     /// Adds `gradient` (masked) into `grad`. On first use the gradient becomes `grad` itself when
     /// `owned` (no one else holds its buffer), else a copy, so gradients never alias.
+    /// Inside a samplewise pass's backward (`GradientSink.current` set) the gradient goes to that
+    /// sample's sink instead, unmasked: the pass hands the samples' sum back through its own node,
+    /// and the leaf's accumulation then applies the mask once.
     func accumulateGrad(_ gradient: Tensor, owned: Bool = false) throws {
+        if let sink = GradientSink.current {
+            sink.add(gradient, for: self, owned: owned)
+            return
+        }
         var incoming = gradient
         if let mask = gradMask { incoming = try incoming * mask }
         if let grad {
-            let g = grad.data, x = incoming.data
-            Parallel.forRanges(count: count) { range in
-                for i in range { g[i] += x[i] }
-            }
+            grad.add(incoming)
         } else {
             grad = incoming === gradient && !owned ? gradient.copy() : incoming
+        }
+    }
+
+    /// Adds `other` (the same count) into this tensor's elements in place, no gradient.
+    func add(_ other: Tensor) {
+        let g = data, x = other.data
+        Parallel.forRanges(count: count) { range in
+            for i in range { g[i] += x[i] }
         }
     }
 

@@ -130,7 +130,8 @@ final class GroupedInferenceTests: XCTestCase {
         }
         XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 3 on 1 threads", "batch 3 on 1 threads"])
         XCTAssertEqual(try calls(Recorder(isPerSample: false)), ["batch 6 on 2 threads"], "a delta that is not per sample keeps the batch")
-        XCTAssertEqual(try calls(Recorder(isPerSample: true), grad: true), ["batch 6 on 2 threads"], "training keeps the batch")
+        XCTAssertEqual(try calls(Recorder(isPerSample: true), grad: true), ["batch 3 on 1 threads", "batch 3 on 1 threads"],
+                       "training splits a batch of clips too")
 
         let attention = try XCTUnwrap(model.attentionLayers().first?.attention)
         attention.processor = PlainProcessor()
@@ -139,5 +140,53 @@ final class GroupedInferenceTests: XCTestCase {
         XCTAssertEqual(try calls(Recorder(isPerSample: true)), ["batch 3 on 1 threads", "batch 3 on 1 threads"],
                        "any instance of the default processor is the default")
         attention.processor = ScaledDotProductAttentionProcessor.shared
+    }
+
+    /// Training keeps a batch whole where its dropout draws masks for the whole batch, and for
+    /// pictures (one frame per sample), where sample by sample measured slower.
+    func testTrainingKeepsDropoutAndPictureBatchesWhole() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 2
+        let (model, sample, text) = try makeModel()
+        let recorder = Recorder(isPerSample: true)
+        model.convIn.deltas = [recorder]
+        defer { model.convIn.deltas = [] }
+        var dropout = RandomGenerator(seed: 3)
+        _ = try model(sample: sample, timesteps: [500], encoderHiddenStates: text, dropoutGenerator: &dropout)
+        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }, ["batch 6 on 2 threads"], "dropout")
+        recorder.calls = []
+        _ = try model(sample: sample.slice(axis: 2, 0..<1), timesteps: [500], encoderHiddenStates: text)
+        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }, ["batch 2 on 2 threads"], "pictures")
+    }
+
+    /// A training step on a batch of clips runs sample by sample: every parameter's gradient has the
+    /// same bytes on one thread and on two, and matches the whole batch's (kept whole here by a delta
+    /// that is not per sample) up to the order of the sum over samples.
+    func testTrainingGradientsAreTheSameOnAnyThreadCountAndMatchTheWholeBatch() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        let (model, sample, text) = try makeModel()
+        sample.requiresGrad = true
+        model.setRequiresGrad(true)
+        defer { model.setRequiresGrad(false) }
+        let parameters = model.namedParameters().map(\.tensor) + [sample]
+        func gradients(threads: Int, whole: Bool = false) throws -> [[Float]] {
+            Parallel.threadCount = threads
+            model.convIn.deltas = whole ? [Recorder(isPerSample: false)] : []
+            defer { model.convIn.deltas = [] }
+            for tensor in parameters { tensor.grad = nil }
+            try model(sample: sample, timesteps: [250, 700], encoderHiddenStates: text).pow(2).mean().backward()
+            return try parameters.map { try XCTUnwrap($0.grad, $0.name ?? "sample").values }
+        }
+        let two = try gradients(threads: 2)
+        XCTAssertEqual(two, try gradients(threads: 1))
+        let whole = try gradients(threads: 2, whole: true)
+        XCTAssertNotEqual(two, whole, "the whole batch is a different computation")
+        for (index, (a, b)) in zip(two, whole).enumerated() {
+            let scale = b.map(abs).max() ?? 0
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-5 * max(scale, 1e-3), "tensor \(index)")
+        }
     }
 }
