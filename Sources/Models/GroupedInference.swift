@@ -12,6 +12,14 @@ extension Module {
         if let layer = self as? LayerWithDeltas, !layer.deltas.allSatisfy({ $0.isPerSample }) { return false }
         return children.allSatisfy { $0.module.infersSamplesIndependently }
     }
+
+    /// True when a training pass through this module draws dropout masks (a `Dropout` of nonzero
+    /// probability): such a pass draws each mask for the whole batch, so it keeps its batch whole.
+    /// Without one, a training pass computes what an inference-mode pass does.
+    public var drawsDropout: Bool {
+        if let dropout = self as? Dropout, dropout.probability > 0 { return true }
+        return children.contains { $0.module.drawsDropout }
+    }
 }
 
 /// A denoiser's pass sample by sample, the samples dealt into one group per engine thread and the
@@ -27,7 +35,7 @@ extension Module {
 /// side by side too, each parameter's gradient the sum of the samples' in sample order. Nil,
 /// running nothing, for a batch of one, when `model` does not infer samples independently, or
 /// when a training batch holds pictures (one frame per sample): the caller then runs the batch
-/// whole. Callers keep passes with dropout (which draws one mask for the whole batch) whole themselves.
+/// whole. Callers keep passes that draw dropout (`drawsDropout`) whole themselves.
 func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                    _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0

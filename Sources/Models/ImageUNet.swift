@@ -53,9 +53,10 @@ open class ImageUNet: Module {
         let (batch, channels, frames, height, width) = try checkDenoiserInputs(
             name, sample: sample, inChannels: layout.inChannels, encoderHiddenStates: encoderHiddenStates,
             crossAttentionDim: layout.crossAttentionDim, timesteps: timesteps)
-        if dropoutGenerator == nil, let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
+        // A training pass whose layers draw no dropout is the same pass with or without the generator.
+        if dropoutGenerator == nil || !drawsDropout, let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
             try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, motion: motion, dropoutGenerator: nil).output
-        }) { return (output, nil) }
+        }) { return (output, dropoutGenerator) }
         let useMotion = motion && layout.motion != nil
         if useMotion, let limit = layout.motion?.maxSequenceLength, frames > limit {
             throw ModelError.badInput("\(name): \(frames) frames, but the motion modules cover at most \(limit) (motion_max_seq_length)")

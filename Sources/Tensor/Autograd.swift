@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Reverse-mode automatic differentiation.
 ///
 /// Each operation that has an input taking part in gradient computation attaches a `GradNode` to
@@ -9,8 +11,16 @@ final class GradNode {
     let op: String
     var inputs: [Tensor]
     var backward: ((Tensor) throws -> [Tensor?])?
+    /// The node's place in creation order: `Tensor.samplewise` tells its samples' own nodes from
+    /// those recorded before it by this.
+    let serial: Int
+
+    private static let created = Atomic<Int>(0)
+    /// The serial the next node will get.
+    static var nextSerial: Int { created.load(ordering: .relaxed) }
 
     init(op: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+        self.serial = GradNode.created.wrappingAdd(1, ordering: .relaxed).oldValue
         self.op = op
         self.inputs = inputs
         self.backward = backward

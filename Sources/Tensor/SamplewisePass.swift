@@ -43,7 +43,10 @@ extension Tensor {
     /// every leaf the samples' graphs reach (the parameters): its backward pass back-propagates the
     /// samples side by side and gives each parameter the sum of their gradients in sample order. A
     /// sample's rows of `inputs` reach `body` as leaves of their own (views, no copy), so its graph
-    /// never leads into the caller's.
+    /// never leads into the caller's; any other tensor `body` reads must carry no gradient history
+    /// (a parameter, a constant), or the pass throws. Every sample's gradients are kept until the
+    /// last sample's backward pass ends: the pass holds its trained parameters' gradients once per
+    /// sample.
     public static func samplewise(batch: Int, inputs: [Tensor],
                                   _ body: (_ sample: Int, _ rows: [Tensor]) throws -> Tensor) throws -> Tensor {
         for input in inputs where input.shape.first != batch {
@@ -51,6 +54,7 @@ extension Tensor {
         }
         guard batch > 0 else { throw TensorError.invalidArgument(op: "samplewise", reason: "no samples") }
         let recording = GradMode.isEnabled
+        let firstSerial = GradNode.nextSerial
         struct Sample { var rows: [Tensor]; var output: Tensor }
         func run(_ range: Range<Int>) throws -> [Sample] {
             try range.map { sample in
@@ -77,13 +81,21 @@ extension Tensor {
         guard recording else { return output }
 
         // The parameters: leaves the samples' graphs reach, other than their own rows, in order of
-        // first appearance.
+        // first appearance. A graph that leads into one recorded before the pass would have every
+        // sample's backward pass run (and release) the same nodes.
         var leaves: [Tensor] = []
         var seen = Set<ObjectIdentifier>()
         for sample in samples where sample.output.needsGrad {
             let rows = Set(sample.rows.map(ObjectIdentifier.init))
-            for tensor in sample.output.topologicalOrder() where tensor.requiresGrad && !rows.contains(ObjectIdentifier(tensor)) {
-                if seen.insert(ObjectIdentifier(tensor)).inserted { leaves.append(tensor) }
+            for tensor in sample.output.topologicalOrder() {
+                if let node = tensor.node, node.serial < firstSerial {
+                    throw TensorError.invalidArgument(op: "samplewise",
+                        reason: "a sample's pass reads a tensor of shape \(tensor.shape) computed with gradients before it "
+                            + "(by \(node.op)); pass it in `inputs` or as a leaf")
+                }
+                if tensor.requiresGrad, !rows.contains(ObjectIdentifier(tensor)), seen.insert(ObjectIdentifier(tensor)).inserted {
+                    leaves.append(tensor)
+                }
             }
         }
         let batchInputs = inputs.filter(\.needsGrad)

@@ -160,6 +160,30 @@ final class GroupedInferenceTests: XCTestCase {
         XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }, ["batch 2 on 2 threads"], "pictures")
     }
 
+    /// A training pass whose layers draw no dropout (AnimateDiff's: every dropout probability 0)
+    /// runs sample by sample although a dropout generator is given, and leaves the generator as it
+    /// was, as the whole batch's pass would; UNet3D's temporal convolutions draw (p = 0.1).
+    func testTrainingWithoutDropoutDrawsRunsSampleBySample() throws {
+        let saved = Parallel.threadCount
+        defer { Parallel.threadCount = saved }
+        Parallel.threadCount = 2
+        let path = ModelFixtures.path("animatediff", "unet/config.json")
+        let model = try UNetMotionModel(config: UNetMotionConfig.load(path: path), file: path)
+        ModelFixtures.randomise(model, seed: 4)
+        XCTAssertFalse(model.drawsDropout)
+        XCTAssertTrue(try makeModel().0.drawsDropout)
+        var generator = RandomGenerator(seed: 2)
+        let sample = generator.normal([2, 4, 2, 8, 8]), text = generator.normal([2, 3, 16])
+        let recorder = Recorder(isPerSample: true)
+        model.convIn.deltas = [recorder]
+        defer { model.convIn.deltas = [] }
+        var dropout = RandomGenerator(seed: 3)
+        var untouched = dropout
+        _ = try model(sample: sample, timesteps: [300, 600], encoderHiddenStates: text, dropoutGenerator: &dropout)
+        XCTAssertEqual(recorder.calls.map { "batch \($0.batch) on \($0.threads) threads" }, ["batch 2 on 1 threads", "batch 2 on 1 threads"])
+        XCTAssertEqual(dropout.uniformValues(count: 4), untouched.uniformValues(count: 4))
+    }
+
     /// A training step on a batch of clips runs sample by sample: every parameter's gradient has the
     /// same bytes on one thread and on two, and matches the whole batch's (kept whole here by a delta
     /// that is not per sample) up to the order of the sum over samples.

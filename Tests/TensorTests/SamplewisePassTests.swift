@@ -91,5 +91,11 @@ final class SamplewisePassTests: XCTestCase {
         }) { error in
             XCTAssertTrue("\(error)".contains("do not join"), "\(error)")
         }
+        // A tensor with gradient history from before the pass would have every sample's backward
+        // pass run its nodes: refused, naming it.
+        let doubled = pass.bias * 2
+        XCTAssertThrowsError(try Tensor.samplewise(batch: 2, inputs: [x]) { _, rows in try rows[0].sum(axes: [1]) + doubled.sum() }) { error in
+            XCTAssertTrue("\(error)".contains("before it"), "\(error)")
+        }
     }
 }
