@@ -44,8 +44,9 @@ public final class Storage: @unchecked Sendable {
 /// tensors. Mapped and unmapped each time instead, every step faults its pages back in (sampling
 /// took 1.6 times as long). Reused by size, a step after the first maps nothing. Free buffers are
 /// kept up to the larger of `keptBytes` and the most that was ever live from the pool at once;
-/// beyond that the least recently released go back to the kernel, so the pool holds at most twice
-/// its largest live set. (Unmapping free buffers on every miss instead, to hold no more than the
+/// beyond that the least recently released go back to the kernel, so the pool holds at most its
+/// largest live set plus the larger of 256 MB and that set; `trim()` unmaps every free buffer.
+/// (Unmapping free buffers on every miss instead, to hold no more than the
 /// live set, kept the peak lower but made sampling as slow as mapping every time: a step's live
 /// sizes change from layer to layer, and each eviction became the next miss.) Measured on a 2-core
 /// AMD EPYC Zen 4 (`customize bench model --threads 2`, three runs each): UNet3D's sampling peak
@@ -60,7 +61,8 @@ enum BufferPool {
     static let keptBytes = 256 << 20
 
     private struct State {
-        /// Free buffers by page-rounded size, each list oldest release first.
+        /// Free buffers by page-rounded size, each list oldest release first; no empty lists, so an
+        /// eviction scans only the sizes that have a free buffer.
         var free: [Int: [(pointer: UnsafeMutableRawPointer, released: Int)]] = [:]
         var freeBytes = 0
         var liveBytes = 0
@@ -81,6 +83,7 @@ enum BufferPool {
             state.liveBytes += size
             state.mostLiveBytes = max(state.mostLiveBytes, state.liveBytes)
             guard let last = state.free[size]?.popLast() else { return nil }
+            if state.free[size]!.isEmpty { state.free[size] = nil }
             state.freeBytes -= size
             return last.pointer
         }
@@ -106,9 +109,22 @@ enum BufferPool {
                 }
                 guard let oldest else { break }
                 evicted.append((state.free[oldest.size]!.removeFirst().pointer, oldest.size))
+                if state.free[oldest.size]!.isEmpty { state.free[oldest.size] = nil }
                 state.freeBytes -= oldest.size
             }
         }
         for buffer in evicted { munmap(buffer.pointer, buffer.size) }
+    }
+
+    /// Unmaps every free buffer (tests start from an empty pool; a caller done with a large phase
+    /// may hand its memory back).
+    static func trim() {
+        let buffers: [(size: Int, pointers: [UnsafeMutableRawPointer])] = state.withLock { state in
+            let all = state.free.map { ($0.key, $0.value.map(\.pointer)) }
+            state.free = [:]
+            state.freeBytes = 0
+            return all
+        }
+        for (size, pointers) in buffers { for pointer in pointers { munmap(pointer, size) } }
     }
 }

@@ -13,6 +13,8 @@ final class StorageTests: XCTestCase {
     /// A large buffer goes back to the pool and serves the next request of its page count, zeroed
     /// again when asked to be; a smaller one does not come from the pool.
     func testLargeBuffersAreReusedBySize() {
+        BufferPool.trim()
+        XCTAssertEqual(BufferPool.freeBytes, 0)
         let count = BufferPool.minimumBytes / 4 + 1000
         var first: Storage? = Storage(count: count, zeroed: false)
         let address = first!.pointer
@@ -31,6 +33,7 @@ final class StorageTests: XCTestCase {
     /// Free buffers are kept up to the larger of `keptBytes` and the most that was ever live, the
     /// least recently released unmapped first. (The buffers are mapped, never touched: no memory.)
     func testFreeBuffersAreBoundedOldestReleasedFirst() {
+        BufferPool.trim()
         let target = max(BufferPool.keptBytes, BufferPool.mostLiveBytes) + (64 << 20)
         func phase(_ base: Int) -> [Storage] {
             var storages: [Storage] = []
