@@ -33,13 +33,17 @@ extension Module {
 /// nor on the rest of its batch (DESIGN principle 8). While gradients are recorded the pass is
 /// `Tensor.samplewise`: one gradient node whose backward pass runs the samples' backward passes
 /// side by side too, each parameter's gradient the sum of the samples' in sample order. Nil,
-/// running nothing, for a batch of one, when `model` does not infer samples independently, or
-/// when a training batch holds pictures (one frame per sample): the caller then runs the batch
-/// whole. Callers keep passes that draw dropout (`drawsDropout`) whole themselves.
+/// running nothing, for a batch of one, when `model` does not infer samples independently, when a
+/// training batch holds pictures (one frame per sample), or when a training pass (a
+/// `dropoutGenerator`) draws dropout: the caller then runs the batch whole. A training pass that
+/// draws none computes what an inference-mode pass does, so `infer` gets no generator and the
+/// caller's stays as it was.
 func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
+                   dropoutGenerator: RandomGenerator?,
                    _ infer: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
-    guard encoderHiddenStates.shape.first == batch, timesteps.count == batch || timesteps.count == 1 else { return nil }
+    guard !drawsDropout(model, dropoutGenerator), encoderHiddenStates.shape.first == batch,
+          timesteps.count == batch || timesteps.count == 1 else { return nil }
     func steps(_ range: Range<Int>) -> [Float] { timesteps.count == 1 ? timesteps : Array(timesteps[range]) }
     if GradMode.isEnabled {
         // Measured (2-core AMD EPYC Zen 4): a training step on two clips of 8 frames takes 0.81-0.87
@@ -64,10 +68,12 @@ func inferInGroups(_ model: Module, sample: Tensor, timesteps: [Float], encoderH
 /// the same bytes on any thread count), so the result is `inferInGroups`' to the byte. Nil, running
 /// nothing, in `inferInGroups`' cases and when the samples or timesteps differ.
 func inferSharingInputStates(_ model: Module, sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
+                             dropoutGenerator: RandomGenerator?,
                              inputStates: (Tensor) throws -> Tensor,
                              rest: (Tensor, [Float], Tensor) throws -> Tensor) throws -> Tensor? {
     let batch = sample.shape.first ?? 0
-    guard infersInGroups(model, count: batch), encoderHiddenStates.shape.first == batch, let step = timesteps.first,
+    guard infersInGroups(model, count: batch), !drawsDropout(model, dropoutGenerator),
+          encoderHiddenStates.shape.first == batch, let step = timesteps.first,
           timesteps.count == 1 || (timesteps.count == batch && timesteps.allSatisfy({ $0 == step })) else { return nil }
     let rowCount = sample.count / batch
     for row in 1..<batch where memcmp(sample.data, sample.data + row * rowCount, rowCount * MemoryLayout<Float>.stride) != 0 {
@@ -82,6 +88,11 @@ func inferSharingInputStates(_ model: Module, sample: Tensor, timesteps: [Float]
 func inferInGroups(_ model: Module, images: Tensor, context: ForwardContext, _ infer: (Tensor) throws -> Tensor) throws -> Tensor? {
     guard !context.isTraining else { return nil }
     return try inferInGroups(model, count: images.shape.first ?? 0) { try infer(images.slice(rows: $0)) }
+}
+
+/// Whether a pass of `model` given `dropoutGenerator` draws dropout masks, one for the whole batch.
+private func drawsDropout(_ model: Module, _ dropoutGenerator: RandomGenerator?) -> Bool {
+    dropoutGenerator != nil && model.drawsDropout
 }
 
 /// Whether `inferInGroups` splits a batch of `count`: no gradient recorded, more than one sample,

@@ -53,8 +53,8 @@ open class ImageUNet: Module {
         let (batch, channels, frames, height, width) = try checkDenoiserInputs(
             name, sample: sample, inChannels: layout.inChannels, encoderHiddenStates: encoderHiddenStates,
             crossAttentionDim: layout.crossAttentionDim, timesteps: timesteps)
-        // A training pass whose layers draw no dropout is the same pass with or without the generator.
-        if dropoutGenerator == nil || !drawsDropout, let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
+        if let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
+                                          dropoutGenerator: dropoutGenerator, {
             try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, motion: motion, dropoutGenerator: nil).output
         }) { return (output, dropoutGenerator) }
         let useMotion = motion && layout.motion != nil

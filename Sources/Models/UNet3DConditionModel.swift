@@ -116,22 +116,20 @@ public final class UNet3DConditionModel: Module {
         let (batch, _, frames, height, width) = try checkDenoiserInputs(
             "UNet3D", sample: sample, inChannels: config.inChannels, encoderHiddenStates: encoderHiddenStates,
             crossAttentionDim: config.crossAttentionDim, timesteps: timesteps)
-        // A training pass whose layers draw no dropout is the same pass with or without the generator
-        // (UNet3D's temporal convolutions draw at p = 0.1 unless configured otherwise).
-        if dropoutGenerator == nil || !drawsDropout {
-            // conv_in and transformer_in read neither the text nor the timestep.
-            if let output = try inferSharingInputStates(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
-                    inputStates: { try self.inputStates($0, context: ForwardContext(frames: frames)) },
-                    rest: { states, steps, text in
-                        try self.denoise(states, batch: 1, frames: frames, height: height, width: width, timesteps: steps,
-                                         context: self.context(text: text, frames: frames, dropoutGenerator: nil))
-                    }) {
-                return (output, dropoutGenerator)
-            }
-            if let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates, {
-                try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
-            }) { return (output, dropoutGenerator) }
+        // conv_in and transformer_in read neither the text nor the timestep.
+        if let output = try inferSharingInputStates(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
+                dropoutGenerator: dropoutGenerator,
+                inputStates: { try self.inputStates($0, context: ForwardContext(frames: frames)) },
+                rest: { states, steps, text in
+                    try self.denoise(states, batch: 1, frames: frames, height: height, width: width, timesteps: steps,
+                                     context: self.context(text: text, frames: frames, dropoutGenerator: nil))
+                }) {
+            return (output, dropoutGenerator)
         }
+        if let output = try inferInGroups(self, sample: sample, timesteps: timesteps, encoderHiddenStates: encoderHiddenStates,
+                                          dropoutGenerator: dropoutGenerator, {
+            try forward(sample: $0, timesteps: $1, encoderHiddenStates: $2, dropoutGenerator: nil).output
+        }) { return (output, dropoutGenerator) }
         let context = try context(text: encoderHiddenStates, frames: frames, dropoutGenerator: dropoutGenerator)
         let hidden = try inputStates(sample, context: context)
         let output = try denoise(hidden, batch: batch, frames: frames, height: height, width: width, timesteps: timesteps, context: context)

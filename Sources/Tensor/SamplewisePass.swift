@@ -58,9 +58,8 @@ extension Tensor {
         struct Sample { var rows: [Tensor]; var output: Tensor }
         func run(_ range: Range<Int>) throws -> [Sample] {
             try range.map { sample in
-                let rows = inputs.map { input -> Tensor in
-                    let rowCount = input.count / batch
-                    let row = Tensor(shape: [1] + input.shape.dropFirst(), storage: input.storage, offset: input.offset + sample * rowCount)
+                let rows = try inputs.map { input -> Tensor in
+                    let row = try Tensor.withoutGrad { try input.slice(rows: sample..<sample + 1) }
                     row.requiresGrad = recording && input.needsGrad
                     return row
                 }
@@ -98,8 +97,8 @@ extension Tensor {
                 }
             }
         }
-        let batchInputs = inputs.filter(\.needsGrad)
-        return record(output, op: "samplewise", inputs: batchInputs + leaves) { gradient in
+        let gradientInputs = inputs.indices.filter { inputs[$0].needsGrad }
+        return record(output, op: "samplewise", inputs: gradientInputs.map { inputs[$0] } + leaves) { gradient in
             let sinks = samples.map { _ in GradientSink() }
             func backward(_ range: Range<Int>) throws {
                 for sample in range where samples[sample].output.needsGrad {
@@ -110,7 +109,7 @@ extension Tensor {
             if try Parallel.independentGroups(count: batch, { try backward($0) }) == nil { try backward(0..<batch) }
 
             var gradients: [Tensor?] = []
-            for input in inputs.indices where inputs[input].needsGrad {
+            for input in gradientInputs {
                 let rows = samples.indices.map { sinks[$0].gradient(of: samples[$0].rows[input]) ?? Tensor(zeros: samples[$0].rows[input].shape) }
                 gradients.append(try Tensor.concat(rows, axis: 0))
             }

@@ -14,7 +14,7 @@ public final class Storage: @unchecked Sendable {
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "Storage: negative element count \(count)")
         var raw: UnsafeMutableRawPointer?
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = Storage.bytes(count)
         if bytes >= BufferPool.minimumBytes {
             raw = BufferPool.take(bytes)
         } else {
@@ -29,9 +29,12 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit {
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = Storage.bytes(count)
         if bytes >= BufferPool.minimumBytes { BufferPool.give(UnsafeMutableRawPointer(pointer), bytes: bytes) } else { free(pointer) }
     }
+
+    /// The bytes behind `count` floats (at least one, so every storage has an address of its own).
+    private static func bytes(_ count: Int) -> Int { max(count, 1) * MemoryLayout<Float>.stride }
 }
 
 /// Large tensor buffers: whole pages mapped from the kernel, and on release kept for the next
